@@ -1,0 +1,1 @@
+"""Report every mediated-device type on a host to OpenStack Placement."""

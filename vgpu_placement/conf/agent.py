@@ -1,0 +1,20 @@
+from oslo_config import cfg
+
+agent_group = cfg.OptGroup('agent', title='vgpu-placement-agent')
+agent_opts = [
+    cfg.IntOpt('report_interval', default=60, min=1,
+               help='Seconds between two reports to Placement.'),
+    cfg.IntOpt('max_backoff', default=300, min=1,
+               help='Longest wait, in seconds, between retries while '
+                    'Placement is unreachable (the wait doubles from '
+                    'report_interval up to this).'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(agent_group)
+    conf.register_opts(agent_opts, group=agent_group)
+
+
+def list_opts():
+    return {agent_group: agent_opts}

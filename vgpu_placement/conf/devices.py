@@ -1,0 +1,59 @@
+"""[devices] and the dynamic [mdev_<type>] groups (Nova's names)."""
+from oslo_config import cfg
+
+devices_group = cfg.OptGroup(
+    'devices', title='Mediated device types to report')
+
+devices_opts = [
+    cfg.ListOpt('enabled_mdev_types', default=[],
+                help='The mdev types (e.g. nvidia-35, mtty-2) to report. '
+                     'Empty reports every type the host offers, each as '
+                     'resource class CUSTOM_MDEV_<TYPE> unless its '
+                     '[mdev_<type>] group says otherwise. When types are '
+                     'listed, each defaults to resource class VGPU, as in '
+                     'Nova: give each listed type either its own '
+                     'device_addresses or its own mdev_class.'),
+]
+
+# Registered per type as [mdev_<type>] once the list of types is known.
+mdev_type_opts = [
+    cfg.ListOpt('device_addresses', default=[],
+                help='Parent devices (PCI addresses such as 0000:84:00.0, '
+                     'or virtual device names such as mtty) on which this '
+                     'type is reported. Empty means every parent that '
+                     'offers the type. A parent may be listed under one '
+                     'type only.'),
+    cfg.StrOpt('mdev_class', default=None,
+               help='Resource class this type is reported as: VGPU or a '
+                    'CUSTOM_* class. Default: VGPU when [devices] '
+                    'enabled_mdev_types lists types, CUSTOM_MDEV_<TYPE> '
+                    'when it is empty.'),
+    cfg.IntOpt('max_instances', min=1, default=None,
+               help='Host-wide cap on the instances of this type reported '
+                    'to Placement (summed over parents, as Nova uses it for '
+                    'SR-IOV virtual functions). Unset: what the hardware '
+                    'allows.'),
+]
+
+
+def mdev_group_name(type_id):
+    return 'mdev_%s' % type_id
+
+
+def register_opts(conf):
+    conf.register_group(devices_group)
+    conf.register_opts(devices_opts, group=devices_group)
+
+
+def register_dynamic_opts(conf, type_ids):
+    """Register [mdev_<type>] for each type id (idempotent)."""
+    for type_id in type_ids:
+        group = mdev_group_name(type_id)
+        if group not in conf:
+            conf.register_opts(mdev_type_opts, group=group)
+
+
+def list_opts():
+    # The sample shows the dynamic group under a placeholder name.
+    return {devices_group: devices_opts,
+            'mdev_$MDEV_TYPE': mdev_type_opts}

@@ -1,0 +1,34 @@
+"""Options of the shipped drivers."""
+from oslo_config import cfg
+
+sysfs_group = cfg.OptGroup('sysfs', title='The sysfs driver')
+sysfs_opts = [
+    cfg.StrOpt('root', default='/sys',
+               help='Where sysfs is mounted. Point it at a copied tree to '
+                    'inspect another host or in tests; mediated devices '
+                    'are read from <root>/class/mdev_bus.'),
+]
+
+simulated_group = cfg.OptGroup('simulated', title='The simulated driver')
+simulated_opts = [
+    cfg.StrOpt('profile',
+               help='Host profile (YAML) describing parents, types, capacity '
+                    'rules and pre-existing mdevs; shipped profiles live in '
+                    'etc/vgpu-placement/profiles. Required with driver = '
+                    'simulated.'),
+    cfg.StrOpt('state_file', default='$state_path/simulated-host.json',
+               help='Where the simulated host keeps its mdevs, so that '
+                    'separate commands see one host. Delete it to start '
+                    'again from the profile.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(sysfs_group)
+    conf.register_opts(sysfs_opts, group=sysfs_group)
+    conf.register_group(simulated_group)
+    conf.register_opts(simulated_opts, group=simulated_group)
+
+
+def list_opts():
+    return {sysfs_group: sysfs_opts, simulated_group: simulated_opts}

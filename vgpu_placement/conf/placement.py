@@ -1,0 +1,58 @@
+"""[placement]: how to reach Placement, with the options Nova's has."""
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+
+placement_group = cfg.OptGroup(
+    'placement', title='Placement service',
+    help='How to reach the Placement service: keystoneauth1 session, auth '
+         'and adapter options, as in Nova\'s [placement] section.')
+
+# Nova drops the adapter's version options: the client pins microversions.
+_VERSION_OPTS = ('version', 'min-version', 'max-version')
+
+embedded_group = cfg.OptGroup(
+    'embedded_placement', title='Placement run inside this process',
+    help='Run the openstack-placement application in-process on a SQLite '
+         'file instead of reaching a Placement service: for the demo, '
+         'tests and single-host trials. SQLite serves one request at a '
+         'time; use a real Placement service for a cloud.')
+embedded_opts = [
+    cfg.BoolOpt('enabled', default=False,
+                help='Use an embedded Placement instead of [placement].'),
+    cfg.StrOpt('database', default='$state_path/placement.sqlite',
+               help='SQLite file of the embedded Placement; state persists '
+                    'between commands.'),
+]
+
+
+def _adapter_opts():
+    opts = [o for o in ks_loading.get_adapter_conf_options(
+        include_deprecated=False) if o.dest not in
+        [v.replace('-', '_') for v in _VERSION_OPTS]]
+    for opt in opts:
+        if opt.dest == 'service_type':
+            opt.default = 'placement'
+        elif opt.dest == 'valid_interfaces':
+            opt.default = ['internal', 'public']
+    return opts
+
+
+def register_opts(conf):
+    conf.register_group(placement_group)
+    ks_loading.register_session_conf_options(conf, placement_group.name)
+    ks_loading.register_auth_conf_options(conf, placement_group.name)
+    conf.register_opts(_adapter_opts(), group=placement_group)
+    conf.register_group(embedded_group)
+    conf.register_opts(embedded_opts, group=embedded_group)
+
+
+def list_opts():
+    return {
+        placement_group: (
+            ks_loading.get_session_conf_options() +
+            ks_loading.get_auth_common_conf_options() +
+            ks_loading.get_auth_plugin_conf_options('password') +
+            ks_loading.get_auth_plugin_conf_options('admin_token') +
+            _adapter_opts()),
+        embedded_group: embedded_opts,
+    }

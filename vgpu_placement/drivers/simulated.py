@@ -1,0 +1,286 @@
+"""A simulated host that behaves like the kernel, errno for errno.
+
+The host is described by a profile file (YAML, see etc/vgpu-placement/
+profiles/) and its mdevs live in a state file, so that separate commands see
+one host. The arithmetic here mirrors the kernel drivers' own code (mtty's
+port pool, mbochs' memory pool, the mdev core's instance counter, GVT-g's
+pools and id limit, NVIDIA's equal-size rule); it is deliberately separate
+from vgpu_placement.capacity, which predicts what this host will say.
+"""
+import dataclasses
+import errno as errno_mod
+
+import yaml
+
+from vgpu_placement.drivers import base
+from vgpu_placement import exceptions
+from vgpu_placement import model
+from vgpu_placement import profiles
+from vgpu_placement import state_file
+
+RULES = ('pool', 'independent', 'exclusive')
+
+
+@dataclasses.dataclass(frozen=True)
+class TypeSpec:
+    id: str
+    name: str
+    description: str
+    cost: dict          # pool rule: units of each pool one instance takes
+    max: int            # independent / exclusive rules: per-type maximum
+    size: int           # exclusive rule: instances of one size coexist
+
+
+@dataclasses.dataclass(frozen=True)
+class ParentSpec:
+    name: str
+    rule: str
+    pools: dict         # pool rule: pool name -> size
+    max_instances: int  # hidden hard limit (GVT-g's 7); None if none
+    full_errno: int     # what create fails with when there is no room
+    types: tuple
+    physfn: str = None
+
+    def type(self, type_id):
+        return next((t for t in self.types if t.id == type_id), None)
+
+
+# -- the kernel's arithmetic (pure) -------------------------------------
+
+def available_instances(spec, mdevs, type_spec):
+    """What the driver would print in available_instances for type_spec.
+
+    mdevs: the type ids of the mdevs that exist on this parent.
+    """
+    if spec.rule == 'independent':
+        return max(0, type_spec.max - mdevs.count(type_spec.id))
+    if spec.rule == 'exclusive':
+        sizes = {spec.type(t).size for t in mdevs}
+        if sizes - {type_spec.size}:
+            return 0
+        return max(0, type_spec.max - len(mdevs))
+    free = dict(spec.pools)
+    for type_id in mdevs:
+        for pool, units in spec.type(type_id).cost.items():
+            free[pool] -= units
+    return min(free[pool] // units
+               for pool, units in type_spec.cost.items() if units)
+
+
+def refuse_create(spec, mdevs, type_spec):
+    """The errno create fails with, or None if the kernel would allow it."""
+    if available_instances(spec, mdevs, type_spec) <= 0:
+        return spec.full_errno
+    if spec.max_instances is not None and len(mdevs) >= spec.max_instances:
+        return errno_mod.ENOSPC
+    return None
+
+
+# -- profile loading ----------------------------------------------------
+
+def _profile_error(path, where, problem):
+    return exceptions.HostStateError(
+        'simulated host profile %s: %s: %s' % (path, where, problem))
+
+
+def _int(value, path, where, minimum=0):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise _profile_error(path, where, 'expected an integer >= %d, got %r'
+                             % (minimum, value))
+    return value
+
+
+def load_profile(path):
+    """Parse a profile into (tuple of ParentSpec, initial mdevs)."""
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise exceptions.HostStateError(
+            'simulated host profile %s: %s' % (path, e.strerror))
+    except yaml.YAMLError as e:
+        raise exceptions.HostStateError(
+            'simulated host profile %s: not valid YAML (%s)'
+            % (path, str(e).splitlines()[0]))
+    if not isinstance(doc, dict) or not isinstance(doc.get('parents'), list):
+        raise _profile_error(path, 'top level', "needs a 'parents' list")
+    parents, mdevs = [], []
+    for i, item in enumerate(doc['parents']):
+        parent, parent_mdevs = _load_parent(path, 'parents[%d]' % i, item)
+        if any(p.name == parent.name for p in parents):
+            raise _profile_error(path, parent.name, 'parent listed twice')
+        parents.append(parent)
+        mdevs.extend(parent_mdevs)
+    seen = set()
+    for m in mdevs:
+        if m['uuid'] in seen:
+            raise _profile_error(path, m['uuid'], 'mdev UUID listed twice')
+        seen.add(m['uuid'])
+    return tuple(parents), mdevs
+
+
+def _load_parent(path, where, item):
+    if not isinstance(item, dict):
+        raise _profile_error(path, where, 'expected a mapping')
+    name = item.get('name')
+    if not isinstance(name, str) or not model.is_valid_name(name):
+        raise _profile_error(path, where, 'invalid parent name %r' % (name,))
+    where = name
+    capacity = item.get('capacity') or {}
+    rule = capacity.get('rule', 'pool')
+    if rule not in RULES:
+        raise _profile_error(path, where, 'capacity rule %r is not one of %s'
+                             % (rule, ', '.join(RULES)))
+    pools = {str(k): _int(v, path, '%s pool %s' % (where, k))
+             for k, v in (capacity.get('pools') or {}).items()}
+    if rule == 'pool' and not pools:
+        raise _profile_error(path, where, "the pool rule needs 'pools'")
+    errname = capacity.get('errno', 'ENOSPC')
+    if errname not in ('ENOSPC', 'EUSERS'):
+        raise _profile_error(path, where, 'errno must be ENOSPC or EUSERS')
+    max_instances = capacity.get('max_instances')
+    if max_instances is not None:
+        max_instances = _int(max_instances, path, where + ' max_instances', 1)
+    types = []
+    for t in item.get('types') or []:
+        type_id = t.get('id') if isinstance(t, dict) else None
+        if not isinstance(type_id, str) or not model.is_valid_name(type_id):
+            raise _profile_error(path, where, 'invalid type id %r' % (type_id,))
+        cost = {str(k): _int(v, path, '%s %s cost' % (where, type_id))
+                for k, v in (t.get('cost') or {}).items()}
+        if rule == 'pool':
+            unknown = set(cost) - set(pools)
+            if unknown or not any(cost.values()):
+                raise _profile_error(
+                    path, '%s %s' % (where, type_id),
+                    'cost must name pools of this parent (%s)'
+                    % ', '.join(sorted(pools)))
+        type_max = t.get('max', 0)
+        if rule != 'pool':
+            _int(type_max, path, '%s %s max' % (where, type_id), 1)
+        types.append(TypeSpec(
+            id=type_id, name=str(t.get('name') or type_id),
+            description=str(t.get('description') or ''), cost=cost,
+            max=type_max, size=t.get('size', 0)))
+    spec = ParentSpec(
+        name=name, rule=rule, pools=pools, max_instances=max_instances,
+        full_errno=getattr(errno_mod, errname),
+        types=tuple(sorted(types, key=lambda t: t.id)),
+        physfn=item.get('physfn'))
+    mdevs = []
+    for m in item.get('mdevs') or []:
+        try:
+            mdev_uuid = model.canonical_uuid(m.get('uuid'))
+        except (AttributeError, ValueError):
+            raise _profile_error(path, where, 'invalid mdev %r' % (m,))
+        if spec.type(m.get('type')) is None:
+            raise _profile_error(path, where, 'mdev %s has unknown type %r'
+                                 % (mdev_uuid, m.get('type')))
+        mdevs.append({'uuid': mdev_uuid, 'parent': name, 'type': m['type']})
+    return spec, mdevs
+
+
+class SimulatedDriver(base.Driver):
+    """A host described by ``[simulated] profile``, state in ``state_file``."""
+
+    def __init__(self, conf):
+        super().__init__(conf)
+        if not conf.simulated.profile:
+            raise exceptions.ConfigError(
+                '[simulated] profile', 'not set',
+                'name a profile file or one of: %s'
+                % ', '.join(profiles.shipped()))
+        self.profile_path = profiles.find(conf.simulated.profile)
+        self.state_path = conf.simulated.state_file
+        self.specs, self._initial_mdevs = load_profile(self.profile_path)
+
+    # -- state -----------------------------------------------------------
+    def _load_state(self):
+        try:
+            state = state_file.read_json(self.state_path)
+        except ValueError as e:
+            raise exceptions.HostStateError(
+                'simulated host state %s is corrupt: %s; delete it to start '
+                'from the profile again' % (self.state_path, e))
+        if state is None:
+            state = {'mdevs': self._initial_mdevs, 'unplugged': []}
+        return state
+
+    def _present_specs(self, state):
+        return [s for s in self.specs if s.name not in state['unplugged']]
+
+    def _mdev_types(self, state, parent):
+        return [m['type'] for m in state['mdevs'] if m['parent'] == parent]
+
+    # -- driver interface ----------------------------------------------
+    def discover(self):
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+        parents = []
+        for spec in self._present_specs(state):
+            existing = self._mdev_types(state, spec.name)
+            types = tuple(
+                model.MdevType(t.id, t.name, t.description, 'vfio-pci',
+                               available_instances(spec, existing, t))
+                for t in spec.types)
+            mdevs = tuple(sorted(
+                (model.Mdev(m['uuid'], m['type'], spec.name)
+                 for m in state['mdevs'] if m['parent'] == spec.name),
+                key=lambda m: m.uuid))
+            parents.append(model.ParentDevice(spec.name, types, mdevs,
+                                              physfn=spec.physfn))
+        return model.HostSnapshot(parents=tuple(parents))
+
+    def create_mdev(self, parent, type_id, mdev_uuid):
+        target = '%s of type %s on %s' % (mdev_uuid, type_id, parent)
+        try:
+            mdev_uuid = model.canonical_uuid(mdev_uuid)
+        except ValueError:
+            raise exceptions.InvalidMdevRequest('create', target)
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+            spec = next((s for s in self._present_specs(state)
+                         if s.name == parent), None)
+            type_spec = spec.type(type_id) if spec else None
+            if type_spec is None:
+                # Writing to a create file that does not exist.
+                raise exceptions.MdevNotFound(
+                    'create', target, 'no such parent or type')
+            if any(m['uuid'] == mdev_uuid for m in state['mdevs']):
+                raise exceptions.MdevExists('create', target)
+            refused = refuse_create(spec, self._mdev_types(state, parent),
+                                    type_spec)
+            if refused == errno_mod.EUSERS:
+                raise exceptions.TooManyInstances('create', target)
+            if refused is not None:
+                raise exceptions.NoCapacity('create', target)
+            state['mdevs'].append(
+                {'uuid': mdev_uuid, 'parent': parent, 'type': type_id})
+            state_file.write_json(self.state_path, state)
+
+    def remove_mdev(self, mdev_uuid):
+        mdev_uuid = model.canonical_uuid(mdev_uuid)
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+            kept = [m for m in state['mdevs'] if m['uuid'] != mdev_uuid]
+            if len(kept) == len(state['mdevs']):
+                raise exceptions.MdevNotFound('remove', 'mdev ' + mdev_uuid)
+            state['mdevs'] = kept
+            state_file.write_json(self.state_path, state)
+
+    # -- what a kernel module unload/load or a hot-unplug does ----------
+    def unplug_parent(self, parent):
+        """The parent goes away; the kernel force-removes its mdevs."""
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+            if parent not in state['unplugged']:
+                state['unplugged'].append(parent)
+            state['mdevs'] = [m for m in state['mdevs']
+                              if m['parent'] != parent]
+            state_file.write_json(self.state_path, state)
+
+    def plug_parent(self, parent):
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+            state['unplugged'] = [p for p in state['unplugged'] if p != parent]
+            state_file.write_json(self.state_path, state)

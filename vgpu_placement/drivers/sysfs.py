@@ -1,0 +1,193 @@
+"""The Linux mdev sysfs interface, as a 6.12 kernel implements it.
+
+Reads tolerate devices that vanish mid-scan and files with garbage in them:
+the entry is skipped with a warning, the rest of the host is still reported.
+Writes validate every path component and go through os.open/os.write only.
+"""
+import errno
+import logging
+import os
+
+from vgpu_placement.drivers import base
+from vgpu_placement import exceptions
+from vgpu_placement import model
+
+LOG = logging.getLogger(__name__)
+
+# Errors that mean "this entry went away while we looked at it".
+_VANISHED = (errno.ENOENT, errno.ENODEV, errno.ENOTDIR)
+
+
+class _Skip(Exception):
+    """An entry that cannot be read; the message says why."""
+
+
+def _read_text(path):
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read(4096)
+    except OSError as e:
+        if e.errno in _VANISHED:
+            raise _Skip('%s vanished' % path)
+        raise _Skip('%s unreadable: %s' % (path, e.strerror))
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError:
+        raise _Skip('%s is not text' % path)
+
+
+def _read_count(path):
+    text = _read_text(path).strip()
+    if not text.isdigit():
+        raise _Skip('%s holds %r, not a count' % (path, text[:40]))
+    return int(text)
+
+
+def _listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as e:
+        if e.errno in _VANISHED:
+            return []
+        raise _Skip('%s unreadable: %s' % (path, e.strerror))
+
+
+def _write(path, value, action, target):
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        raise exceptions.mdev_error_from_errno(e, action, target)
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        raise exceptions.mdev_error_from_errno(e, action, target)
+    finally:
+        os.close(fd)
+
+
+class SysfsDriver(base.Driver):
+    """Mediated devices under ``[sysfs] root``/class/mdev_bus."""
+
+    def __init__(self, conf):
+        super().__init__(conf)
+        self.root = conf.sysfs.root
+        self.bus_dir = os.path.join(self.root, 'class', 'mdev_bus')
+
+    # -- discovery -------------------------------------------------------
+    def discover(self):
+        warnings = []
+        parents = []
+        try:
+            names = _listdir(self.bus_dir)
+        except _Skip as e:
+            names = []
+            warnings.append(str(e))
+        for name in names:
+            if not model.is_valid_name(name):
+                warnings.append('skipped parent %r: not a device name' % name)
+                continue
+            parent = self._read_parent(name, warnings)
+            if parent is not None:
+                parents.append(parent)
+        for text in warnings:
+            LOG.warning('sysfs: %s', text)
+        return model.HostSnapshot(parents=tuple(parents),
+                                  warnings=tuple(warnings))
+
+    def _read_parent(self, name, warnings):
+        parent_dir = os.path.join(self.bus_dir, name)
+        types_dir = os.path.join(parent_dir, 'mdev_supported_types')
+        try:
+            type_ids = _listdir(types_dir)
+            entries = _listdir(parent_dir)
+        except _Skip as e:
+            warnings.append('skipped parent %s: %s' % (name, e))
+            return None
+        if not os.path.isdir(types_dir):
+            # Vanished between the bus listing and now.
+            warnings.append('skipped parent %s: it vanished' % name)
+            return None
+        types = []
+        for type_id in type_ids:
+            if not model.is_valid_name(type_id):
+                warnings.append('skipped type %r on %s: not a type id'
+                                % (type_id, name))
+                continue
+            try:
+                types.append(self._read_type(types_dir, type_id))
+            except _Skip as e:
+                warnings.append('skipped type %s on %s: %s'
+                                % (type_id, name, e))
+        mdevs = []
+        for entry in entries:
+            try:
+                mdev_uuid = model.canonical_uuid(entry)
+            except ValueError:
+                continue
+            link = os.path.join(parent_dir, entry, 'mdev_type')
+            try:
+                type_id = os.path.basename(os.readlink(link))
+            except OSError:
+                warnings.append('skipped mdev %s on %s: no mdev_type link'
+                                % (entry, name))
+                continue
+            mdevs.append(model.Mdev(mdev_uuid, type_id, name))
+        physfn = None
+        try:
+            physfn = os.path.basename(
+                os.readlink(os.path.join(parent_dir, 'physfn')))
+        except OSError:
+            pass
+        return model.ParentDevice(
+            name=name, types=tuple(types),
+            mdevs=tuple(sorted(mdevs, key=lambda m: m.uuid)), physfn=physfn)
+
+    @staticmethod
+    def _read_type(types_dir, type_id):
+        type_dir = os.path.join(types_dir, type_id)
+        available = _read_count(os.path.join(type_dir, 'available_instances'))
+        device_api = _read_text(os.path.join(type_dir, 'device_api')).strip()
+        try:
+            name = _read_text(os.path.join(type_dir, 'name')).strip()
+        except _Skip:
+            name = type_id              # optional attribute
+        try:
+            description = _read_text(
+                os.path.join(type_dir, 'description')).strip()
+        except _Skip:
+            description = ''            # optional: mtty has none
+        return model.MdevType(type_id, name or type_id, description,
+                              device_api, available)
+
+    # -- changes ---------------------------------------------------------
+    def create_mdev(self, parent, type_id, mdev_uuid):
+        mdev_uuid = model.canonical_uuid(mdev_uuid)
+        for what, value in (('parent', parent), ('type', type_id)):
+            if not model.is_valid_name(value):
+                raise exceptions.InvalidMdevRequest(
+                    'create', '%s %r' % (what, value), 'not a device name')
+        path = os.path.join(self.bus_dir, parent, 'mdev_supported_types',
+                            type_id, 'create')
+        _write(path, mdev_uuid, 'create',
+               '%s of type %s on %s' % (mdev_uuid, type_id, parent))
+
+    def remove_mdev(self, mdev_uuid):
+        mdev_uuid = model.canonical_uuid(mdev_uuid)
+        path = self._device_dir(mdev_uuid)
+        _write(os.path.join(path, 'remove'), '1', 'remove', 'mdev ' + mdev_uuid)
+
+    def _device_dir(self, mdev_uuid):
+        bus_path = os.path.join(self.root, 'bus', 'mdev', 'devices', mdev_uuid)
+        if os.path.isdir(bus_path):
+            return bus_path
+        # A copied tree may lack bus/mdev: the device also sits under its
+        # parent, as the kernel lays it out.
+        try:
+            names = _listdir(self.bus_dir)
+        except _Skip:
+            names = []
+        for name in names:
+            candidate = os.path.join(self.bus_dir, name, mdev_uuid)
+            if model.is_valid_name(name) and os.path.isdir(candidate):
+                return candidate
+        return bus_path

@@ -1,0 +1,114 @@
+"""Errors the project raises on purpose.
+
+Every error carries a one-line message that says what is wrong and where,
+so that a command can print it as is and exit non-zero.
+"""
+import errno
+
+
+class VgpuPlacementError(Exception):
+    """Base class: a failure the user can act on, described in one line."""
+
+
+class ConfigError(VgpuPlacementError):
+    """A configuration value is wrong; the message names the option."""
+
+    def __init__(self, option, problem, fix):
+        self.option = option
+        super().__init__('%s: %s; %s' % (option, problem, fix))
+
+
+class DriverNotFound(VgpuPlacementError):
+    pass
+
+
+class HostStateError(VgpuPlacementError):
+    """The host description (profile, state file) cannot be used."""
+
+
+# -- mediated device operations: one class per kernel errno ---------------
+
+class MdevError(VgpuPlacementError):
+    """A create or remove was refused by the kernel (or its simulation)."""
+
+    errno = None
+
+    def __init__(self, action, target, detail=None):
+        self.action, self.target = action, target
+        text = '%s %s failed: %s' % (
+            action, target, detail or self.__doc__.strip())
+        if self.errno is not None:
+            text += ' (%s)' % errno.errorcode[self.errno]
+        super().__init__(text)
+
+
+class InvalidMdevRequest(MdevError):
+    """the kernel rejected the value written (not a valid UUID or number)"""
+    errno = errno.EINVAL
+
+
+class MdevExists(MdevError):
+    """an mdev with this UUID already exists on the host"""
+    errno = errno.EEXIST
+
+
+class NoCapacity(MdevError):
+    """the parent device has no room left for this type"""
+    errno = errno.ENOSPC
+
+
+class TooManyInstances(NoCapacity):
+    """the parent device reached its instance limit"""
+    errno = errno.EUSERS
+
+
+class MdevNotFound(MdevError):
+    """the device does not exist (any more)"""
+    errno = errno.ENOENT
+
+
+class ParentGone(MdevError):
+    """the parent device is being removed"""
+    errno = errno.ENODEV
+
+
+class MdevBusy(MdevError):
+    """the device is being removed concurrently"""
+    errno = errno.EAGAIN
+
+
+_BY_ERRNO = {cls.errno: cls for cls in (
+    InvalidMdevRequest, MdevExists, NoCapacity, TooManyInstances,
+    MdevNotFound, ParentGone, MdevBusy)}
+
+
+def mdev_error_from_errno(err, action, target):
+    """Map an OSError's errno to the typed error (generic MdevError if new)."""
+    cls = _BY_ERRNO.get(err.errno)
+    if cls is None:
+        return MdevError(action, target, '%s (errno %s)' % (
+            err.strerror or 'unexpected error', err.errno))
+    return cls(action, target)
+
+
+# -- Placement -----------------------------------------------------------
+
+class PlacementError(VgpuPlacementError):
+    """Placement answered with an error we cannot recover from here."""
+
+    def __init__(self, method, url, status, code=None, detail=None):
+        self.status, self.code = status, code
+        super().__init__('Placement %s %s -> %s %s: %s' % (
+            method, url, status, code or '', (detail or '').strip()))
+
+
+class PlacementConflict(PlacementError):
+    """409: a generation race (code placement.concurrent_update) or capacity."""
+
+    @property
+    def is_generation_race(self):
+        return self.code == 'placement.concurrent_update'
+
+
+class PlacementUnavailable(VgpuPlacementError):
+    """Placement could not be reached at all."""

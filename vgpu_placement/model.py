@@ -1,0 +1,80 @@
+"""The immutable host snapshot every driver's discover() returns."""
+import dataclasses
+import re
+import uuid
+
+# Parent device names written into sysfs paths must match one of these.
+PCI_ADDRESS_RE = re.compile(r'^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$')
+# Virtual parents (mtty, mbochs, ...) and type ids: what the kernel builds
+# from driver strings; nothing that could climb out of a directory.
+DEVICE_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$')
+
+
+def is_valid_name(name):
+    """True if name is safe as one path component under /sys."""
+    return bool(DEVICE_NAME_RE.match(name)) and name not in ('.', '..')
+
+
+def canonical_uuid(value):
+    """Lower-case dashed UUID string, or ValueError for anything else."""
+    text = str(value)
+    if len(text) != 36:
+        raise ValueError('not a UUID: %r' % text)
+    return str(uuid.UUID(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class MdevType:
+    id: str                    # e.g. nvidia-35, mtty-2
+    name: str                  # human readable; the id when the driver has none
+    description: str           # '' when the driver provides none
+    device_api: str            # vfio-pci
+    available_instances: int   # what the kernel says can still be created
+
+
+@dataclasses.dataclass(frozen=True)
+class Mdev:
+    uuid: str
+    type_id: str
+    parent: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ParentDevice:
+    name: str                     # 0000:84:00.0 or a virtual device name
+    types: tuple                  # of MdevType, sorted by id
+    mdevs: tuple                  # of Mdev, sorted by uuid
+    # Physical function of an SR-IOV virtual function, if any.
+    physfn: str = None
+
+    @property
+    def is_pci(self):
+        return bool(PCI_ADDRESS_RE.match(self.name))
+
+    def type(self, type_id):
+        for mdev_type in self.types:
+            if mdev_type.id == type_id:
+                return mdev_type
+        return None
+
+    def count_mdevs(self, type_id):
+        return sum(1 for m in self.mdevs if m.type_id == type_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSnapshot:
+    parents: tuple                # of ParentDevice, sorted by name
+    # Problems met while reading (skipped entries), one line each.
+    warnings: tuple = ()
+
+    def parent(self, name):
+        for parent in self.parents:
+            if parent.name == name:
+                return parent
+        return None
+
+    def type_ids(self):
+        return sorted({t.id for p in self.parents for t in p.types})
+
+    def mdevs(self):
+        return [m for p in self.parents for m in p.mdevs]

@@ -1,0 +1,107 @@
+"""Placement REST calls through a keystoneauth1 adapter, counted.
+
+Errors become the project's typed exceptions: PlacementConflict for 409
+(with Placement's error code), PlacementUnavailable when it cannot be
+reached or answers 5xx, PlacementError otherwise.
+"""
+import dataclasses
+
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
+
+from vgpu_placement import exceptions
+
+# 1.39 is the newest microversion of openstack-placement 16.0.0; from 1.38
+# on, allocation writes must carry consumer_type.
+MICROVERSION = '1.39'
+
+
+@dataclasses.dataclass
+class RequestCount:
+    reads: int = 0
+    writes: int = 0
+
+    def as_dict(self):
+        return {'reads': self.reads, 'writes': self.writes}
+
+
+class PlacementClient:
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+        self.count = RequestCount()
+
+    @property
+    def endpoint(self):
+        try:
+            return self.adapter.get_endpoint()
+        except ks_exc.ClientException:
+            return None
+
+    def request(self, method, path, body=None, microversion=MICROVERSION,
+                ok=(200, 201, 204)):
+        if method == 'GET':
+            self.count.reads += 1
+        else:
+            self.count.writes += 1
+        kwargs = {'microversion': microversion, 'raise_exc': False}
+        if body is not None:
+            kwargs['json'] = body
+        try:
+            resp = self.adapter.request(path, method, **kwargs)
+        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
+                ks_exc.DiscoveryFailure, ks_exc.EndpointNotFound,
+                ks_exc.UnknownConnectionError) as e:
+            raise exceptions.PlacementUnavailable(
+                'Placement is unreachable (%s %s): %s'
+                % (method, path, str(e).splitlines()[0]))
+        if resp.status_code in ok:
+            return resp.json() if resp.content else None
+        code = detail = None
+        try:
+            error = resp.json()['errors'][0]
+            code, detail = error.get('code'), error.get('detail')
+        except (ValueError, KeyError, IndexError, TypeError):
+            detail = resp.text[:200]
+        if resp.status_code == 409:
+            raise exceptions.PlacementConflict(method, path, 409, code, detail)
+        if resp.status_code >= 500:
+            raise exceptions.PlacementUnavailable(
+                'Placement %s %s answered %s: %s' % (
+                    method, path, resp.status_code, (detail or '').strip()))
+        raise exceptions.PlacementError(method, path, resp.status_code, code,
+                                        detail)
+
+    def get(self, path, **kw):
+        return self.request('GET', path, **kw)
+
+    def put(self, path, body, **kw):
+        return self.request('PUT', path, body, **kw)
+
+    def post(self, path, body, **kw):
+        return self.request('POST', path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request('DELETE', path, **kw)
+
+
+def adapter_from_conf(conf):
+    """A keystoneauth1 adapter from the [placement] options, as Nova does."""
+    group = 'placement'
+    try:
+        auth = ks_loading.load_auth_from_conf_options(conf, group)
+    except ks_exc.MissingRequiredOptions as e:
+        raise exceptions.ConfigError(
+            '[placement] auth_type',
+            'the auth plugin needs %s' % ', '.join(
+                o.dest for o in e.options),
+            'set them in [placement]')
+    if auth is None:
+        raise exceptions.ConfigError(
+            '[placement] auth_type', 'no credentials for Placement',
+            'set auth_type (e.g. password) and its options, or enable '
+            '[embedded_placement]')
+    session = ks_loading.load_session_from_conf_options(conf, group,
+                                                        auth=auth)
+    return ks_loading.load_adapter_from_conf_options(
+        conf, group, session=session, auth=auth)

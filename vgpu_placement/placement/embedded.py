@@ -1,0 +1,115 @@
+"""OpenStack Placement (openstack-placement) inside this process.
+
+SQLite file, noauth2, reached through keystoneauth1 over wsgi-intercept (no
+socket). Two rules from the reference measurements: one Placement database
+per process (oslo.db's facade is configured once), and SQLite must never
+serve two requests at once, so every request goes through one lock.
+"""
+import logging
+import os
+import threading
+
+from keystoneauth1 import adapter as ks_adapter
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+
+from vgpu_placement import exceptions
+
+LOG = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_started = {}            # database path -> (endpoint url, wsgi app)
+
+
+class _SerializedApp:
+    """Let one request at a time into the app (SQLite is not concurrent)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
+def _build_app(db_url):
+    from oslo_config import cfg
+    from placement import conf as placement_conf
+    from placement import db_api
+    from placement import deploy
+
+    conf = cfg.ConfigOpts()
+    placement_conf.register_opts(conf)
+    conf.set_override('auth_strategy', 'noauth2', group='api')
+    conf.set_override('connection', db_url, group='placement_database')
+    conf.set_override('sync_on_startup', True, group='placement_database')
+    conf([], project='placement', default_config_files=[])
+    db_api.configure(conf)
+    return deploy.loadapp(conf)
+
+
+def start(database):
+    """Start (once per process) and return the endpoint URL."""
+    from wsgi_intercept import interceptor
+
+    database = os.path.abspath(database)
+    with _lock:
+        if database in _started:
+            return _started[database][0]
+        if _started:
+            raise exceptions.VgpuPlacementError(
+                'embedded Placement already runs in this process on %s; '
+                'one database per process' % next(iter(_started)))
+        os.makedirs(os.path.dirname(database), mode=0o700, exist_ok=True)
+        # SQLite would create the file with the umask's mode: make it 0600.
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+        logging.getLogger('placement').setLevel(logging.WARNING)
+        app = _SerializedApp(_build_app('sqlite:///' + database))
+        url = 'http://embedded-placement:80/placement'
+        interceptor.RequestsInterceptor(lambda: app, url=url) \
+            .install_intercept()
+        _started[database] = (url, app)
+        LOG.debug('embedded Placement on %s', database)
+        return url
+
+
+def adapter(database):
+    """A keystoneauth1 adapter talking to the embedded Placement."""
+    url = start(database)
+    auth = token_endpoint.Token(url, 'admin')   # noauth2: admin token
+    session = ks_session.Session(auth=auth)
+    return ks_adapter.Adapter(session, service_type='placement')
+
+
+class LoopbackServer:
+    """The embedded Placement over real HTTP on 127.0.0.1, for other
+    processes (several agents or CLI calls at once) and outage tests.
+
+    Requests are served one at a time (SQLite).
+    """
+
+    def __init__(self, database, port=0):
+        from wsgiref import simple_server
+
+        class QuietHandler(simple_server.WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        start(database)
+        app = _started[os.path.abspath(database)][1]
+        self.httpd = simple_server.make_server(
+            '127.0.0.1', port, app, handler_class=QuietHandler)
+        self.port = self.httpd.server_port
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       name='placement-http', daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)

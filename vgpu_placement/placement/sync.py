@@ -1,0 +1,240 @@
+"""Make Placement hold the desired provider tree, with the fewest requests.
+
+A cache of what Placement holds (generation, inventories, traits, usages per
+provider) is kept between runs. One GET of the tree tells which providers
+changed since (every write and every claim bumps a provider's generation);
+only those are read again. Writes happen only where the desired state
+differs. A 409 makes us re-read that provider and try again.
+"""
+import dataclasses
+import logging
+import urllib.parse
+import uuid
+
+import os_resource_classes as orc
+import os_traits
+
+from vgpu_placement import exceptions
+from vgpu_placement import provider_tree
+from vgpu_placement import traits as traits_mod
+
+LOG = logging.getLogger(__name__)
+
+CONFLICT_RETRIES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    action: str          # create, inventories, traits, delete
+    provider: str
+    detail: str = ''
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _q(value):
+    return urllib.parse.quote(value, safe='')
+
+
+class TreeSync:
+    """Sync one host's tree; ``cache`` is a dict persisted by the caller."""
+
+    def __init__(self, client, cache):
+        self.client = client
+        self.cache = cache
+        cache.setdefault('providers', {})
+        cache.setdefault('classes', [])
+        cache.setdefault('traits', [])
+
+    # -- reading -----------------------------------------------------------
+    def _read_provider(self, rp):
+        base = '/resource_providers/%s' % rp['uuid']
+        inv = self.client.get(base + '/inventories')
+        traits = self.client.get(base + '/traits')
+        usages = self.client.get(base + '/usages')
+        return {'name': rp['name'],
+                'parent': rp.get('parent_provider_uuid'),
+                'generation': traits['resource_provider_generation'],
+                'inventories': inv['inventories'],
+                'traits': sorted(traits['traits']),
+                'usages': usages['usages']}
+
+    def _find_root(self, name, create):
+        root = self.cache.get('root')
+        if root and root['name'] == name:
+            return root['uuid']
+        self.cache['providers'] = {}
+        found = self.client.get('/resource_providers?name=%s' % _q(name))
+        if found['resource_providers']:
+            root_uuid = found['resource_providers'][0]['uuid']
+        elif create:
+            root_uuid = str(uuid.uuid5(provider_tree.PROVIDER_NAMESPACE,
+                                       name))
+            self.client.post('/resource_providers',
+                             {'name': name, 'uuid': root_uuid})
+        else:
+            return None
+        self.cache['root'] = {'name': name, 'uuid': root_uuid}
+        return root_uuid
+
+    def refresh(self, root_name, create_root=True):
+        """Bring the cache up to date; return the root uuid (or None)."""
+        for _attempt in range(2):
+            root_uuid = self._find_root(root_name, create_root)
+            if root_uuid is None:
+                return None
+            listing = self.client.get(
+                '/resource_providers?in_tree=%s' % root_uuid)
+            if listing['resource_providers']:
+                break
+            # The root was deleted behind our back: look it up again.
+            self.cache.pop('root', None)
+        else:
+            raise exceptions.VgpuPlacementError(
+                'root provider %s keeps vanishing from Placement' % root_name)
+        old = self.cache['providers']
+        fresh = {}
+        for rp in listing['resource_providers']:
+            cached = old.get(rp['uuid'])
+            if rp['uuid'] == root_uuid:
+                cached = {'name': rp['name'], 'parent': None,
+                          'generation': rp['generation']}
+            elif cached is None or cached['generation'] != rp['generation']:
+                cached = self._read_provider(rp)
+            fresh[rp['uuid']] = cached
+        self.cache['providers'] = fresh
+        return root_uuid
+
+    def children(self, root_uuid):
+        return {p['name']: (u, p) for u, p in self.cache['providers'].items()
+                if p['parent'] == root_uuid}
+
+    # -- writing -------------------------------------------------------------
+    def _ensure_names(self, inventories, traits):
+        for rc in sorted(inventories):
+            if orc.is_custom(rc) and rc not in self.cache['classes']:
+                self.client.put('/resource_classes/%s' % rc, None)
+                self.cache['classes'].append(rc)
+        for trait in sorted(traits):
+            if os_traits.is_custom(trait) and trait not in self.cache['traits']:
+                self.client.put('/traits/%s' % trait, None)
+                self.cache['traits'].append(trait)
+
+    def _update(self, rp_uuid, want_inv, want_traits, changes, dry_run):
+        """Write inventories and traits of one existing provider."""
+        for attempt in range(CONFLICT_RETRIES):
+            cached = self.cache['providers'][rp_uuid]
+            inventories = {
+                rc: inv.as_dict() for rc, inv in provider_tree.keep_in_use(
+                    want_inv, cached['usages'], cached['inventories']).items()}
+            traits = sorted(want_traits)
+            todo = []
+            if inventories != cached['inventories']:
+                todo.append(Change('inventories', cached['name'], _inv_diff(
+                    cached['inventories'], inventories)))
+            if traits != cached['traits']:
+                todo.append(Change('traits', cached['name'], _set_diff(
+                    cached['traits'], traits)))
+            if dry_run or not todo:
+                changes.extend(todo)
+                return
+            try:
+                self._ensure_names(inventories, traits)
+                base = '/resource_providers/%s' % rp_uuid
+                if todo[0].action == 'inventories':
+                    got = self.client.put(base + '/inventories', {
+                        'resource_provider_generation': cached['generation'],
+                        'inventories': inventories})
+                    cached['generation'] = got['resource_provider_generation']
+                    cached['inventories'] = got['inventories']
+                if traits != cached['traits']:
+                    got = self.client.put(base + '/traits', {
+                        'resource_provider_generation': cached['generation'],
+                        'traits': traits})
+                    cached['generation'] = got['resource_provider_generation']
+                    cached['traits'] = sorted(got['traits'])
+                changes.extend(todo)
+                return
+            except exceptions.PlacementConflict as e:
+                # A claim or another writer got there first: read it again.
+                LOG.info('conflict updating %s (%s), retrying',
+                         cached['name'], e.code)
+                self.cache['providers'][rp_uuid] = self._read_provider(
+                    {'uuid': rp_uuid, 'name': cached['name'],
+                     'parent_provider_uuid': cached['parent']})
+        raise exceptions.VgpuPlacementError(
+            'gave up updating provider %s after %d conflicts'
+            % (cached['name'], CONFLICT_RETRIES))
+
+    def _create(self, root_uuid, want, changes, dry_run):
+        changes.append(Change('create', want.name, '%d inventories' % len(
+            want.inventories)))
+        if dry_run:
+            return
+        self.client.post('/resource_providers', {
+            'name': want.name, 'uuid': want.uuid,
+            'parent_provider_uuid': root_uuid})
+        self.cache['providers'][want.uuid] = {
+            'name': want.name, 'parent': root_uuid, 'generation': 0,
+            'inventories': {}, 'traits': [], 'usages': {}}
+        self._update(want.uuid, want.inventories, want.traits, [], dry_run)
+
+    def _retire(self, rp_uuid, cached, changes, dry_run):
+        """A provider we manage whose device is gone."""
+        if any(cached['usages'].values()):
+            # In use: keep what is used, closed (reserved == total).
+            self._update(rp_uuid, {}, set(cached['traits']), changes,
+                         dry_run)
+            return
+        changes.append(Change('delete', cached['name']))
+        if dry_run:
+            return
+        try:
+            self.client.delete('/resource_providers/%s' % rp_uuid)
+            del self.cache['providers'][rp_uuid]
+        except exceptions.PlacementConflict:
+            # Claimed since we read it: next report keeps it in use.
+            LOG.info('provider %s got allocations, kept', cached['name'])
+            self.cache['providers'][rp_uuid]['generation'] = None
+
+    def run(self, desired, dry_run=False):
+        """Sync and return the list of Change made (or, dry, to make)."""
+        root_uuid = self.refresh(desired.root_name, create_root=not dry_run)
+        changes = []
+        if root_uuid is None:
+            changes.append(Change('create', desired.root_name, 'root'))
+            changes.extend(Change('create', c.name, '%d inventories' % len(
+                c.inventories)) for c in desired.children)
+            return changes
+        existing = self.children(root_uuid)
+        for want in desired.children:
+            if want.name in existing:
+                self._update(existing[want.name][0], want.inventories,
+                             want.traits, changes, dry_run)
+            else:
+                self._create(root_uuid, want, changes, dry_run)
+        for name, (rp_uuid, cached) in sorted(existing.items()):
+            if desired.child(name) is None and \
+                    traits_mod.MANAGED in cached['traits']:
+                self._retire(rp_uuid, cached, changes, dry_run)
+        return changes
+
+
+def _inv_diff(old, new):
+    parts = []
+    for rc in sorted(set(old) | set(new)):
+        before, after = old.get(rc), new.get(rc)
+        if before == after:
+            continue
+        show = lambda inv: ('-' if inv is None else '%d (reserved %d)' % (
+            inv['total'], inv['reserved']) if inv['reserved'] else
+            str(inv['total']))
+        parts.append('%s %s -> %s' % (rc, show(before), show(after)))
+    return '; '.join(parts)
+
+
+def _set_diff(old, new):
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    return ' '.join(['+' + t for t in added] + ['-' + t for t in removed])

@@ -1,0 +1,124 @@
+"""Which types are reported where, and as what: config checked against the host.
+
+Every misconfiguration raises ConfigError naming the option and the fix.
+"""
+import dataclasses
+import logging
+import re
+
+import os_resource_classes as orc
+
+from vgpu_placement.conf import devices as devices_conf
+from vgpu_placement import exceptions
+from vgpu_placement import model
+
+LOG = logging.getLogger(__name__)
+
+_CUSTOM_CLASS_RE = re.compile(r'^CUSTOM_[A-Z0-9_]+$')
+
+
+@dataclasses.dataclass(frozen=True)
+class TypePolicy:
+    type_id: str
+    resource_class: str
+    device_addresses: frozenset      # empty: every parent offering the type
+    max_instances: int = None
+
+    def applies_to(self, parent_name):
+        return not self.device_addresses or parent_name in \
+            self.device_addresses
+
+
+def default_class(type_id):
+    """CUSTOM_MDEV_<TYPE>: the class of a type nobody configured."""
+    return orc.normalize_name('MDEV_' + type_id)
+
+
+def _group_option(type_id, option):
+    return '[%s] %s' % (devices_conf.mdev_group_name(type_id), option)
+
+
+def _check_class(type_id, rc):
+    if rc == orc.VGPU or (_CUSTOM_CLASS_RE.match(rc) and len(rc) <= 255):
+        return rc
+    raise exceptions.ConfigError(
+        _group_option(type_id, 'mdev_class'),
+        '%r is not a valid class for a vGPU type' % rc,
+        'use VGPU or a name matching CUSTOM_[A-Z0-9_]+')
+
+
+def load_policies(conf, snapshot):
+    """Return {type_id: TypePolicy} for the types to report on this host."""
+    offered = snapshot.type_ids()
+    enabled = list(conf.devices.enabled_mdev_types)
+    explicit = bool(enabled)
+    for type_id in enabled:
+        if not model.is_valid_name(type_id):
+            raise exceptions.ConfigError(
+                '[devices] enabled_mdev_types',
+                '%r is not an mdev type id' % type_id,
+                'list type ids such as nvidia-35 or mtty-2')
+        if type_id not in offered:
+            raise exceptions.ConfigError(
+                '[devices] enabled_mdev_types',
+                'type %s is not offered by any parent device on this host'
+                % type_id,
+                'remove it or use one of: %s'
+                % (', '.join(offered) or 'none (no mdev parents found)'))
+    if len(set(enabled)) != len(enabled):
+        raise exceptions.ConfigError(
+            '[devices] enabled_mdev_types', 'a type is listed twice',
+            'list each type once')
+    type_ids = enabled if explicit else offered
+    devices_conf.register_dynamic_opts(conf, type_ids)
+
+    policies = {}
+    address_owner = {}
+    for type_id in type_ids:
+        group = conf[devices_conf.mdev_group_name(type_id)]
+        for address in group.device_addresses:
+            if not model.is_valid_name(address):
+                raise exceptions.ConfigError(
+                    _group_option(type_id, 'device_addresses'),
+                    '%r is not a PCI address or device name' % address,
+                    'use addresses such as 0000:84:00.0')
+            if address in address_owner:
+                raise exceptions.ConfigError(
+                    _group_option(type_id, 'device_addresses'),
+                    '%s is also listed under [%s]'
+                    % (address, devices_conf.mdev_group_name(
+                        address_owner[address])),
+                    'list each parent device under one type only')
+            address_owner[address] = type_id
+            if snapshot.parent(address) is None:
+                LOG.warning('%s lists %s, which is not an mdev parent on '
+                            'this host', _group_option(
+                                type_id, 'device_addresses'), address)
+        rc = group.mdev_class or (orc.VGPU if explicit
+                                  else default_class(type_id))
+        policies[type_id] = TypePolicy(
+            type_id, _check_class(type_id, rc),
+            frozenset(group.device_addresses), group.max_instances)
+    check_collisions(policies, snapshot)
+    return policies
+
+
+def types_on_parent(policies, parent):
+    """The policies of the types reported on this parent, by type id."""
+    return [policies[t.id] for t in parent.types
+            if t.id in policies and policies[t.id].applies_to(parent.name)]
+
+
+def check_collisions(policies, snapshot):
+    """Two types reported on one parent must not share a resource class."""
+    for parent in snapshot.parents:
+        seen = {}
+        for policy in types_on_parent(policies, parent):
+            other = seen.setdefault(policy.resource_class, policy.type_id)
+            if other != policy.type_id:
+                raise exceptions.ConfigError(
+                    _group_option(policy.type_id, 'mdev_class'),
+                    '%s is also the class of type %s on parent %s'
+                    % (policy.resource_class, other, parent.name),
+                    'give each type its own mdev_class, or split the '
+                    'parents between them with device_addresses')
