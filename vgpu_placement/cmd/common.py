@@ -94,6 +94,10 @@ def run(func, args, prog=PROG):
               file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. head) went away: nothing left to say.
+        sys.stderr.close()
+        return 1
     except Exception as e:          # noqa: a bug, still one line
         if getattr(args, 'debug', False):
             raise

@@ -62,20 +62,18 @@ def provider_data(view, snapshot=None, host=None):
 
 
 def provider_table(data):
+    """One row per inventory; the provider's mdev count on its first row."""
+    with_mdevs = bool(data) and 'mdevs' in data[0]
     rows = []
     for rp in data:
-        first = True
-        for rc, inv in rp['inventories'].items():
-            rows.append([rp['name'] if first else '', rc, inv['total'],
-                         inv['reserved'], inv['used'],
-                         inv['total'] - inv['reserved'] - inv['used']])
-            first = False
-        if first:
-            rows.append([rp['name'], '-', '', '', '', ''])
-        if 'mdevs' in rp:
-            rows[-1].append(len(rp['mdevs']))
-    headers = ['PROVIDER', 'CLASS', 'TOTAL', 'RESERVED', 'USED', 'FREE']
-    if data and 'mdevs' in data[0]:
-        headers.append('MDEVS')
-        rows = [r + [''] * (len(headers) - len(r)) for r in rows]
+        first = [rp['name']] + ([len(rp['mdevs'])] if with_mdevs else [])
+        blank = [''] * len(first)
+        for rc, inv in rp['inventories'].items() or [('-', None)]:
+            numbers = [''] * 4 if inv is None else [
+                inv['total'], inv['reserved'], inv['used'],
+                inv['total'] - inv['reserved'] - inv['used']]
+            rows.append(first + [rc] + numbers)
+            first = blank
+    headers = ['PROVIDER'] + (['MDEVS'] if with_mdevs else []) + [
+        'CLASS', 'TOTAL', 'RESERVED', 'USED', 'FREE']
     return common.table(headers, rows) if rows else 'no providers'

@@ -64,7 +64,8 @@ def start(database):
         os.makedirs(os.path.dirname(database), mode=0o700, exist_ok=True)
         # SQLite would create the file with the umask's mode: make it 0600.
         os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
-        logging.getLogger('placement').setLevel(logging.WARNING)
+        for noisy in ('placement', 'alembic'):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         app = _SerializedApp(_build_app('sqlite:///' + database))
         url = 'http://embedded-placement:80/placement'
         interceptor.RequestsInterceptor(lambda: app, url=url) \

@@ -1,0 +1,27 @@
+"""Shared test helpers: a project ConfigOpts built like the commands build it."""
+import pytest
+from oslo_config import cfg
+
+from vgpu_placement import conf as conf_mod
+
+
+def make_conf(**options):
+    """A parsed ConfigOpts with overrides: make_conf(driver='sysfs',
+    sysfs__root='/tmp/x', devices__enabled_mdev_types=['mtty-1']).
+
+    ``group__option`` sets an option of a group; a bare name is [DEFAULT].
+    No config file is read.
+    """
+    conf = cfg.ConfigOpts()
+    conf_mod.register_opts(conf)
+    conf([], project='vgpu-placement', default_config_files=[],
+         default_config_dirs=[])
+    for key, value in options.items():
+        group, _, name = key.rpartition('__')
+        conf.set_override(name, value, group=group or None)
+    return conf
+
+
+@pytest.fixture
+def conf_factory():
+    return make_conf
