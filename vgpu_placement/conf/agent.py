@@ -1,5 +1,7 @@
 from oslo_config import cfg
 
+from vgpu_placement.conf import groups
+
 agent_group = cfg.OptGroup('agent', title='vgpu-placement-agent')
 agent_opts = [
     cfg.IntOpt('report_interval', default=60, min=1,
@@ -12,8 +14,7 @@ agent_opts = [
 
 
 def register_opts(conf):
-    conf.register_group(agent_group)
-    conf.register_opts(agent_opts, group=agent_group)
+    groups.register(conf, agent_group, agent_opts)
 
 
 def list_opts():

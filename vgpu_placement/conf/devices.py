@@ -1,6 +1,8 @@
 """[devices] and the dynamic [mdev_<type>] groups (Nova's names)."""
 from oslo_config import cfg
 
+from vgpu_placement.conf import groups
+
 devices_group = cfg.OptGroup(
     'devices', title='Mediated device types to report')
 
@@ -41,8 +43,7 @@ def mdev_group_name(type_id):
 
 
 def register_opts(conf):
-    conf.register_group(devices_group)
-    conf.register_opts(devices_opts, group=devices_group)
+    groups.register(conf, devices_group, devices_opts)
 
 
 def register_dynamic_opts(conf, type_ids):
@@ -56,4 +57,4 @@ def register_dynamic_opts(conf, type_ids):
 def list_opts():
     # The sample shows the dynamic group under a placeholder name.
     return {devices_group: devices_opts,
-            'mdev_$MDEV_TYPE': mdev_type_opts}
+            'mdev_$mdev_type': mdev_type_opts}

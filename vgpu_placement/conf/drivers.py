@@ -1,6 +1,8 @@
 """Options of the shipped drivers."""
 from oslo_config import cfg
 
+from vgpu_placement.conf import groups
+
 sysfs_group = cfg.OptGroup('sysfs', title='The sysfs driver')
 sysfs_opts = [
     cfg.StrOpt('root', default='/sys',
@@ -24,10 +26,8 @@ simulated_opts = [
 
 
 def register_opts(conf):
-    conf.register_group(sysfs_group)
-    conf.register_opts(sysfs_opts, group=sysfs_group)
-    conf.register_group(simulated_group)
-    conf.register_opts(simulated_opts, group=simulated_group)
+    groups.register(conf, sysfs_group, sysfs_opts)
+    groups.register(conf, simulated_group, simulated_opts)
 
 
 def list_opts():

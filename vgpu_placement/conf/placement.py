@@ -2,6 +2,8 @@
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+from vgpu_placement.conf import groups
+
 placement_group = cfg.OptGroup(
     'placement', title='Placement service',
     help='How to reach the Placement service: keystoneauth1 session, auth '
@@ -38,12 +40,13 @@ def _adapter_opts():
 
 
 def register_opts(conf):
-    conf.register_group(placement_group)
+    conf.register_group(cfg.OptGroup(placement_group.name,
+                                     title=placement_group.title,
+                                     help=placement_group.help))
     ks_loading.register_session_conf_options(conf, placement_group.name)
     ks_loading.register_auth_conf_options(conf, placement_group.name)
-    conf.register_opts(_adapter_opts(), group=placement_group)
-    conf.register_group(embedded_group)
-    conf.register_opts(embedded_opts, group=embedded_group)
+    conf.register_opts(_adapter_opts(), group=placement_group.name)
+    groups.register(conf, embedded_group, embedded_opts)
 
 
 def list_opts():

@@ -1,0 +1,52 @@
+"""The agent keeps running through outages, backing off, then reports."""
+from vgpu_placement.cmd import agent
+from vgpu_placement import exceptions
+
+
+class ScriptedReporter:
+    """Stands in for report.Reporter: plays back outcomes in order."""
+
+    def __init__(self, outcomes):
+        self.outcomes = list(outcomes)
+        self.calls = 0
+
+    def report(self):
+        self.calls += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+class Result:
+    changes = []
+
+    class requests:
+        reads = 1
+        writes = 0
+
+
+def test_backoff_doubles_to_the_cap_and_resets_when_placement_returns():
+    down = exceptions.PlacementUnavailable('down')
+    reporter = ScriptedReporter([Result(), down, down, down, down, down,
+                                 Result(), Result()])
+    waits = []
+
+    def wait(seconds):
+        waits.append(seconds)
+        return not reporter.outcomes        # stop when the script ends
+    agent.ReportLoop(reporter, interval=10, max_backoff=50, wait=wait).run()
+    assert waits == [10, 10, 20, 40, 50, 50, 10, 10]
+    assert reporter.calls == 8
+
+
+def test_other_errors_are_logged_and_the_loop_goes_on(caplog):
+    reporter = ScriptedReporter([exceptions.ConfigError('[x] y', 'bad',
+                                                        'fix'), Result()])
+    waits = []
+    loop = agent.ReportLoop(reporter, 5, 60,
+                            lambda s: waits.append(s) or not
+                            reporter.outcomes)
+    loop.run()
+    assert waits == [5, 5]
+    assert '[x] y: bad; fix' in caplog.text

@@ -1,0 +1,91 @@
+import uuid
+
+import pytest
+
+from tests.conftest import make_conf
+from tests import sysfs_tree
+from vgpu_placement.drivers import sysfs
+from vgpu_placement import provider_tree
+from vgpu_placement import type_config
+
+
+@pytest.mark.parametrize('device,name', [
+    ('0000:84:00.0', 'cn1_pci_0000_84_00_0'),
+    ('0000:00:02.0', 'cn1_pci_0000_00_02_0'),
+    ('mtty', 'cn1_mtty')])
+def test_provider_names_follow_nova(device, name):
+    assert provider_tree.provider_name('cn1', device) == name
+
+
+def build(tmp_path, tree_setup, **options):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    tree_setup(tree)
+    conf = make_conf(sysfs__root=str(tmp_path), **options)
+    snap = sysfs.SysfsDriver(conf).discover()
+    return snap, provider_tree.build_tree(
+        'cn1', snap, type_config.load_policies(conf, snap))
+
+
+def test_total_is_existing_plus_available(tmp_path):
+    def setup(tree):
+        for _ in range(2):
+            tree.add_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
+        tree.set_available('mtty', 'mtty-2', 10)
+        tree.set_available('mtty', 'mtty-1', 20)
+    snap, tree = build(tmp_path, setup)
+    for parent in snap.parents:
+        child = tree.child(provider_tree.provider_name('cn1', parent.name))
+        for t in parent.types:
+            inv = child.inventories[type_config.default_class(t.id)]
+            expected = parent.count_mdevs(t.id) + t.available_instances
+            assert inv.as_dict() == {
+                'total': expected, 'reserved': 0, 'min_unit': 1,
+                'max_unit': expected, 'step_size': 1,
+                'allocation_ratio': 1.0}
+
+
+def test_a_type_with_nothing_left_and_no_mdev_is_not_reported(tmp_path):
+    _snap, tree = build(tmp_path, lambda t: t.set_available(
+        'mdpy', 'mdpy-hd', 0))
+    assert 'CUSTOM_MDEV_MDPY_HD' not in tree.child('cn1_mdpy').inventories
+    assert 'CUSTOM_MDEV_MDPY_VGA' in tree.child('cn1_mdpy').inventories
+
+
+def test_disabled_types_and_parents_are_left_out(tmp_path):
+    _snap, tree = build(tmp_path, lambda t: None,
+                        devices__enabled_mdev_types=['mtty-2'])
+    assert [c.name for c in tree.children] == ['cn1_mtty']
+    assert list(tree.child('cn1_mtty').inventories) == ['VGPU']
+
+
+def test_max_instances_caps_the_host_and_never_below_existing(tmp_path):
+    def setup(tree):
+        tree.add_parent('0000:84:00.4', {'nvidia-558': dict(available=0)})
+        tree.add_mdev('0000:84:00.4', 'nvidia-558', str(uuid.uuid4()))
+        for vf in range(5, 8):
+            tree.add_parent('0000:84:00.%d' % vf,
+                            {'nvidia-558': dict(available=1)})
+    conf_text = '[devices]\nenabled_mdev_types = nvidia-558\n' \
+                '[mdev_nvidia-558]\nmax_instances = 2\n'
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    setup(tree)
+    path = tmp_path / 'x.conf'
+    path.write_text(conf_text)
+    conf = make_conf(sysfs__root=str(tmp_path))
+    conf(['--config-file', str(path)], default_config_files=[])
+    snap = sysfs.SysfsDriver(conf).discover()
+    got = provider_tree.build_tree(
+        'cn1', snap, type_config.load_policies(conf, snap))
+    totals = {c.device: c.inventories.get('VGPU') for c in got.children}
+    assert sum(i.total for i in totals.values() if i) == 2
+    assert totals['0000:84:00.4'].total == 1     # its existing mdev
+
+
+def test_keep_in_use_closes_classes_the_host_no_longer_offers():
+    kept = provider_tree.keep_in_use(
+        {'CUSTOM_A': provider_tree.Inventory(total=4, max_unit=4)},
+        {'CUSTOM_A': 1, 'CUSTOM_B': 2, 'CUSTOM_C': 0},
+        {'CUSTOM_B': {'total': 8}})
+    assert kept['CUSTOM_A'].total == 4 and kept['CUSTOM_A'].reserved == 0
+    assert (kept['CUSTOM_B'].total, kept['CUSTOM_B'].reserved) == (8, 8)
+    assert 'CUSTOM_C' not in kept

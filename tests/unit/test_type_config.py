@@ -1,0 +1,116 @@
+"""Misconfigurations stop start-up with one line naming option and fix."""
+import pytest
+
+from tests.conftest import make_conf
+from tests import sysfs_tree
+from vgpu_placement import drivers
+from vgpu_placement.drivers import sysfs
+from vgpu_placement import exceptions
+from vgpu_placement import type_config
+
+
+@pytest.fixture
+def snapshot(tmp_path):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    tree.add_parent('0000:84:00.0', {'nvidia-35': dict(available=4),
+                                     'nvidia-36': dict(available=2)})
+    tree.add_parent('0000:85:00.0', {'nvidia-35': dict(available=4),
+                                     'nvidia-36': dict(available=2)})
+    return sysfs.SysfsDriver(make_conf(sysfs__root=str(tmp_path))).discover()
+
+
+def policies(snapshot, config_text='', **options):
+    conf = make_conf(**options)
+    if config_text:
+        # Dynamic [mdev_*] groups come from files, as operators write them.
+        import tempfile
+        with tempfile.NamedTemporaryFile('w', suffix='.conf',
+                                         delete=False) as f:
+            f.write(config_text)
+        conf(['--config-file', f.name], default_config_files=[])
+    return type_config.load_policies(conf, snapshot)
+
+
+def error(snapshot, config_text='', **options):
+    with pytest.raises(exceptions.ConfigError) as err:
+        policies(snapshot, config_text, **options)
+    text = str(err.value)
+    assert '\n' not in text
+    return text
+
+
+def test_empty_list_reports_every_type_as_its_own_custom_class(snapshot):
+    got = policies(snapshot)
+    assert sorted(got) == snapshot.type_ids()
+    assert got['mtty-2'].resource_class == 'CUSTOM_MDEV_MTTY_2'
+    assert got['nvidia-35'].resource_class == 'CUSTOM_MDEV_NVIDIA_35'
+
+
+def test_nova_style_one_type_defaults_to_vgpu(snapshot):
+    got = policies(snapshot, devices__enabled_mdev_types=['nvidia-35'])
+    assert list(got) == ['nvidia-35']
+    assert got['nvidia-35'].resource_class == 'VGPU'
+
+
+def test_nova_style_types_split_by_address(snapshot):
+    got = policies(snapshot, '[devices]\nenabled_mdev_types = nvidia-35, '
+                   'nvidia-36\n[mdev_nvidia-35]\ndevice_addresses = '
+                   '0000:84:00.0\n[mdev_nvidia-36]\ndevice_addresses = '
+                   '0000:85:00.0\nmdev_class = CUSTOM_B\n')
+    assert got['nvidia-35'].applies_to('0000:84:00.0')
+    assert not got['nvidia-35'].applies_to('0000:85:00.0')
+    assert got['nvidia-36'].resource_class == 'CUSTOM_B'
+
+
+def test_unknown_type(snapshot):
+    text = error(snapshot, devices__enabled_mdev_types=['nvidia-99'])
+    assert text.startswith('[devices] enabled_mdev_types:')
+    assert 'nvidia-99' in text and 'mtty-1' in text
+
+
+def test_same_address_under_two_types(snapshot):
+    text = error(snapshot, '[mdev_nvidia-35]\ndevice_addresses = '
+                 '0000:84:00.0\n[mdev_nvidia-36]\ndevice_addresses = '
+                 '0000:84:00.0\n')
+    assert text.startswith('[mdev_nvidia-36] device_addresses:')
+    assert '[mdev_nvidia-35]' in text
+
+
+@pytest.mark.parametrize('value', ['VCPU', 'custom_x', 'CUSTOM_', 'VGPU '
+                                   'X', 'CUSTOM_a'])
+def test_invalid_class(snapshot, value):
+    text = error(snapshot, '[mdev_mtty-1]\nmdev_class = %s\n' % value)
+    assert text.startswith('[mdev_mtty-1] mdev_class:')
+    assert 'CUSTOM_' in text
+
+
+def test_colliding_classes_on_one_parent(snapshot):
+    text = error(snapshot, devices__enabled_mdev_types=['nvidia-35',
+                                                        'nvidia-36'])
+    assert 'mdev_class' in text and 'VGPU' in text
+    assert 'device_addresses' in text          # the fix names both ways
+
+
+def test_explicit_same_custom_class_on_one_parent(snapshot):
+    text = error(snapshot, '[mdev_mtty-1]\nmdev_class = CUSTOM_X\n'
+                 '[mdev_mtty-2]\nmdev_class = CUSTOM_X\n')
+    assert 'CUSTOM_X' in text and 'mtty' in text
+
+
+def test_bad_address_syntax(snapshot):
+    text = error(snapshot, '[mdev_mtty-1]\ndevice_addresses = ../sys\n')
+    assert text.startswith('[mdev_mtty-1] device_addresses:')
+
+
+def test_type_listed_twice(snapshot):
+    error(snapshot, devices__enabled_mdev_types=['mtty-1', 'mtty-1'])
+
+
+def test_driver_not_installed_or_invalid():
+    conf = make_conf()
+    with pytest.raises(exceptions.ConfigError) as err:
+        drivers.load_driver('nvidia_magic', conf)
+    assert str(err.value).startswith('[DEFAULT] driver:')
+    assert 'simulated' in str(err.value) and 'sysfs' in str(err.value)
+    with pytest.raises(exceptions.ConfigError):
+        drivers.load_driver('os.system', conf)
