@@ -69,10 +69,7 @@ def test_max_instances_caps_the_host_and_never_below_existing(tmp_path):
                 '[mdev_nvidia-558]\nmax_instances = 2\n'
     tree = sysfs_tree.kernel_samples(tmp_path)
     setup(tree)
-    path = tmp_path / 'x.conf'
-    path.write_text(conf_text)
-    conf = make_conf(sysfs__root=str(tmp_path))
-    conf(['--config-file', str(path)], default_config_files=[])
+    conf = make_conf(conf_text, sysfs__root=str(tmp_path))
     snap = sysfs.SysfsDriver(conf).discover()
     got = provider_tree.build_tree(
         'cn1', snap, type_config.load_policies(conf, snap))

@@ -20,14 +20,8 @@ def snapshot(tmp_path):
 
 
 def policies(snapshot, config_text='', **options):
-    conf = make_conf(**options)
-    if config_text:
-        # Dynamic [mdev_*] groups come from files, as operators write them.
-        import tempfile
-        with tempfile.NamedTemporaryFile('w', suffix='.conf',
-                                         delete=False) as f:
-            f.write(config_text)
-        conf(['--config-file', f.name], default_config_files=[])
+    # Dynamic [mdev_*] groups come from files, as operators write them.
+    conf = make_conf(config_text, **options)
     return type_config.load_policies(conf, snapshot)
 
 

@@ -27,9 +27,9 @@ embedded_opts = [
 ]
 
 
-def _adapter_opts():
+def _adapter_opts(include_versions=False):
     opts = [o for o in ks_loading.get_adapter_conf_options(
-        include_deprecated=False) if o.dest not in
+        include_deprecated=False) if include_versions or o.dest not in
         [v.replace('-', '_') for v in _VERSION_OPTS]]
     for opt in opts:
         if opt.dest == 'service_type':
@@ -45,7 +45,10 @@ def register_opts(conf):
                                      help=placement_group.help))
     ks_loading.register_session_conf_options(conf, placement_group.name)
     ks_loading.register_auth_conf_options(conf, placement_group.name)
-    conf.register_opts(_adapter_opts(), group=placement_group.name)
+    # The version options are registered (keystoneauth's loader reads
+    # them) but not documented: the client pins its microversion.
+    conf.register_opts(_adapter_opts(include_versions=True),
+                       group=placement_group.name)
     groups.register(conf, embedded_group, embedded_opts)
 
 

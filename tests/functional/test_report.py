@@ -1,0 +1,235 @@
+"""Reporting a host to the real embedded Placement."""
+import uuid
+
+import pytest
+
+from tests.functional.conftest import claim
+from tests.functional.conftest import tree_in_placement
+from vgpu_placement import exceptions
+from vgpu_placement.placement import client as client_mod
+from vgpu_placement.placement import embedded
+from vgpu_placement import provider_tree
+from vgpu_placement import report
+from vgpu_placement import traits as traits_mod
+from vgpu_placement import type_config
+
+
+def expected_totals(snapshot, host):
+    """{provider name: {class: existing + available}} for every type > 0."""
+    out = {}
+    for parent in snapshot.parents:
+        totals = {type_config.default_class(t.id):
+                  parent.count_mdevs(t.id) + t.available_instances
+                  for t in parent.types}
+        out[provider_tree.provider_name(host, parent.name)] = {
+            rc: n for rc, n in totals.items() if n}
+    return out
+
+
+def totals_in(tree):
+    return {name: {rc: inv['total'] for rc, inv in rp['inventories'].items()}
+            for name, rp in tree.items()}
+
+
+def test_first_report_creates_the_tree_by_the_formula(sim_conf, host,
+                                                      placement):
+    reporter = report.Reporter(sim_conf())
+    result = reporter.report()
+    tree = tree_in_placement(placement, host)
+    assert totals_in(tree) == expected_totals(reporter.driver.discover(),
+                                              host)
+    assert sorted(tree) == ['%s_mbochs' % host, '%s_mdpy' % host,
+                            '%s_mtty' % host]
+    for rp in tree.values():
+        for inv in rp['inventories'].values():
+            assert (inv['reserved'], inv['min_unit'], inv['step_size'],
+                    inv['allocation_ratio']) == (0, 1, 1, 1.0)
+            assert inv['max_unit'] == inv['total']
+    assert {c.action for c in result.changes} == {'create'}
+    assert result.requests.writes > 0
+
+
+def test_second_report_in_a_new_process_makes_no_writes(sim_conf, host):
+    report.Reporter(sim_conf()).report()
+    # A new Reporter reads the cache file as a new command would.
+    result = report.Reporter(sim_conf()).report()
+    assert result.changes == []
+    assert result.requests.as_dict() == {'reads': 1, 'writes': 0}
+
+
+def test_usage_changed_in_placement_is_noticed_without_writes(
+        sim_conf, host, placement):
+    reporter = report.Reporter(sim_conf())
+    reporter.report()
+    mtty = tree_in_placement(placement, host)['%s_mtty' % host]
+    claim(placement, mtty['uuid'], {'CUSTOM_MDEV_MTTY_2': 1})
+    result = reporter.report()
+    assert result.requests.writes == 0
+    assert result.requests.reads > 1          # the changed provider re-read
+    view = dict(reporter.placement_view(refresh=False))
+    assert view['%s_mtty' % host]['usages']['CUSTOM_MDEV_MTTY_2'] == 1
+
+
+def test_created_mdev_changes_one_provider_with_one_write(sim_conf, host,
+                                                          placement):
+    reporter = report.Reporter(sim_conf())
+    reporter.report()
+    reporter.driver.create_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
+    result = reporter.report()
+    assert [(c.action, c.provider) for c in result.changes] == [
+        ('inventories', '%s_mtty' % host)]
+    assert result.requests.writes == 1
+    tree = tree_in_placement(placement, host)
+    assert totals_in(tree) == expected_totals(reporter.driver.discover(),
+                                              host)
+    # mtty-2 took two of the 24 ports: mtty-1 shows 22, mtty-2 1 + 11.
+    assert totals_in(tree)['%s_mtty' % host] == {
+        'CUSTOM_MDEV_MTTY_1': 22, 'CUSTOM_MDEV_MTTY_2': 12}
+
+
+def test_parent_gone_without_usage_deletes_its_provider(sim_conf, host,
+                                                        placement):
+    reporter = report.Reporter(sim_conf())
+    reporter.report()
+    reporter.driver.unplug_parent('mdpy')
+    result = reporter.report()
+    assert [(c.action, c.provider) for c in result.changes] == [
+        ('delete', '%s_mdpy' % host)]
+    assert '%s_mdpy' % host not in tree_in_placement(placement, host)
+
+
+def test_parent_gone_with_usage_keeps_used_inventory_closed(
+        sim_conf, host, placement):
+    reporter = report.Reporter(sim_conf())
+    reporter.report()
+    name = '%s_mtty' % host
+    mtty = tree_in_placement(placement, host)[name]
+    consumer = claim(placement, mtty['uuid'], {'CUSTOM_MDEV_MTTY_1': 2})
+    reporter.driver.unplug_parent('mtty')
+    reporter.report()
+    kept = tree_in_placement(placement, host)[name]
+    assert list(kept['inventories']) == ['CUSTOM_MDEV_MTTY_1']
+    inv = kept['inventories']['CUSTOM_MDEV_MTTY_1']
+    assert inv['reserved'] == inv['total'] == 24       # closed, not shrunk
+    assert kept['usages']['CUSTOM_MDEV_MTTY_1'] == 2
+    assert placement.get('/allocations/%s' % consumer)['allocations']
+    # Nothing can be claimed there any more.
+    with pytest.raises(exceptions.PlacementConflict):
+        claim(placement, mtty['uuid'], {'CUSTOM_MDEV_MTTY_1': 1})
+    # The device comes back: the offer is whole again, usage untouched.
+    reporter.driver.plug_parent('mtty')
+    reporter.report()
+    back = tree_in_placement(placement, host)[name]
+    assert {rc: (i['total'], i['reserved'])
+            for rc, i in back['inventories'].items()} == {
+        'CUSTOM_MDEV_MTTY_1': (24, 0), 'CUSTOM_MDEV_MTTY_2': (12, 0)}
+    assert back['usages']['CUSTOM_MDEV_MTTY_1'] == 2
+
+
+def test_traits_from_type_descriptions(sim_conf, host, placement):
+    conf = sim_conf('demo-host',
+                    devices__enabled_mdev_types=['nvidia-231', 'mdpy-hd'])
+    report.Reporter(conf).report()
+    tree = tree_in_placement(placement, host)
+    gpu = tree['%s_pci_0000_84_00_0' % host]
+    assert gpu['traits'] == {
+        'HW_GPU_MAX_DISPLAY_HEADS_4', 'HW_GPU_RESOLUTION_W7680H4320',
+        'CUSTOM_VGPU_FRAMEBUFFER_2048MB', 'CUSTOM_MDEV_TYPE_NVIDIA_231',
+        traits_mod.MANAGED}
+    assert list(gpu['inventories']) == ['VGPU']
+    assert 'HW_GPU_RESOLUTION_W1920H1080' in tree['%s_mdpy' % host]['traits']
+    # A flavor asking for VGPU with 4 heads lands on the T4 only.
+    found = placement.get('/allocation_candidates?resources=VGPU:1&required='
+                          'HW_GPU_MAX_DISPLAY_HEADS_4')
+    assert list(found['provider_summaries']) == [gpu['uuid']] or \
+        gpu['uuid'] in found['provider_summaries']
+
+
+class RacingClient(client_mod.PlacementClient):
+    """Our client, with a scheduler's claim landing just before our first
+    inventory write (so Placement answers 409 concurrent_update)."""
+
+    def __init__(self, adapter, placement, target_name):
+        super().__init__(adapter)
+        self.placement, self.target_name = placement, target_name
+        self.raced = False
+
+    def put(self, path, body, **kw):
+        if path.endswith('/inventories') and not self.raced:
+            self.raced = True
+            rp_uuid = path.split('/')[2]
+            claim(self.placement, rp_uuid, {'CUSTOM_MDEV_MTTY_1': 1})
+        return super().put(path, body, **kw)
+
+
+def test_generation_conflict_is_refreshed_and_retried(sim_conf, host,
+                                                      placement,
+                                                      placement_db):
+    conf = sim_conf()
+    report.Reporter(conf).report()
+    racing = RacingClient(embedded.adapter(placement_db), placement, host)
+    reporter = report.Reporter(conf, client=racing)
+    reporter.driver.create_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
+    result = reporter.report()
+    assert racing.raced
+    # Read the tree, write (409), re-read the provider, write again.
+    assert result.requests.writes == 2
+    mtty = tree_in_placement(placement, host)['%s_mtty' % host]
+    assert mtty['inventories']['CUSTOM_MDEV_MTTY_1']['total'] == 22
+    assert mtty['usages']['CUSTOM_MDEV_MTTY_1'] == 1
+
+
+def test_existing_root_is_reused_and_left_alone(sim_conf, host, placement):
+    root = str(uuid.uuid4())
+    placement.post('/resource_providers', {'name': host, 'uuid': root})
+    placement.put('/resource_providers/%s/inventories' % root, {
+        'resource_provider_generation': 0,
+        'inventories': {'VCPU': {'total': 8}}})
+    other = placement.post('/resource_providers', {
+        'name': '%s_numa0' % host, 'parent_provider_uuid': root})
+    reporter = report.Reporter(sim_conf())
+    reporter.report()
+    reporter.driver.unplug_parent('mtty')
+    reporter.report()
+    assert placement.get('/resource_providers/%s/inventories' % root)[
+        'inventories']['VCPU']['total'] == 8
+    tree = tree_in_placement(placement, host)
+    assert '%s_numa0' % host in tree           # not ours: never deleted
+    assert other['uuid'] == tree['%s_numa0' % host]['uuid']
+    assert sorted(tree) == ['%s_mbochs' % host, '%s_mdpy' % host,
+                            '%s_numa0' % host]
+
+
+def test_dry_run_writes_nothing(sim_conf, host, placement):
+    result = report.Reporter(sim_conf()).report(dry_run=True)
+    assert result.requests.writes == 0
+    assert [c.action for c in result.changes] == ['create'] * 4
+    assert tree_in_placement(placement, host) is None
+
+
+def test_placement_down_then_back(tmp_path, host, placement_db):
+    from tests.conftest import make_conf
+    from vgpu_placement.cmd import agent
+
+    server = embedded.LoopbackServer(placement_db)
+    port = server.port
+    conf = make_conf(
+        '[placement]\nauth_type = admin_token\nendpoint = %s\n'
+        'token = admin\n' % server.url,
+        driver='simulated', simulated__profile='kernel-samples',
+        state_path=str(tmp_path), host=host)
+    with server:
+        reporter = report.Reporter(conf)
+        reporter.report()
+    loop = agent.ReportLoop(reporter, interval=30, max_backoff=120,
+                            wait=None)
+    # Down: the loop keeps going and backs off; nothing is lost meanwhile.
+    assert loop.run_once() == 30
+    assert loop.run_once() == 60
+    reporter.driver.create_mdev('mbochs', 'mbochs-large', str(uuid.uuid4()))
+    with embedded.LoopbackServer(placement_db, port=port):
+        assert loop.run_once() == 30
+        assert loop.outage_delay is None
+        view = dict(reporter.placement_view())
+    assert view['%s_mbochs' % host]['inventories'][
+        'CUSTOM_MDEV_MBOCHS_SMALL']['total'] == 48
