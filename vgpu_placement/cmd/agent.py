@@ -58,7 +58,7 @@ class ReportLoop:
 
 
 def _start(args):
-    conf = common.load_conf(args, prog='vgpu-placement-agent')
+    conf = common.load_conf(args, prog='vgpu-placement-agent', quiet=False)
     reporter = report.Reporter(conf)
     # Check the configuration against the host before looping.
     reporter.desired_tree(reporter.driver.discover())

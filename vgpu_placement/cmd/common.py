@@ -23,14 +23,22 @@ def add_config_args(parser):
                         help='log debug messages; show tracebacks')
 
 
-def load_conf(args, prog=PROG):
+def load_conf(args, prog=PROG, quiet=True):
     """Parse the config files named by args into a fresh ConfigOpts.
 
     Without --config-file, oslo.config's usual places are searched
-    (~/.vgpu-placement/, /etc/vgpu-placement/, ...).
+    (~/.vgpu-placement/, /etc/vgpu-placement/, ...). Logs go to stderr,
+    so that stdout holds only what the command prints; ``quiet`` keeps
+    our INFO lines out of a one-shot command's output.
     """
     conf = cfg.ConfigOpts()
     conf_mod.register_opts(conf)
+    conf.set_default('use_stderr', True)
+    levels = oslo_logging.get_default_log_levels() + [
+        'alembic=WARN', 'placement=WARN']
+    if quiet:
+        levels.append('vgpu_placement=WARN')
+    conf.set_default('default_log_levels', levels)
     argv = []
     for path in args.config_file:
         argv += ['--config-file', path]

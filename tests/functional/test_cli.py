@@ -1,0 +1,168 @@
+"""The commands as a user runs them: separate processes, one state dir."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from tests import sysfs_tree
+
+
+def run(args, conf_path=None, check=True):
+    argv = [sys.executable, '-m', 'vgpu_placement.cmd.cli']
+    if conf_path:
+        argv += ['--config-file', str(conf_path)]
+    proc = subprocess.run(argv + args, capture_output=True, text=True,
+                          timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def one_line_error(proc, starts):
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert lines[0].startswith(starts), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def sysfs_host(tmp_path):
+    """A copied sysfs tree (kernel samples + one mdev) and its config."""
+    tree = sysfs_tree.kernel_samples(tmp_path / 'sys')
+    tree.add_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
+    tree.set_available('mtty', 'mtty-1', 22)
+    tree.set_available('mtty', 'mtty-2', 11)
+    conf = tmp_path / 'vgpu-placement.conf'
+    conf.write_text(
+        '[DEFAULT]\nhost = cli-host\ndriver = sysfs\nstate_path = %s\n'
+        '[sysfs]\nroot = %s\n[embedded_placement]\nenabled = true\n'
+        % (tmp_path / 'state', tmp_path / 'sys'))
+    return conf
+
+
+def test_discover_report_status_json_match_the_formula(sysfs_host):
+    discovered = json.loads(run(['discover', '--format', 'json'],
+                                sysfs_host).stdout)
+    expected = {}
+    for parent in discovered['parents']:
+        name = 'cli-host_%s' % parent['name']
+        expected[name] = {
+            'CUSTOM_MDEV_%s' % t['id'].upper().replace('-', '_'):
+            t['mdevs'] + t['available_instances'] for t in parent['types']}
+    assert expected['cli-host_mtty'] == {'CUSTOM_MDEV_MTTY_1': 22,
+                                         'CUSTOM_MDEV_MTTY_2': 12}
+    first = json.loads(run(['report', '--format', 'json'], sysfs_host).stdout)
+    assert first['requests']['writes'] > 0
+    reported = {p['name']: {rc: inv['total'] for rc, inv in
+                            p['inventories'].items()}
+                for p in first['providers']}
+    assert reported == expected
+    second = json.loads(run(['report', '--format', 'json'],
+                            sysfs_host).stdout)
+    assert second['requests'] == {'reads': 1, 'writes': 0}
+    assert second['changes'] == []
+    status = json.loads(run(['status', '--format', 'json'],
+                            sysfs_host).stdout)
+    by_name = {p['name']: p for p in status['providers']}
+    assert [m['type'] for m in by_name['cli-host_mtty']['mdevs']] == [
+        'mtty-2']
+    assert by_name['cli-host_mtty']['inventories']['CUSTOM_MDEV_MTTY_2'][
+        'used'] == 0
+    state = sysfs_host.parent / 'state'
+    for name in os.listdir(state):
+        if not name.endswith('.lock'):
+            assert os.stat(state / name).st_mode & 0o077 == 0, name
+
+
+def test_dry_run_then_table_output(sysfs_host):
+    dry = run(['report', '--dry-run'], sysfs_host).stdout
+    assert 'would make' in dry and 'create' in dry
+    out = run(['report'], sysfs_host).stdout
+    assert 'cli-host_mtty' in out and 'CUSTOM_MDEV_MTTY_2' in out
+
+
+@pytest.mark.parametrize('text,starts', [
+    ('[devices]\nenabled_mdev_types = nvidia-999\n',
+     'vgpu-placement: error: [devices] enabled_mdev_types: type nvidia-999'),
+    ('[DEFAULT]\ndriver = magic\n',
+     'vgpu-placement: error: [DEFAULT] driver:'),
+    ('[agent]\nreport_interval = soon\n',
+     'vgpu-placement: error: [agent] report_interval:'),
+    ('[mdev_mtty-1]\nmdev_class = MEMORY_MB\n',
+     'vgpu-placement: error: [mdev_mtty-1] mdev_class:'),
+    ('[mdev_mtty-1]\ndevice_addresses = mtty\n'
+     '[mdev_mtty-2]\ndevice_addresses = mtty\n',
+     'vgpu-placement: error: [mdev_mtty-2] device_addresses:'),
+    ('[devices]\nenabled_mdev_types = mtty-1, mtty-2\n',
+     'vgpu-placement: error: [mdev_mtty-2] mdev_class:'),
+    ('[DEFAULT\nbroken', 'vgpu-placement: configuration error:'),
+])
+def test_misconfiguration_is_one_line(sysfs_host, text, starts):
+    with open(sysfs_host, 'a') as f:
+        f.write(text)
+    one_line_error(run(['report'], sysfs_host, check=False), starts)
+
+
+def test_missing_config_file_is_one_line(tmp_path):
+    one_line_error(run(['discover'], tmp_path / 'nope.conf', check=False),
+                   'vgpu-placement: configuration error:')
+
+
+def test_placement_unreachable_is_one_line(sysfs_host):
+    with open(sysfs_host, 'a') as f:
+        # Port 9 (discard) on loopback: nothing listens, refused at once.
+        f.write('enabled = false\n[placement]\nauth_type = admin_token\n'
+                'endpoint = http://127.0.0.1:9\ntoken = admin\n')
+    line = one_line_error(run(['report'], sysfs_host, check=False),
+                          'vgpu-placement: error: Placement is unreachable')
+    assert '127.0.0.1:9' in line or 'Unable to establish' in line
+
+
+def test_no_credentials_is_one_line(sysfs_host):
+    with open(sysfs_host, 'a') as f:
+        f.write('enabled = false\n')
+    one_line_error(run(['report'], sysfs_host, check=False),
+                   'vgpu-placement: error: [placement] auth_type:')
+
+
+def test_agent_reports_then_stops_cleanly_on_sigterm(sysfs_host):
+    with open(sysfs_host, 'a') as f:
+        f.write('[agent]\nreport_interval = 3600\n')
+    agent = subprocess.Popen(
+        [sys.executable, '-m', 'vgpu_placement.cmd.agent', '--config-file',
+         str(sysfs_host)], stderr=subprocess.PIPE, text=True)
+    try:
+        for line in agent.stderr:          # wait for the first report
+            if 'report done' in line:
+                break
+        agent.send_signal(signal.SIGTERM)
+        rest = agent.stderr.read()
+        assert agent.wait(timeout=60) == 0
+    finally:
+        agent.kill()
+    assert 'agent stopped' in rest and 'Traceback' not in rest
+
+
+def test_agent_refuses_to_start_misconfigured(sysfs_host):
+    with open(sysfs_host, 'a') as f:
+        f.write('[devices]\nenabled_mdev_types = mtty-9\n')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'vgpu_placement.cmd.agent', '--config-file',
+         str(sysfs_host)], capture_output=True, text=True, timeout=120)
+    one_line_error(proc, 'vgpu-placement-agent: error: [devices] '
+                         'enabled_mdev_types:')
+
+
+def test_demo_runs_and_shows_a_quiet_second_report(tmp_path):
+    out = run(['demo', '--state-dir', str(tmp_path / 'demo')]).stdout
+    assert 'Second report (nothing changed on the host): 0 change(s), ' \
+           '1 read(s), 0 write(s)' in out
+    # Two mtty-2 take 4 of mtty's 24 ports: mtty-1's offer shrinks.
+    assert 'CUSTOM_MDEV_MTTY_1 24 -> 20' in out
+    assert '--config-file' in out and 'status' in out
