@@ -46,6 +46,9 @@ class ParentDevice:
     mdevs: tuple                  # of Mdev, sorted by uuid
     # Physical function of an SR-IOV virtual function, if any.
     physfn: str = None
+    # For a physical GPU standing for its SR-IOV virtual functions: their
+    # names (each one a kernel parent holding at most one mdev).
+    members: tuple = ()
 
     @property
     def is_pci(self):
@@ -78,3 +81,37 @@ class HostSnapshot:
 
     def mdevs(self):
         return [m for p in self.parents for m in p.mdevs]
+
+
+def group_virtual_functions(snapshot):
+    """Report SR-IOV virtual functions as their physical GPU.
+
+    Each VF is a kernel parent with 0 or 1 available per type; summed per
+    physical function they give the GPU's count, which the capacity model
+    then bounds (Nova needed max_instances to stop over-reporting here).
+    """
+    groups = {}
+    others = []
+    for parent in snapshot.parents:
+        if parent.physfn:
+            groups.setdefault(parent.physfn, []).append(parent)
+        else:
+            others.append(parent)
+    merged = []
+    for physfn, vfs in groups.items():
+        types = {}
+        for vf in vfs:
+            for t in vf.types:
+                have = types.get(t.id)
+                types[t.id] = t if have is None else dataclasses.replace(
+                    have, available_instances=have.available_instances +
+                    t.available_instances)
+        merged.append(ParentDevice(
+            name=physfn, types=tuple(sorted(types.values(),
+                                            key=lambda t: t.id)),
+            mdevs=tuple(sorted((m for vf in vfs for m in vf.mdevs),
+                               key=lambda m: m.uuid)),
+            members=tuple(sorted(vf.name for vf in vfs))))
+    return HostSnapshot(
+        parents=tuple(sorted(others + merged, key=lambda p: p.name)),
+        warnings=snapshot.warnings)

@@ -1,12 +1,19 @@
 """The provider tree this host should have in Placement (pure functions).
 
-snapshot + type policies -> DesiredTree; then, knowing what Placement has
-granted (usages), keep_in_use() makes sure no inventory in use is dropped.
+snapshot + type policies + capacity models -> DesiredTree. Each child
+carries a ParentPlan that turns what Placement has granted (usages) into
+inventories: total = existing mdevs + available_instances, and reserved so
+that no type offers more than the parent can still create once every
+granted claim is realized; keep_in_use() never drops a class in use.
 """
 import dataclasses
+import math
 import re
 import uuid
 
+import os_resource_classes as orc
+
+from vgpu_placement import capacity
 from vgpu_placement import traits as traits_mod
 from vgpu_placement import type_config
 
@@ -32,15 +39,78 @@ class Inventory:
 
 
 @dataclasses.dataclass(frozen=True)
+class Counter:
+    """A shared counter class sized as one pool of a parent."""
+    resource_class: str
+    pool: str
+    size: int
+    costs: dict                  # type id -> units of this pool
+
+
+@dataclasses.dataclass(frozen=True)
+class ParentPlan:
+    """Everything needed to turn Placement's usages into inventories."""
+    classes: dict                # type id -> resource class
+    existing: dict               # type id -> mdevs on the parent
+    available: dict              # type id -> kernel available_instances
+    caps: dict                   # type id -> host-wide max_instances share
+    model: object
+    counters: tuple = ()         # of Counter
+
+    def pending(self, usages):
+        """Granted by Placement, not created yet, per type."""
+        return {t: max(0, usages.get(rc, 0) - self.existing.get(t, 0))
+                for t, rc in self.classes.items()}
+
+    def offers(self, usages):
+        return capacity.offers(self.model, self.existing,
+                               self.pending(usages), self.available)
+
+    def inventories(self, usages):
+        """{class: Inventory}: what exists plus what is left, with the
+        reduction others' claims cause expressed as ``reserved``."""
+        offers = self.offers(usages)
+        result = {}
+        for type_id, rc in self.classes.items():
+            used = usages.get(rc, 0)
+            cap = self.caps.get(type_id, math.inf)
+            total = max(self.existing[type_id], min(
+                cap, self.existing[type_id] + self.available[type_id]))
+            free = min(offers[type_id].free, max(0, total - used))
+            if total == 0 and cap > 0:
+                # Nothing fits now: keep the class, closed, at the size it
+                # has on an empty parent, so it reopens without churn.
+                total = min(cap, capacity.empty_capacity(self.model, type_id))
+            if total == 0:
+                continue
+            result[rc] = Inventory(total=total, reserved=min(
+                total, max(0, total - used - free)), max_unit=total)
+        pending = self.pending(usages)
+        for counter in self.counters:
+            consumed = sum((self.existing.get(t, 0) + pending.get(t, 0)) *
+                           units for t, units in counter.costs.items())
+            unpaid = max(0, consumed - usages.get(counter.resource_class, 0))
+            result[counter.resource_class] = Inventory(
+                total=counter.size, reserved=min(counter.size, unpaid),
+                max_unit=counter.size)
+        return result
+
+
+@dataclasses.dataclass(frozen=True)
 class DesiredProvider:
     name: str
     device: str                  # the parent device it stands for
-    inventories: dict            # resource class -> Inventory
+    plan: ParentPlan
     traits: frozenset
 
     @property
     def uuid(self):
         return str(uuid.uuid5(PROVIDER_NAMESPACE, self.name))
+
+    def inventories(self, usages, current=None):
+        """Inventories to write given usages; in-use classes never go."""
+        return keep_in_use(self.plan.inventories(usages), usages,
+                           current or {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,54 +129,90 @@ def provider_name(host, device):
     return '%s_%s' % (host, re.sub(r'[^A-Za-z0-9_-]', '_', device))
 
 
-def type_totals(parent, policies):
-    """{type_id: existing mdevs + available_instances} on one parent."""
-    return {p.type_id: parent.count_mdevs(p.type_id) +
-            parent.type(p.type_id).available_instances
-            for p in type_config.types_on_parent(policies, parent)}
-
-
-def cap_host_wide(totals_by_parent, snapshot, policies):
-    """Apply each type's max_instances across the host.
+def host_caps(snapshot, policies):
+    """{parent: {type: cap}} from each type's host-wide max_instances.
 
     Parents are served in name order; a parent never gets less than the
     mdevs of the type it already holds.
     """
-    capped = {name: dict(totals) for name, totals in totals_by_parent.items()}
-    for type_id, policy in policies.items():
+    caps = {p.name: {} for p in snapshot.parents}
+    for type_id, policy in sorted(policies.items()):
         if policy.max_instances is None:
             continue
         left = policy.max_instances
-        for name in sorted(capped):
-            if type_id not in capped[name]:
+        for parent in snapshot.parents:
+            mdev_type = parent.type(type_id)
+            if mdev_type is None or not policy.applies_to(parent):
                 continue
-            existing = snapshot.parent(name).count_mdevs(type_id)
-            total = max(existing, min(capped[name][type_id], left))
-            capped[name][type_id] = total
-            left = max(0, left - total)
-    return capped
+            existing = parent.count_mdevs(type_id)
+            share = max(existing, min(
+                existing + mdev_type.available_instances, left))
+            caps[parent.name][type_id] = share
+            left = max(0, left - share)
+    return caps
 
 
-def build_tree(host, snapshot, policies):
-    """The desired tree: one child per parent reporting at least one type."""
-    totals_by_parent = {p.name: type_totals(p, policies)
-                        for p in snapshot.parents}
-    totals_by_parent = cap_host_wide(totals_by_parent, snapshot, policies)
+def counter_class(kind, pool, single):
+    name = 'VGPU_UNITS_%s' % kind if single else 'VGPU_UNITS_%s_%s' % (
+        kind, pool)
+    return orc.normalize_name(name)
+
+
+def parent_kind(parent):
+    """The driver part of the type ids (mtty-1 -> mtty, i915-GVTg_V5_4 ->
+    i915), naming the parent's counters."""
+    prefixes = {t.id.split('-')[0] for t in parent.types}
+    return prefixes.pop() if len(prefixes) == 1 else parent.name
+
+
+def counters_for(parent, model):
+    """One counter per pool (and the count cap) of a pool model.
+
+    Costs cover every type of the parent, reported or not: an mdev of a
+    type we do not report still takes its units.
+    """
+    if not isinstance(model, capacity.Pool) or not model.pools:
+        return ()
+    pools = dict(model.pools)
+    costs = {p: {t: c.get(p, 0) for t, c in model.costs.items()}
+             for p in pools}
+    if model.max_instances is not None:
+        pools['instances'] = model.max_instances
+        costs['instances'] = {t.id: 1 for t in parent.types}
+    single = len(pools) == 1
+    kind = parent_kind(parent)
+    return tuple(Counter(counter_class(kind, p, single), p, size,
+                         {t: u for t, u in costs[p].items() if u})
+                 for p, size in sorted(pools.items()))
+
+
+def build_tree(host, snapshot, policies, choose_model=None, counters=True):
+    """The desired tree: one child per parent reporting at least one type.
+
+    choose_model(parent) -> capacity model (default: detect from the
+    parent). counters: add shared counter classes for pool models.
+    """
+    choose_model = choose_model or (
+        lambda parent: capacity.choose_model(parent)[0])
+    caps = host_caps(snapshot, policies)
     children = []
     for parent in snapshot.parents:
-        totals = totals_by_parent[parent.name]
-        if not totals:
+        reported = type_config.types_on_parent(policies, parent)
+        if not reported:
             continue
-        inventories = {}
-        for type_id, total in totals.items():
-            if total > 0:       # Placement refuses total 0
-                inventories[policies[type_id].resource_class] = \
-                    Inventory(total=total, max_unit=total)
-        reported = [parent.type(t) for t in totals]
+        ids = [p.type_id for p in reported]
+        model = choose_model(parent)
+        # The model sees every type: unreported ones take capacity too.
+        plan = ParentPlan(
+            classes={p.type_id: p.resource_class for p in reported},
+            existing={t.id: parent.count_mdevs(t.id) for t in parent.types},
+            available={t.id: t.available_instances for t in parent.types},
+            caps=caps[parent.name], model=model,
+            counters=counters_for(parent, model) if counters else ())
         children.append(DesiredProvider(
             name=provider_name(host, parent.name), device=parent.name,
-            inventories=inventories,
-            traits=traits_mod.parent_traits(reported)))
+            plan=plan,
+            traits=traits_mod.parent_traits([parent.type(t) for t in ids])))
     return DesiredTree(host, tuple(sorted(children, key=lambda c: c.name)))
 
 

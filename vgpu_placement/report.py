@@ -1,15 +1,20 @@
-"""One report: discover -> policies -> desired tree -> sync to Placement."""
+"""One report: discover -> policies + models -> desired tree -> sync."""
 import dataclasses
+import logging
 import os
 
+from vgpu_placement import capacity
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
+from vgpu_placement import model
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
 from vgpu_placement.placement import sync
 from vgpu_placement import provider_tree
 from vgpu_placement import state_file
 from vgpu_placement import type_config
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -18,6 +23,8 @@ class ReportResult:
     desired: object
     changes: list
     requests: client_mod.RequestCount
+    # [(parent, type, model's prediction, kernel's available_instances)]
+    disagreements: list = dataclasses.field(default_factory=list)
 
 
 def placement_client(conf):
@@ -41,6 +48,10 @@ class Reporter:
         self.client = client or placement_client(conf)
         self.cache_file = cache_path(conf)
         self.cache = self._load_cache()
+        self.model_choices = type_config.load_model_choices(conf)
+        self.empty_file = os.path.join(conf.state_path,
+                                       'empty-parents.json')
+        self.warned = set()
 
     def _load_cache(self):
         try:
@@ -55,12 +66,63 @@ class Reporter:
     def save_cache(self):
         state_file.write_json(self.cache_file, self.cache)
 
+    def discover(self):
+        """The host as reported: SR-IOV virtual functions grouped."""
+        return model.group_virtual_functions(self.driver.discover())
+
+    def _remember_empty(self, snapshot):
+        """Record what each parent offers while it has no mdevs, so costs
+        of a driver we do not know can be inferred later."""
+        try:
+            seen = state_file.read_json(self.empty_file, {})
+        except ValueError:
+            seen = {}
+        changed = False
+        for parent in snapshot.parents:
+            if parent.types and not parent.mdevs:
+                now = {t.id: t.available_instances for t in parent.types}
+                if seen.get(parent.name) != now:
+                    seen[parent.name], changed = now, True
+        if changed:
+            state_file.write_json(self.empty_file, seen)
+        return seen
+
+    def choose_model(self, parent, empty_seen):
+        override = self.model_choices.get(
+            parent.name, self.model_choices.get('*'))
+        chosen, how = capacity.choose_model(parent, override,
+                                            empty_seen.get(parent.name))
+        LOG.debug('capacity of %s: %s model (%s)', parent.name, chosen.kind,
+                  how)
+        return chosen
+
     def desired_tree(self, snapshot):
         policies = type_config.load_policies(self.conf, snapshot)
-        return provider_tree.build_tree(self.conf.host, snapshot, policies)
+        empty_seen = self._remember_empty(snapshot)
+        return provider_tree.build_tree(
+            self.conf.host, snapshot, policies,
+            choose_model=lambda p: self.choose_model(p, empty_seen),
+            counters=self.conf.capacity.shared_counters)
+
+    def _check_kernel(self, desired, view):
+        """Compare each model's prediction with what the kernel shows."""
+        found = []
+        for child in desired.children:
+            usages = view.get(child.name, {}).get('usages', {})
+            for type_id, predicted, observed in capacity.disagreements(
+                    child.plan.offers(usages)):
+                found.append((child.device, type_id, predicted, observed))
+                key = (child.device, type_id, predicted, observed)
+                if key not in self.warned:
+                    self.warned.add(key)
+                    LOG.warning(
+                        'parent %s type %s: the capacity model predicts %d '
+                        'available, the kernel says %d; reporting the '
+                        'smaller', child.device, type_id, predicted, observed)
+        return found
 
     def report(self, dry_run=False):
-        snapshot = self.driver.discover()
+        snapshot = self.discover()
         desired = self.desired_tree(snapshot)
         before = dataclasses.replace(self.client.count)
         tree_sync = sync.TreeSync(self.client, self.cache)
@@ -72,7 +134,9 @@ class Reporter:
         used = client_mod.RequestCount(
             self.client.count.reads - before.reads,
             self.client.count.writes - before.writes)
-        return ReportResult(snapshot, desired, changes, used)
+        view = dict(self.placement_view(refresh=False)) if not dry_run else {}
+        return ReportResult(snapshot, desired, changes, used,
+                            self._check_kernel(desired, view))
 
     def placement_view(self, refresh=True):
         """Placement's view of this host's children: [(name, provider)].

@@ -24,9 +24,11 @@ class TypePolicy:
     device_addresses: frozenset      # empty: every parent offering the type
     max_instances: int = None
 
-    def applies_to(self, parent_name):
-        return not self.device_addresses or parent_name in \
-            self.device_addresses
+    def applies_to(self, parent):
+        """True if reported on this model.ParentDevice (a physical GPU
+        matches its own address or any of its virtual functions')."""
+        return not self.device_addresses or bool(
+            self.device_addresses & ({parent.name} | set(parent.members)))
 
 
 def default_class(type_id):
@@ -90,7 +92,8 @@ def load_policies(conf, snapshot):
                         address_owner[address])),
                     'list each parent device under one type only')
             address_owner[address] = type_id
-            if snapshot.parent(address) is None:
+            if not any(address == p.name or address in p.members
+                       for p in snapshot.parents):
                 LOG.warning('%s lists %s, which is not an mdev parent on '
                             'this host', _group_option(
                                 type_id, 'device_addresses'), address)
@@ -106,7 +109,7 @@ def load_policies(conf, snapshot):
 def types_on_parent(policies, parent):
     """The policies of the types reported on this parent, by type id."""
     return [policies[t.id] for t in parent.types
-            if t.id in policies and policies[t.id].applies_to(parent.name)]
+            if t.id in policies and policies[t.id].applies_to(parent)]
 
 
 def check_collisions(policies, snapshot):
@@ -122,3 +125,23 @@ def check_collisions(policies, snapshot):
                     % (policy.resource_class, other, parent.name),
                     'give each type its own mdev_class, or split the '
                     'parents between them with device_addresses')
+
+
+def load_model_choices(conf):
+    """{parent or '*': model name} from [capacity] models."""
+    from vgpu_placement import capacity
+    choices = {}
+    for entry in conf.capacity.models:
+        parent, sep, name = entry.rpartition('=')
+        if not sep or name not in capacity.MODELS or not (
+                parent == '*' or model.is_valid_name(parent)):
+            raise exceptions.ConfigError(
+                '[capacity] models', 'bad entry %r' % entry,
+                'write <parent>=<model> with model one of %s'
+                % ', '.join(capacity.MODELS))
+        if parent in choices:
+            raise exceptions.ConfigError(
+                '[capacity] models', '%s is listed twice' % parent,
+                'give each parent one model')
+        choices[parent] = name
+    return choices

@@ -27,7 +27,9 @@ def expected_totals(snapshot, host):
 
 
 def totals_in(tree):
-    return {name: {rc: inv['total'] for rc, inv in rp['inventories'].items()}
+    """Totals of the type classes (shared counters left out)."""
+    return {name: {rc: inv['total'] for rc, inv in rp['inventories'].items()
+                   if not rc.startswith('CUSTOM_VGPU_UNITS_')}
             for name, rp in tree.items()}
 
 
@@ -57,17 +59,31 @@ def test_second_report_in_a_new_process_makes_no_writes(sim_conf, host):
     assert result.requests.as_dict() == {'reads': 1, 'writes': 0}
 
 
-def test_usage_changed_in_placement_is_noticed_without_writes(
+def test_a_claim_in_placement_reserves_what_it_will_take_from_others(
         sim_conf, host, placement):
     reporter = report.Reporter(sim_conf())
     reporter.report()
-    mtty = tree_in_placement(placement, host)['%s_mtty' % host]
+    name = '%s_mtty' % host
+    mtty = tree_in_placement(placement, host)[name]
     claim(placement, mtty['uuid'], {'CUSTOM_MDEV_MTTY_2': 1})
     result = reporter.report()
-    assert result.requests.writes == 0
-    assert result.requests.reads > 1          # the changed provider re-read
+    # Only that provider is read again and written once.
+    assert [(c.action, c.provider) for c in result.changes] == [
+        ('inventories', name)]
+    assert result.requests.writes == 1
+    inv = tree_in_placement(placement, host)[name]['inventories']
+    # The granted mtty-2 will take 2 of the 24 ports: mtty-1 may now only
+    # get 22 (reserved 2); mtty-2 itself is not reduced beyond its claim;
+    # the counter holds the 2 units the claim did not pay for.
+    assert (inv['CUSTOM_MDEV_MTTY_1']['total'],
+            inv['CUSTOM_MDEV_MTTY_1']['reserved']) == (24, 2)
+    assert inv['CUSTOM_MDEV_MTTY_2']['reserved'] == 0
+    assert inv['CUSTOM_VGPU_UNITS_MTTY']['reserved'] == 2
     view = dict(reporter.placement_view(refresh=False))
-    assert view['%s_mtty' % host]['usages']['CUSTOM_MDEV_MTTY_2'] == 1
+    assert view[name]['usages']['CUSTOM_MDEV_MTTY_2'] == 1
+    # And the next report, nothing having changed, writes nothing.
+    assert reporter.report().requests.as_dict() == {'reads': 1,
+                                                    'writes': 0}
 
 
 def test_created_mdev_changes_one_provider_with_one_write(sim_conf, host,
@@ -120,9 +136,11 @@ def test_parent_gone_with_usage_keeps_used_inventory_closed(
     reporter.driver.plug_parent('mtty')
     reporter.report()
     back = tree_in_placement(placement, host)[name]
+    # The two granted mtty-1 will take 2 ports: mtty-2 keeps 11 of 12.
     assert {rc: (i['total'], i['reserved'])
             for rc, i in back['inventories'].items()} == {
-        'CUSTOM_MDEV_MTTY_1': (24, 0), 'CUSTOM_MDEV_MTTY_2': (12, 0)}
+        'CUSTOM_MDEV_MTTY_1': (24, 0), 'CUSTOM_MDEV_MTTY_2': (12, 1),
+        'CUSTOM_VGPU_UNITS_MTTY': (24, 2)}
     assert back['usages']['CUSTOM_MDEV_MTTY_1'] == 2
 
 

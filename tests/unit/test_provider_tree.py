@@ -35,8 +35,11 @@ def test_total_is_existing_plus_available(tmp_path):
     snap, tree = build(tmp_path, setup)
     for parent in snap.parents:
         child = tree.child(provider_tree.provider_name('cn1', parent.name))
+        # Every mdev backs an allocation: nothing needs reserving.
+        usages = {type_config.default_class(t.id): parent.count_mdevs(t.id)
+                  for t in parent.types}
         for t in parent.types:
-            inv = child.inventories[type_config.default_class(t.id)]
+            inv = child.inventories(usages)[type_config.default_class(t.id)]
             expected = parent.count_mdevs(t.id) + t.available_instances
             assert inv.as_dict() == {
                 'total': expected, 'reserved': 0, 'min_unit': 1,
@@ -44,18 +47,26 @@ def test_total_is_existing_plus_available(tmp_path):
                 'allocation_ratio': 1.0}
 
 
-def test_a_type_with_nothing_left_and_no_mdev_is_not_reported(tmp_path):
-    _snap, tree = build(tmp_path, lambda t: t.set_available(
-        'mdpy', 'mdpy-hd', 0))
-    assert 'CUSTOM_MDEV_MDPY_HD' not in tree.child('cn1_mdpy').inventories
-    assert 'CUSTOM_MDEV_MDPY_VGA' in tree.child('cn1_mdpy').inventories
+def test_a_type_with_nothing_left_stays_closed_at_its_empty_size(tmp_path):
+    def setup(tree):
+        for _ in range(4):
+            tree.add_mdev('mdpy', 'mdpy-vga', str(uuid.uuid4()))
+        for t in ('mdpy-vga', 'mdpy-xga', 'mdpy-hd'):
+            tree.set_available('mdpy', t, 0)
+    _snap, tree = build(tmp_path, setup)
+    inv = tree.child('cn1_mdpy').inventories({})
+    # mdpy's counter of 4 is taken: hd is closed (reserved == total).
+    assert (inv['CUSTOM_MDEV_MDPY_HD'].total,
+            inv['CUSTOM_MDEV_MDPY_HD'].reserved) == (4, 4)
+    assert inv['CUSTOM_MDEV_MDPY_VGA'].total == 4
 
 
 def test_disabled_types_and_parents_are_left_out(tmp_path):
     _snap, tree = build(tmp_path, lambda t: None,
                         devices__enabled_mdev_types=['mtty-2'])
     assert [c.name for c in tree.children] == ['cn1_mtty']
-    assert list(tree.child('cn1_mtty').inventories) == ['VGPU']
+    assert sorted(tree.child('cn1_mtty').inventories({})) == [
+        'CUSTOM_VGPU_UNITS_MTTY', 'VGPU']
 
 
 def test_max_instances_caps_the_host_and_never_below_existing(tmp_path):
@@ -73,7 +84,8 @@ def test_max_instances_caps_the_host_and_never_below_existing(tmp_path):
     snap = sysfs.SysfsDriver(conf).discover()
     got = provider_tree.build_tree(
         'cn1', snap, type_config.load_policies(conf, snap))
-    totals = {c.device: c.inventories.get('VGPU') for c in got.children}
+    totals = {c.device: c.inventories({}).get('VGPU')
+              for c in got.children}
     assert sum(i.total for i in totals.values() if i) == 2
     assert totals['0000:84:00.4'].total == 1     # its existing mdev
 
@@ -86,3 +98,15 @@ def test_keep_in_use_closes_classes_the_host_no_longer_offers():
     assert kept['CUSTOM_A'].total == 4 and kept['CUSTOM_A'].reserved == 0
     assert (kept['CUSTOM_B'].total, kept['CUSTOM_B'].reserved) == (8, 8)
     assert 'CUSTOM_C' not in kept
+
+
+def test_mdevs_nobody_claimed_are_reserved(tmp_path):
+    def setup(tree):
+        tree.add_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
+        tree.set_available('mtty', 'mtty-2', 11)
+        tree.set_available('mtty', 'mtty-1', 22)
+    _snap, tree = build(tmp_path, setup)
+    inv = tree.child('cn1_mtty').inventories({})
+    assert (inv['CUSTOM_MDEV_MTTY_2'].total,
+            inv['CUSTOM_MDEV_MTTY_2'].reserved) == (12, 1)
+    assert inv['CUSTOM_VGPU_UNITS_MTTY'].reserved == 2     # its two ports

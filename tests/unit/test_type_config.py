@@ -51,8 +51,8 @@ def test_nova_style_types_split_by_address(snapshot):
                    'nvidia-36\n[mdev_nvidia-35]\ndevice_addresses = '
                    '0000:84:00.0\n[mdev_nvidia-36]\ndevice_addresses = '
                    '0000:85:00.0\nmdev_class = CUSTOM_B\n')
-    assert got['nvidia-35'].applies_to('0000:84:00.0')
-    assert not got['nvidia-35'].applies_to('0000:85:00.0')
+    assert got['nvidia-35'].applies_to(snapshot.parent('0000:84:00.0'))
+    assert not got['nvidia-35'].applies_to(snapshot.parent('0000:85:00.0'))
     assert got['nvidia-36'].resource_class == 'CUSTOM_B'
 
 

@@ -61,7 +61,7 @@ def _start(args):
     conf = common.load_conf(args, prog='vgpu-placement-agent', quiet=False)
     reporter = report.Reporter(conf)
     # Check the configuration against the host before looping.
-    reporter.desired_tree(reporter.driver.discover())
+    reporter.desired_tree(reporter.discover())
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -45,7 +45,7 @@ def cmd_report(args):
 def cmd_status(args):
     conf = common.load_conf(args)
     reporter = report.Reporter(conf)
-    snapshot = reporter.driver.discover()
+    snapshot = reporter.discover()
     data = views.provider_data(reporter.placement_view(), snapshot,
                                conf.host)
     if args.format == 'json':

@@ -78,7 +78,7 @@ def run(args):
     print('  mtty-2 takes 2 of mtty\'s 24 ports, so mtty-1 shrinks too;'
           ' one 2 GB vGPU on the T4 closes every other framebuffer size.')
     _report(reporter, 'Report after the creates')
-    snapshot = reporter.driver.discover()
+    snapshot = reporter.discover()
     print(views.provider_table(views.provider_data(
         reporter.placement_view(refresh=False), snapshot, conf.host)))
 

@@ -3,6 +3,7 @@ from oslo_log import log as logging
 
 from vgpu_placement.conf import agent
 from vgpu_placement.conf import base
+from vgpu_placement.conf import capacity
 from vgpu_placement.conf import devices
 from vgpu_placement.conf import drivers
 from vgpu_placement.conf import placement
@@ -10,6 +11,6 @@ from vgpu_placement.conf import placement
 
 def register_opts(conf):
     """Register every static option, and oslo.log's, on ``conf``."""
-    for module in (base, devices, drivers, placement, agent):
+    for module in (base, devices, capacity, drivers, placement, agent):
         module.register_opts(conf)
     logging.register_options(conf)

@@ -121,13 +121,18 @@ class TreeSync:
                 self.client.put('/traits/%s' % trait, None)
                 self.cache['traits'].append(trait)
 
-    def _update(self, rp_uuid, want_inv, want_traits, changes, dry_run):
-        """Write inventories and traits of one existing provider."""
+    def _update(self, rp_uuid, inventories_for, want_traits, changes,
+                dry_run):
+        """Write inventories and traits of one existing provider.
+
+        inventories_for(usages, current) gives the inventories to hold; it
+        is asked again after a conflict, since a claim changes usages.
+        """
         for attempt in range(CONFLICT_RETRIES):
             cached = self.cache['providers'][rp_uuid]
             inventories = {
-                rc: inv.as_dict() for rc, inv in provider_tree.keep_in_use(
-                    want_inv, cached['usages'], cached['inventories']).items()}
+                rc: inv.as_dict() for rc, inv in inventories_for(
+                    cached['usages'], cached['inventories']).items()}
             traits = sorted(want_traits)
             todo = []
             if inventories != cached['inventories']:
@@ -169,7 +174,7 @@ class TreeSync:
 
     def _create(self, root_uuid, want, changes, dry_run):
         changes.append(Change('create', want.name, '%d inventories' % len(
-            want.inventories)))
+            want.plan.classes)))
         if dry_run:
             return
         self.client.post('/resource_providers', {
@@ -184,8 +189,9 @@ class TreeSync:
         """A provider we manage whose device is gone."""
         if any(cached['usages'].values()):
             # In use: keep what is used, closed (reserved == total).
-            self._update(rp_uuid, {}, set(cached['traits']), changes,
-                         dry_run)
+            self._update(rp_uuid, lambda usages, current:
+                         provider_tree.keep_in_use({}, usages, current),
+                         set(cached['traits']), changes, dry_run)
             return
         changes.append(Change('delete', cached['name']))
         if dry_run:
@@ -205,7 +211,7 @@ class TreeSync:
         if root_uuid is None:
             changes.append(Change('create', desired.root_name, 'root'))
             changes.extend(Change('create', c.name, '%d inventories' % len(
-                c.inventories)) for c in desired.children)
+                c.plan.classes)) for c in desired.children)
             return changes
         existing = self.children(root_uuid)
         for want in desired.children:

@@ -1,0 +1,261 @@
+"""Cross-type capacity models: pure functions, no I/O.
+
+A model answers one question for a parent device: given how many mdevs of
+each type are consumed (created, or granted by Placement and not created
+yet), how many more of each type can still be created?
+
+* Independent: types do not interact (what the kernel says is all we know).
+* Pool: each type costs units of one or more shared pools (mtty: 24 ports,
+  1 or 2 each; mbochs: MB of video memory; mdpy: one counter of 4; GVT-g:
+  aperture, hidden memory and fences), optionally under a hidden cap on the
+  number of instances (GVT-g's 7).
+* Exclusive: NVIDIA's equal-size rule. Once a vGPU of one framebuffer size
+  exists, every other size is unavailable; a type is creatable while the
+  vGPUs on the GPU number fewer than its own maximum. ``slots`` caps the
+  count too (SR-IOV: one vGPU per virtual function).
+"""
+import dataclasses
+import math
+import re
+
+INDEPENDENT, POOL, EXCLUSIVE = 'independent', 'pool', 'exclusive'
+MODELS = (INDEPENDENT, POOL, EXCLUSIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Independent:
+    kind = INDEPENDENT
+
+    def free_after(self, consumed, types):
+        return None            # nothing to predict: the kernel's word only
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    pools: dict                # pool name -> size in units
+    costs: dict                # type id -> {pool name: units}
+    max_instances: int = None  # hidden cap on the count (GVT-g: 7)
+    how: str = ''              # where the figures came from, for the log
+    kind = POOL
+
+    def free_after(self, consumed, types):
+        remaining = dict(self.pools)
+        for type_id, count in consumed.items():
+            for pool, units in self.costs.get(type_id, {}).items():
+                remaining[pool] -= units * count
+        count_left = None
+        if self.max_instances is not None:
+            count_left = self.max_instances - sum(consumed.values())
+        free = {}
+        for type_id in types:
+            cost = {p: u for p, u in self.costs.get(type_id, {}).items() if u}
+            if not cost:
+                continue
+            n = min(max(0, remaining[p]) // u for p, u in cost.items())
+            if count_left is not None:
+                n = min(n, max(0, count_left))
+            free[type_id] = n
+        return free
+
+
+@dataclasses.dataclass(frozen=True)
+class Exclusive:
+    sizes: dict                # type id -> framebuffer size (any unit)
+    maxima: dict               # type id -> max vGPUs on the GPU
+    slots: int = None          # SR-IOV: number of virtual functions
+    kind = EXCLUSIVE
+
+    def free_after(self, consumed, types):
+        live = {t: n for t, n in consumed.items() if n}
+        sizes_in_use = {self.sizes.get(t) for t in live}
+        total = sum(live.values())
+        free = {}
+        for type_id in types:
+            if type_id not in self.sizes:
+                continue
+            if sizes_in_use - {self.sizes[type_id]}:
+                free[type_id] = 0
+                continue
+            n = self.maxima[type_id] - total
+            if self.slots is not None:
+                n = min(n, self.slots - total)
+            free[type_id] = max(0, n)
+        return free
+
+
+# -- what Placement may still grant --------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TypeOffer:
+    free: int                  # how many more Placement may grant
+    predicted: int = None      # model's available_instances (no pending)
+    observed: int = None       # the kernel's available_instances
+
+
+def offers(model, existing, pending, available):
+    """How many more of each type Placement may grant on one parent.
+
+    existing: {type: mdevs on the parent}; pending: {type: granted by
+    Placement, not created yet}; available: {type: the kernel's
+    available_instances}. When the model and the kernel disagree on what
+    exists now, the smaller is believed (the difference is carried over).
+    """
+    types = sorted(available)
+    consumed = {t: existing.get(t, 0) + pending.get(t, 0)
+                for t in set(existing) | set(pending)}
+    predicted = model.free_after(existing, types)
+    after_pending = model.free_after(consumed, types)
+    result = {}
+    for t in types:
+        if predicted is None or t not in predicted:
+            if predicted is not None:
+                # A type the model does not know: close it while anything
+                # is pending here, since we cannot tell what it costs.
+                busy = any(n for n in pending.values())
+                result[t] = TypeOffer(0 if busy else available[t])
+                continue
+            result[t] = TypeOffer(max(0, available[t] - pending.get(t, 0)))
+            continue
+        shortfall = max(0, predicted[t] - available[t])
+        free = max(0, after_pending[t] - shortfall)
+        result[t] = TypeOffer(free, predicted[t], available[t])
+    return result
+
+
+def disagreements(type_offers):
+    """[(type, predicted, observed)] where the kernel and model differ."""
+    return [(t, o.predicted, o.observed) for t, o in sorted(
+        type_offers.items()) if o.predicted is not None and
+        o.predicted != o.observed]
+
+
+# -- building models from what the kernel shows ----------------------------
+
+_MB_RE = re.compile(r'(\d+)\s*MB video memory')
+_GVT_RE = {
+    'low_gm': re.compile(r'low_gm_size:\s*(\d+)MB'),
+    'high_gm': re.compile(r'high_gm_size:\s*(\d+)MB'),
+    'fence': re.compile(r'fence:\s*(\d+)'),
+}
+_NV_FB_RE = re.compile(r'framebuffer=(\d+)M')
+_NV_MAX_RE = re.compile(r'max_instance=(\d+)')
+# GVT-g allows at most 7 vGPUs (idr limit GVT_MAX_VGPU 8, id 0 idle) and
+# available_instances does not show it.
+GVT_MAX_VGPUS = 7
+MTTY_PORTS = {'mtty-1': 1, 'mtty-2': 2}
+
+
+def known_costs(types):
+    """Per-type pool costs the driver's own code fixes, or None.
+
+    types: the parent's MdevType list. Returns ({type: {pool: units}},
+    max_instances, source) for the drivers we know.
+    """
+    ids = [t.id for t in types]
+    if ids and all(t in MTTY_PORTS for t in ids):
+        return {t: {'ports': MTTY_PORTS[t]} for t in ids}, None, 'mtty ports'
+    if ids and all(t.startswith('mdpy-') for t in ids):
+        return {t: {'instances': 1} for t in ids}, None, 'mdev core counter'
+    if ids and all(t.startswith('mbochs-') and _MB_RE.search(
+            x.description) for t, x in zip(ids, types)):
+        return ({x.id: {'mbytes': int(_MB_RE.search(x.description).group(1))}
+                 for x in types}, None, 'mbochs video memory')
+    if ids and all('GVTg' in t for t in ids):
+        costs = {}
+        for x in types:
+            found = {p: r.search(x.description) for p, r in _GVT_RE.items()}
+            if not all(found.values()):
+                return None
+            costs[x.id] = {p: int(m.group(1)) for p, m in found.items()}
+        return costs, GVT_MAX_VGPUS, 'GVT-g aperture, hidden memory, fences'
+    return None
+
+
+def pool_from_costs(costs, max_instances, existing, available, source):
+    """Pool sizes from known costs and what the kernel shows now.
+
+    Each pool is at least what existing mdevs hold plus what any type could
+    still take of it; the smallest such size never offers more than the
+    device has, and is exact for a pool that binds some type.
+    """
+    pools = {}
+    for type_id, cost in costs.items():
+        for pool, units in cost.items():
+            held = sum(existing.get(t, 0) * costs[t].get(pool, 0)
+                       for t in costs)
+            need = held + available.get(type_id, 0) * units
+            pools[pool] = max(pools.get(pool, 0), need)
+    return Pool(pools, costs, max_instances, source)
+
+
+def infer_single_pool(empty_available):
+    """Costs of one shared pool from what each type shows on an empty parent.
+
+    With L the least common multiple of the counts, a type showing C costs
+    L / C units of a pool of L. Exact for mtty (24, 12), mbochs (4, 16, 64)
+    and mdpy (4, 4, 4); for anything else the kernel check keeps it honest.
+    """
+    counts = {t: n for t, n in empty_available.items() if n > 0}
+    if not counts:
+        return None
+    size = math.lcm(*counts.values())
+    costs = {t: {'units': size // n} for t, n in counts.items()}
+    return Pool({'units': size}, costs, None,
+                'inferred from an empty parent %s' % sorted(counts.items()))
+
+
+def exclusive_from_descriptions(types, existing, slots=None):
+    """NVIDIA equal-size model from "framebuffer=NM, max_instance=K"."""
+    sizes, maxima = {}, {}
+    for x in types:
+        fb = _NV_FB_RE.search(x.description)
+        mx = _NV_MAX_RE.search(x.description)
+        if not fb:
+            return None
+        sizes[x.id] = int(fb.group(1))
+        if mx:
+            maxima[x.id] = int(mx.group(1))
+        elif not any(existing.values()):
+            maxima[x.id] = x.available_instances
+        else:
+            return None
+    return Exclusive(sizes, maxima, slots)
+
+
+def choose_model(parent, override=None, empty_seen=None):
+    """The model for one parent and a note saying where it came from.
+
+    override: a model name from config, or None to detect. empty_seen:
+    {type: available} remembered from a time the parent had no mdevs (to
+    infer costs of a driver we do not know).
+    """
+    existing = {t.id: parent.count_mdevs(t.id) for t in parent.types}
+    available = {t.id: t.available_instances for t in parent.types}
+    if override == INDEPENDENT:
+        return Independent(), 'configured independent'
+    slots = len(parent.members) or None
+    nvidia = parent.types and all(t.id.startswith('nvidia-')
+                                  for t in parent.types)
+    if override == EXCLUSIVE or (override is None and (nvidia or slots)):
+        model = exclusive_from_descriptions(parent.types, existing, slots)
+        if model is not None:
+            return model, 'equal-size rule from type descriptions'
+    if override in (None, POOL):
+        known = known_costs(parent.types)
+        if known:
+            costs, cap, source = known
+            return pool_from_costs(costs, cap, existing, available,
+                                   source), source
+        empty = available if not any(existing.values()) else empty_seen
+        if empty and set(empty) == set(available):
+            model = infer_single_pool(empty)
+            if model is not None:
+                return model, model.how
+    # Costs unknown: every type is closed while anything is pending here.
+    return Pool({}, {}), 'costs unknown: types close while claims are pending'
+
+
+def empty_capacity(model, type_id):
+    """What the model says one type can have on an empty parent."""
+    free = model.free_after({}, [type_id])
+    return (free or {}).get(type_id, 0)
