@@ -4,7 +4,8 @@ The host is described by a profile file (YAML, see etc/vgpu-placement/
 profiles/) and its mdevs live in a state file, so that separate commands see
 one host. The arithmetic here mirrors the kernel drivers' own code (mtty's
 port pool, mbochs' memory pool, the mdev core's instance counter, GVT-g's
-pools and id limit, NVIDIA's equal-size rule); it is deliberately separate
+pools and id limit, NVIDIA's equal-size rule, NVIDIA SR-IOV virtual
+functions holding one vGPU each); it is deliberately separate
 from vgpu_placement.capacity, which predicts what this host will say.
 """
 import dataclasses
@@ -18,7 +19,7 @@ from vgpu_placement import model
 from vgpu_placement import profiles
 from vgpu_placement import state_file
 
-RULES = ('pool', 'independent', 'exclusive')
+RULES = ('pool', 'independent', 'exclusive', 'sriov')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ParentSpec:
     full_errno: int     # what create fails with when there is no room
     types: tuple
     physfn: str = None
+    vfs: int = 0        # sriov rule: virtual functions, each one parent
 
     def type(self, type_id):
         return next((t for t in self.types if t.id == type_id), None)
@@ -54,7 +56,7 @@ def available_instances(spec, mdevs, type_spec):
     """
     if spec.rule == 'independent':
         return max(0, type_spec.max - mdevs.count(type_spec.id))
-    if spec.rule == 'exclusive':
+    if spec.rule in ('exclusive', 'sriov'):
         sizes = {spec.type(t).size for t in mdevs}
         if sizes - {type_spec.size}:
             return 0
@@ -76,6 +78,25 @@ def refuse_create(spec, mdevs, type_spec):
     return None
 
 
+def vf_names(spec):
+    """PCI addresses of an SR-IOV card's virtual functions: functions 4-7
+    of the card's device, then on through the following devices."""
+    domain_bus, _, devfn = spec.name.rpartition(':')
+    device = int(devfn.split('.')[0], 16)
+    names = []
+    for i in range(spec.vfs):
+        n = 4 + i
+        names.append('%s:%02x.%d' % (domain_bus, device + n // 8, n % 8))
+    return names
+
+
+def kernel_parents(spec):
+    """[(mdev parent name, physfn)] a profile entry shows the kernel."""
+    if spec.rule == 'sriov':
+        return [(vf, spec.name) for vf in vf_names(spec)]
+    return [(spec.name, spec.physfn)]
+
+
 # -- profile loading ----------------------------------------------------
 
 def _profile_error(path, where, problem):
@@ -90,8 +111,14 @@ def _int(value, path, where, minimum=0):
     return value
 
 
-def load_profile(path):
-    """Parse a profile into (tuple of ParentSpec, initial mdevs)."""
+def load_profile(path, _seen=()):
+    """Parse a profile into (tuple of ParentSpec, initial mdevs).
+
+    A profile may ``include`` other profiles (by name or path); their
+    parents come first.
+    """
+    if path in _seen:
+        raise _profile_error(path, 'include', 'includes itself')
     try:
         with open(path) as f:
             doc = yaml.safe_load(f)
@@ -102,10 +129,17 @@ def load_profile(path):
         raise exceptions.HostStateError(
             'simulated host profile %s: not valid YAML (%s)'
             % (path, str(e).splitlines()[0]))
-    if not isinstance(doc, dict) or not isinstance(doc.get('parents'), list):
+    if not isinstance(doc, dict) or not isinstance(
+            doc.get('parents', []), list) or not (
+            doc.get('parents') or doc.get('include')):
         raise _profile_error(path, 'top level', "needs a 'parents' list")
     parents, mdevs = [], []
-    for i, item in enumerate(doc['parents']):
+    for name in doc.get('include') or []:
+        more, more_mdevs = load_profile(profiles.find(str(name)),
+                                        _seen + (path,))
+        parents.extend(more)
+        mdevs.extend(more_mdevs)
+    for i, item in enumerate(doc.get('parents') or []):
         parent, parent_mdevs = _load_parent(path, 'parents[%d]' % i, item)
         if any(p.name == parent.name for p in parents):
             raise _profile_error(path, parent.name, 'parent listed twice')
@@ -158,6 +192,8 @@ def _load_parent(path, where, item):
         type_max = t.get('max', 0)
         if rule != 'pool':
             _int(type_max, path, '%s %s max' % (where, type_id), 1)
+        if rule in ('exclusive', 'sriov'):
+            _int(t.get('size'), path, '%s %s size' % (where, type_id), 1)
         types.append(TypeSpec(
             id=type_id, name=str(t.get('name') or type_id),
             description=str(t.get('description') or ''), cost=cost,
@@ -166,7 +202,13 @@ def _load_parent(path, where, item):
         name=name, rule=rule, pools=pools, max_instances=max_instances,
         full_errno=getattr(errno_mod, errname),
         types=tuple(sorted(types, key=lambda t: t.id)),
-        physfn=item.get('physfn'))
+        physfn=item.get('physfn'),
+        vfs=_int(capacity.get('vfs', 0), path, where + ' vfs') if
+        rule == 'sriov' else 0)
+    if rule == 'sriov' and (not spec.vfs or not model.PCI_ADDRESS_RE.match(
+            name)):
+        raise _profile_error(path, where, 'the sriov rule needs a PCI '
+                             'address and vfs >= 1')
     mdevs = []
     for m in item.get('mdevs') or []:
         try:
@@ -209,8 +251,16 @@ class SimulatedDriver(base.Driver):
     def _present_specs(self, state):
         return [s for s in self.specs if s.name not in state['unplugged']]
 
-    def _mdev_types(self, state, parent):
-        return [m['type'] for m in state['mdevs'] if m['parent'] == parent]
+    def _mdev_types(self, state, spec):
+        """Types of the mdevs on a profile entry (all its VFs)."""
+        names = {name for name, _ in kernel_parents(spec)}
+        return [m['type'] for m in state['mdevs'] if m['parent'] in names]
+
+    def _spec_of(self, state, parent):
+        for spec in self._present_specs(state):
+            if any(name == parent for name, _ in kernel_parents(spec)):
+                return spec
+        return None
 
     # -- driver interface ----------------------------------------------
     def discover(self):
@@ -218,18 +268,28 @@ class SimulatedDriver(base.Driver):
             state = self._load_state()
         parents = []
         for spec in self._present_specs(state):
-            existing = self._mdev_types(state, spec.name)
-            types = tuple(
-                model.MdevType(t.id, t.name, t.description, 'vfio-pci',
-                               available_instances(spec, existing, t))
-                for t in spec.types)
-            mdevs = tuple(sorted(
-                (model.Mdev(m['uuid'], m['type'], spec.name)
-                 for m in state['mdevs'] if m['parent'] == spec.name),
-                key=lambda m: m.uuid))
-            parents.append(model.ParentDevice(spec.name, types, mdevs,
-                                              physfn=spec.physfn))
-        return model.HostSnapshot(parents=tuple(parents))
+            existing = self._mdev_types(state, spec)
+            for name, physfn in kernel_parents(spec):
+                mdevs = tuple(sorted(
+                    (model.Mdev(m['uuid'], m['type'], name)
+                     for m in state['mdevs'] if m['parent'] == name),
+                    key=lambda m: m.uuid))
+                # A virtual function holds one vGPU at most.
+                full = spec.rule == 'sriov' and bool(mdevs)
+                types = tuple(
+                    model.MdevType(t.id, t.name, t.description, 'vfio-pci',
+                                   0 if full else self._shown(spec, existing,
+                                                              t))
+                    for t in spec.types)
+                parents.append(model.ParentDevice(name, types, mdevs,
+                                                  physfn=physfn))
+        return model.HostSnapshot(parents=tuple(sorted(
+            parents, key=lambda p: p.name)))
+
+    @staticmethod
+    def _shown(spec, existing, type_spec):
+        count = available_instances(spec, existing, type_spec)
+        return min(count, 1) if spec.rule == 'sriov' else count
 
     def create_mdev(self, parent, type_id, mdev_uuid):
         target = '%s of type %s on %s' % (mdev_uuid, type_id, parent)
@@ -239,8 +299,7 @@ class SimulatedDriver(base.Driver):
             raise exceptions.InvalidMdevRequest('create', target)
         with state_file.locked(self.state_path):
             state = self._load_state()
-            spec = next((s for s in self._present_specs(state)
-                         if s.name == parent), None)
+            spec = self._spec_of(state, parent)
             type_spec = spec.type(type_id) if spec else None
             if type_spec is None:
                 # Writing to a create file that does not exist.
@@ -248,8 +307,11 @@ class SimulatedDriver(base.Driver):
                     'create', target, 'no such parent or type')
             if any(m['uuid'] == mdev_uuid for m in state['mdevs']):
                 raise exceptions.MdevExists('create', target)
-            refused = refuse_create(spec, self._mdev_types(state, parent),
+            refused = refuse_create(spec, self._mdev_types(state, spec),
                                     type_spec)
+            if spec.rule == 'sriov' and any(
+                    m['parent'] == parent for m in state['mdevs']):
+                refused = errno_mod.ENOSPC
             if refused == errno_mod.EUSERS:
                 raise exceptions.TooManyInstances('create', target)
             if refused is not None:
@@ -275,8 +337,10 @@ class SimulatedDriver(base.Driver):
             state = self._load_state()
             if parent not in state['unplugged']:
                 state['unplugged'].append(parent)
+            spec = next((s for s in self.specs if s.name == parent), None)
+            gone = {n for n, _ in kernel_parents(spec)} if spec else {parent}
             state['mdevs'] = [m for m in state['mdevs']
-                              if m['parent'] != parent]
+                              if m['parent'] not in gone]
             state_file.write_json(self.state_path, state)
 
     def plug_parent(self, parent):
