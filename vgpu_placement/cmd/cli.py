@@ -6,6 +6,7 @@ from vgpu_placement.cmd import common
 from vgpu_placement.cmd import demo
 from vgpu_placement.cmd import views
 from vgpu_placement import drivers
+from vgpu_placement import flavor
 from vgpu_placement import report
 
 
@@ -54,6 +55,20 @@ def cmd_status(args):
         print(views.provider_table(data))
 
 
+def cmd_flavor_spec(args):
+    conf = common.load_conf(args)
+    reporter = report.Reporter(conf)
+    desired = reporter.desired_tree(reporter.discover())
+    spec = flavor.extra_specs_for_type(desired, args.type, args.group)
+    if args.format == 'json':
+        common.print_json(spec)
+        return
+    for key, value in sorted(spec['extra_specs'].items()):
+        print('%s=%s' % (key, value))
+    print('# Placement query: %s' % spec['placement_query'])
+    print('# providers offering it: %s' % ', '.join(spec['providers']))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog=common.PROG,
@@ -78,6 +93,12 @@ def build_parser():
                    help='print what would change; write nothing')
     command('status', cmd_status,
             'Per provider: inventories, reserved, usage and mdevs.')
+    p = command('flavor-spec', cmd_flavor_spec,
+                'Print the flavor extra specs asking for one mdev of a '
+                'type, with its shared-counter cost.')
+    p.add_argument('type', help='mdev type id, e.g. mtty-2')
+    p.add_argument('--group', default='1',
+                   help='request group suffix (default: %(default)s)')
     p = command('demo', demo.run, demo.__doc__.splitlines()[0],
                 formats=False)
     demo.add_arguments(p)

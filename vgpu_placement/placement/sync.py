@@ -106,6 +106,19 @@ class TreeSync:
         self.cache['providers'] = fresh
         return root_uuid
 
+    def _reread_usages(self, rp_uuid):
+        """Usages of a provider with claims not yet realized.
+
+        DELETE /allocations/{consumer} does not bump the provider's
+        generation, so a claim given up that way would stay counted as
+        pending (capacity held for nothing) if we trusted the generation
+        alone. Missing a release is only ever conservative; this read
+        bounds how long it lasts.
+        """
+        cached = self.cache['providers'][rp_uuid]
+        cached['usages'] = self.client.get(
+            '/resource_providers/%s/usages' % rp_uuid)['usages']
+
     def children(self, root_uuid):
         return {p['name']: (u, p) for u, p in self.cache['providers'].items()
                 if p['parent'] == root_uuid}
@@ -216,8 +229,11 @@ class TreeSync:
         existing = self.children(root_uuid)
         for want in desired.children:
             if want.name in existing:
-                self._update(existing[want.name][0], want.inventories,
-                             want.traits, changes, dry_run)
+                rp_uuid, cached = existing[want.name]
+                if any(want.plan.pending(cached['usages']).values()):
+                    self._reread_usages(rp_uuid)
+                self._update(rp_uuid, want.inventories, want.traits,
+                             changes, dry_run)
             else:
                 self._create(root_uuid, want, changes, dry_run)
         for name, (rp_uuid, cached) in sorted(existing.items()):

@@ -1,0 +1,211 @@
+"""Property tests: random claims, creates and removes against the real
+embedded Placement and the simulated host, for every profile.
+
+After every step (each one followed by the host's report, as the agent
+would), for every parent and type:
+  safety    Placement's free (total - reserved - used) is never more than
+            the host can really still create once every granted claim is
+            realized;
+  tightness it is not less either (exact models), or, for GVT-g whose pool
+            sizes are inferred as the smallest that fit, knowingly
+            conservative.
+Every granted claim is realized by the host (no late failure). For pool
+models a burst of claims that carry the shared counter, with no report in
+between, is also always realized: Placement enforces it atomically.
+"""
+import tempfile
+import uuid
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import invariant
+from hypothesis.stateful import precondition
+from hypothesis.stateful import rule
+import pytest
+
+from tests.conftest import make_conf
+from vgpu_placement.drivers import simulated
+from vgpu_placement import exceptions
+from vgpu_placement import flavor
+from vgpu_placement.placement import client as client_mod
+from vgpu_placement.placement import embedded
+from vgpu_placement import provider_tree
+from vgpu_placement import report
+
+PLACEMENT_DB = {}
+
+
+def true_free(spec, consumed, type_spec):
+    """What the simulated kernel would still allow for type_spec once the
+    mdevs in ``consumed`` (type ids, created or granted) all exist."""
+    n = simulated.available_instances(spec, consumed, type_spec)
+    if spec.max_instances is not None:
+        n = min(n, spec.max_instances - len(consumed))
+    if spec.rule == 'sriov':
+        n = min(n, spec.vfs - len(consumed))
+    return max(0, n)
+
+
+class HostUnderClaims(RuleBasedStateMachine):
+    profile = None
+    conservative = False
+
+    def __init__(self):
+        super().__init__()
+        self.host = 'prop-%s' % uuid.uuid4().hex[:8]
+        conf = make_conf(driver='simulated', simulated__profile=self.profile,
+                         state_path=tempfile.mkdtemp(), host=self.host,
+                         embedded_placement__enabled=True,
+                         embedded_placement__database=PLACEMENT_DB['path'])
+        self.reporter = report.Reporter(conf)
+        self.placement = client_mod.PlacementClient(
+            embedded.adapter(PLACEMENT_DB['path']))
+        self.specs = {s.name: s for s in self.reporter.driver.specs}
+        self.granted = {}       # consumer -> (device, type, mdev uuid|None)
+        self.report()
+        self.type_ids = sorted(
+            t for c in self.desired.children for t in c.plan.classes)
+        self.late_failures = []
+
+    # -- helpers -----------------------------------------------------------
+    def report(self):
+        result = self.reporter.report()
+        self.desired = result.desired
+        self.root = self.reporter.cache['root']['uuid']
+
+    def claim(self, type_id, with_counter):
+        spec = flavor.extra_specs_for_type(self.desired, type_id)
+        query = spec['placement_query']
+        if not with_counter:
+            query = 'resources1=%s:1&required1=%s' % (
+                next(rc for rc in spec['extra_specs'] if 'UNITS' not in rc
+                     and rc.startswith('resources')).split(':')[1],
+                query.split('required1=')[1])
+        found = self.placement.get('/allocation_candidates?%s&in_tree1=%s'
+                                   '&limit=1' % (query, self.root))
+        if not found['allocation_requests']:
+            return None
+        allocations = found['allocation_requests'][0]['allocations']
+        consumer = str(uuid.uuid4())
+        try:
+            self.placement.put('/allocations/%s' % consumer, {
+                'allocations': allocations, 'consumer_generation': None,
+                'project_id': 'p', 'user_id': 'u',
+                'consumer_type': 'INSTANCE'})
+        except exceptions.PlacementConflict:
+            return None
+        [rp_uuid] = list(allocations)
+        child = next(c for c in self.desired.children if c.uuid == rp_uuid)
+        self.granted[consumer] = (child.device, type_id, None)
+        return consumer
+
+    def realize(self, consumer):
+        device, type_id, _ = self.granted[consumer]
+        target = device
+        spec = self.specs[device]
+        if spec.rule == 'sriov':
+            busy = {m.parent for m in self.reporter.driver.discover().mdevs()}
+            target = next(vf for vf in simulated.vf_names(spec)
+                          if vf not in busy)
+        mdev = str(uuid.uuid4())
+        try:
+            self.reporter.driver.create_mdev(target, type_id, mdev)
+        except exceptions.NoCapacity as e:
+            self.late_failures.append(str(e))
+            raise AssertionError('late failure: Placement granted %s on %s '
+                                 'but the host refused: %s'
+                                 % (type_id, device, e))
+        self.granted[consumer] = (device, type_id, mdev)
+
+    # -- rules -------------------------------------------------------------
+    @rule(data=st.data(), with_counter=st.booleans())
+    def claim_one(self, data, with_counter):
+        self.claim(data.draw(st.sampled_from(self.type_ids)), with_counter)
+        self.report()
+
+    @precondition(lambda self: any(m is None for _, _, m in
+                                   self.granted.values()))
+    @rule(data=st.data())
+    def realize_one(self, data):
+        pending = sorted(c for c, (_, _, m) in self.granted.items()
+                         if m is None)
+        self.realize(data.draw(st.sampled_from(pending)))
+        self.report()
+
+    @precondition(lambda self: self.granted)
+    @rule(data=st.data())
+    def release_one(self, data):
+        consumer = data.draw(st.sampled_from(sorted(self.granted)))
+        _, _, mdev = self.granted.pop(consumer)
+        if mdev:
+            self.reporter.driver.remove_mdev(mdev)
+        self.placement.delete('/allocations/%s' % consumer)
+        self.report()
+
+    @rule(data=st.data(), size=st.integers(2, 6))
+    def burst_with_counters(self, data, size):
+        """Several schedulers' claims land before the host reports."""
+        counted = [t for t in self.type_ids if any(
+            t in c.plan.classes and c.plan.counters
+            for c in self.desired.children)]
+        if not counted:
+            return
+        got = [self.claim(data.draw(st.sampled_from(counted)), True)
+               for _ in range(size)]
+        for consumer in filter(None, got):
+            self.realize(consumer)
+        self.report()
+
+    # -- the invariant -------------------------------------------------------
+    @invariant()
+    def offers_are_safe_and_tight(self):
+        pending_by_device = {}
+        for device, type_id, mdev in self.granted.values():
+            if mdev is None:
+                pending_by_device.setdefault(device, []).append(type_id)
+        snapshot = self.reporter.discover()
+        view = dict(self.reporter.placement_view(refresh=False))
+        for child in self.desired.children:
+            spec = self.specs[child.device]
+            parent = snapshot.parent(child.device)
+            consumed = [m.type_id for m in parent.mdevs] + \
+                pending_by_device.get(child.device, [])
+            inventories = view[child.name]['inventories']
+            usages = view[child.name]['usages']
+            for type_id, rc in child.plan.classes.items():
+                inv = inventories.get(rc)
+                offered = 0 if inv is None else max(0, (
+                    inv['total'] - inv['reserved'] - usages.get(rc, 0)))
+                real = true_free(spec, consumed, spec.type(type_id))
+                assert offered <= real, (
+                    '%s %s: Placement offers %d, the host can create %d'
+                    % (child.device, type_id, offered, real))
+                if not self.conservative:
+                    assert offered >= real, (
+                        '%s %s: Placement offers only %d of %d'
+                        % (child.device, type_id, offered, real))
+
+
+@pytest.fixture(autouse=True)
+def _placement(placement_db):
+    PLACEMENT_DB['path'] = placement_db
+
+
+def _machine(profile, conservative=False):
+    return type('HostUnderClaims_' + profile.replace('-', '_'),
+                (HostUnderClaims,), {'profile': profile,
+                                     'conservative': conservative})
+
+
+SETTINGS = settings(max_examples=8, stateful_step_count=12, deadline=None,
+                    derandomize=True)
+
+
+@pytest.mark.parametrize('profile,conservative', [
+    ('kernel-samples', False), ('nvidia-t4', False),
+    ('nvidia-a40-sriov', False), ('gvt-g', True)])
+def test_offers_stay_safe_and_tight(profile, conservative):
+    machine = _machine(profile, conservative)
+    machine.TestCase.settings = SETTINGS
+    machine.TestCase().runTest()
