@@ -1,4 +1,11 @@
-"""Flavor extra specs for vGPU types."""
+"""Flavor extra specs: what a flavor asks for, and what to write in one."""
+import dataclasses
+import re
+import urllib.parse
+
+import os_resource_classes as orc
+import os_traits
+
 from vgpu_placement import exceptions
 from vgpu_placement import traits as traits_mod
 
@@ -51,3 +58,126 @@ def extra_specs_for_type(desired, type_id, group='1'):
         group, trait)
     return {'type': type_id, 'extra_specs': specs,
             'placement_query': query, 'providers': sorted(providers)}
+
+
+# -- extra specs -> a Placement request ------------------------------------
+
+_GROUP_RE = re.compile(r'^(resources|trait)(\d+|_[A-Za-z0-9_-]{1,63})?:(.+)$')
+_CUSTOM_RE = re.compile(r'^CUSTOM_[A-Z0-9_]+$')
+# Keys a tenant might use to reach vendor parameters or sysfs: refused.
+_VENDOR_RE = re.compile(r'(vgpu|mdev|vendor)[_:-]?param|vgpu_placement:|'
+                        r'^mdev:', re.IGNORECASE)
+
+
+class BadExtraSpec(exceptions.VgpuPlacementError):
+    def __init__(self, key, problem):
+        self.key = key
+        super().__init__('flavor extra spec %r: %s' % (key, problem))
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestGroup:
+    suffix: str                  # '' for the unsuffixed group
+    resources: dict              # class -> amount
+    required: frozenset = frozenset()
+    forbidden: frozenset = frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    groups: tuple                # of RequestGroup, unsuffixed first
+    group_policy: str = None
+
+    def query(self, limit=None, in_tree=None):
+        """The GET /allocation_candidates query string (microversion 1.39)."""
+        params = []
+        for g in self.groups:
+            if g.resources:
+                params.append(('resources' + g.suffix, ','.join(
+                    '%s:%d' % kv for kv in sorted(g.resources.items()))))
+            traits = sorted(g.required) + ['!' + t for t in
+                                           sorted(g.forbidden)]
+            if traits:
+                params.append(('required' + g.suffix, ','.join(traits)))
+            if in_tree:
+                params.append(('in_tree' + g.suffix, in_tree))
+        if self.group_policy:
+            params.append(('group_policy', self.group_policy))
+        if limit:
+            params.append(('limit', str(limit)))
+        return urllib.parse.urlencode(params, safe=',:!')
+
+    def classes(self):
+        return {rc for g in self.groups for rc in g.resources}
+
+
+def _check_class(key, rc):
+    if rc in orc.STANDARDS or _CUSTOM_RE.match(rc):
+        return rc
+    raise BadExtraSpec(key, 'unknown resource class %r (a standard class '
+                       'or CUSTOM_[A-Z0-9_]+)' % rc)
+
+
+def _check_trait(key, trait):
+    if _CUSTOM_RE.match(trait) or not os_traits.check_traits([trait])[1]:
+        return trait
+    raise BadExtraSpec(key, 'unknown trait %r (a standard trait or '
+                       'CUSTOM_[A-Z0-9_]+)' % trait)
+
+
+def parse_extra_specs(extra_specs):
+    """Nova-style extra specs -> Request; BadExtraSpec names the key.
+
+    Understood: resources[N|_S]:CLASS=amount, trait[N|_S]:NAME=required|
+    forbidden, group_policy=isolate|none. Other keys (hw:..., etc.) are
+    not ours and are ignored; keys reaching for vendor parameters are
+    refused: operators set those per type in config, tenants never do.
+    """
+    resources, required, forbidden = {}, {}, {}
+    policy = None
+    for key, value in sorted(extra_specs.items()):
+        value = str(value).strip()
+        if _VENDOR_RE.search(key):
+            raise BadExtraSpec(key, 'vendor parameters cannot be set from '
+                               'a flavor; an operator sets them per type in '
+                               'the host configuration')
+        if key == 'group_policy':
+            if value not in ('isolate', 'none'):
+                raise BadExtraSpec(key, 'must be isolate or none')
+            policy = value
+            continue
+        match = _GROUP_RE.match(key)
+        if not match:
+            continue
+        kind, suffix, name = match.group(1), match.group(2) or '', \
+            match.group(3)
+        if kind == 'resources':
+            rc = _check_class(key, name)
+            if not value.isdigit() or int(value) < 0:
+                raise BadExtraSpec(key, 'amount %r is not a whole number'
+                                   % value)
+            if int(value):
+                resources.setdefault(suffix, {})[rc] = int(value)
+        else:
+            trait = _check_trait(key, name)
+            if value == 'required':
+                required.setdefault(suffix, set()).add(trait)
+            elif value == 'forbidden':
+                forbidden.setdefault(suffix, set()).add(trait)
+            else:
+                raise BadExtraSpec(key, 'must be required or forbidden, '
+                                   'not %r' % value)
+    for suffix in set(required) | set(forbidden):
+        if suffix and suffix not in resources:
+            raise BadExtraSpec('trait%s:...' % suffix, 'group %s asks for '
+                               'traits but no resources' % suffix)
+    if not resources:
+        raise BadExtraSpec('resources:...', 'the flavor asks for no '
+                           'resources')
+    if len([s for s in resources if s]) > 1 and policy is None:
+        raise BadExtraSpec('group_policy', 'required with more than one '
+                           'numbered request group (isolate or none)')
+    groups = tuple(RequestGroup(
+        s, resources[s], frozenset(required.get(s, ())),
+        frozenset(forbidden.get(s, ()))) for s in sorted(resources))
+    return Request(groups, policy)

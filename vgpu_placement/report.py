@@ -96,8 +96,12 @@ class Reporter:
                   how)
         return chosen
 
+    def policies(self, snapshot):
+        return type_config.load_policies(self.conf, snapshot,
+                                         self.driver.vendor_param_keys)
+
     def desired_tree(self, snapshot):
-        policies = type_config.load_policies(self.conf, snapshot)
+        policies = self.policies(snapshot)
         empty_seen = self._remember_empty(snapshot)
         return provider_tree.build_tree(
             self.conf.host, snapshot, policies,

@@ -23,6 +23,7 @@ class TypePolicy:
     resource_class: str
     device_addresses: frozenset      # empty: every parent offering the type
     max_instances: int = None
+    vendor_params: tuple = ()        # ((key, int value), ...) sorted
 
     def applies_to(self, parent):
         """True if reported on this model.ParentDevice (a physical GPU
@@ -49,8 +50,35 @@ def _check_class(type_id, rc):
         'use VGPU or a name matching CUSTOM_[A-Z0-9_]+')
 
 
-def load_policies(conf, snapshot):
-    """Return {type_id: TypePolicy} for the types to report on this host."""
+def parse_vendor_params(type_id, items, allowed):
+    """[key=value] from config -> ((key, int), ...), checked against the
+    driver's allow-list for the type."""
+    option = _group_option(type_id, 'vendor_params')
+    params = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        key, value = key.strip(), value.strip()
+        if not sep or key not in allowed:
+            raise exceptions.ConfigError(
+                option, '%r is not an allowed parameter for %s' % (
+                    item, type_id),
+                'use key=value with key one of: %s' % (
+                    ', '.join(sorted(allowed)) or 'none for this type'))
+        try:
+            params[key] = int(value)
+        except ValueError:
+            raise exceptions.ConfigError(
+                option, '%s=%r is not an integer' % (key, value),
+                'give an integer value')
+    return tuple(sorted(params.items()))
+
+
+def load_policies(conf, snapshot, param_keys=None):
+    """Return {type_id: TypePolicy} for the types to report on this host.
+
+    param_keys(type_id) gives the driver's vendor parameter allow-list.
+    """
+    param_keys = param_keys or (lambda type_id: frozenset())
     offered = snapshot.type_ids()
     enabled = list(conf.devices.enabled_mdev_types)
     explicit = bool(enabled)
@@ -101,7 +129,9 @@ def load_policies(conf, snapshot):
                                   else default_class(type_id))
         policies[type_id] = TypePolicy(
             type_id, _check_class(type_id, rc),
-            frozenset(group.device_addresses), group.max_instances)
+            frozenset(group.device_addresses), group.max_instances,
+            parse_vendor_params(type_id, group.vendor_params,
+                                param_keys(type_id)))
     check_collisions(policies, snapshot)
     return policies
 

@@ -35,6 +35,15 @@ mdev_type_opts = [
                     'to Placement (summed over parents, as Nova uses it for '
                     'SR-IOV virtual functions). Unset: what the hardware '
                     'allows.'),
+    cfg.ListOpt('vendor_params', default=[],
+                help='Vendor parameters written to each new mdev of this '
+                     'type before it is used, as key=value items from the '
+                     'driver\'s allow-list (NVIDIA vgpu_params: '
+                     'frame_rate_limiter, disable_vnc, enable_uvm, '
+                     'enable_debugging, enable_profiling, loglevel, '
+                     'intervaltime, vgaintervaltime; integer values). '
+                     'Example: frame_rate_limiter=0, disable_vnc=1. Only '
+                     'operators set these; flavors cannot.'),
 ]
 
 

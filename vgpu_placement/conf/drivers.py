@@ -9,6 +9,9 @@ sysfs_opts = [
                help='Where sysfs is mounted. Point it at a copied tree to '
                     'inspect another host or in tests; mediated devices '
                     'are read from <root>/class/mdev_bus.'),
+    cfg.StrOpt('boot_id_file', default='/proc/sys/kernel/random/boot_id',
+               help='The kernel\'s boot id; when it changes the host has '
+                    'rebooted and reconcile recreates the mdevs it owns.'),
 ]
 
 simulated_group = cfg.OptGroup('simulated', title='The simulated driver')

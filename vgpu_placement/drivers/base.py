@@ -1,6 +1,16 @@
 """The driver interface."""
 import abc
 
+# NVIDIA's vgpu_params keys (all take an integer); see the kernel-mdev
+# reference. Operators may set them per type; tenants never can.
+NVIDIA_VGPU_PARAMS = frozenset((
+    'frame_rate_limiter', 'disable_vnc', 'enable_uvm', 'enable_debugging',
+    'enable_profiling', 'loglevel', 'intervaltime', 'vgaintervaltime'))
+
+
+def is_nvidia_type(type_id):
+    return type_id.startswith('nvidia-')
+
 
 class Driver(abc.ABC):
     """Discovers mediated devices and creates or removes them.
@@ -23,3 +33,15 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def remove_mdev(self, mdev_uuid):
         """Remove the mdev with this UUID."""
+
+    @abc.abstractmethod
+    def boot_id(self):
+        """The kernel's boot id: it changes when the host reboots."""
+
+    def vendor_param_keys(self, type_id):
+        """The vendor parameter names this driver can set on the type."""
+        return frozenset()
+
+    def set_vendor_params(self, mdev_uuid, type_id, params):
+        """Write {key: int} to a new mdev before anyone uses it."""
+        raise NotImplementedError('this driver has no vendor parameters')

@@ -10,6 +10,7 @@ from vgpu_placement.capacity, which predicts what this host will say.
 """
 import dataclasses
 import errno as errno_mod
+import uuid
 
 import yaml
 
@@ -245,7 +246,9 @@ class SimulatedDriver(base.Driver):
                 'simulated host state %s is corrupt: %s; delete it to start '
                 'from the profile again' % (self.state_path, e))
         if state is None:
-            state = {'mdevs': self._initial_mdevs, 'unplugged': []}
+            state = {'mdevs': [dict(m) for m in self._initial_mdevs],
+                     'unplugged': [],
+                     'boot_id': str(uuid.uuid4())}
         return state
 
     def _present_specs(self, state):
@@ -330,7 +333,46 @@ class SimulatedDriver(base.Driver):
             state['mdevs'] = kept
             state_file.write_json(self.state_path, state)
 
-    # -- what a kernel module unload/load or a hot-unplug does ----------
+    def boot_id(self):
+        with state_file.locked(self.state_path):
+            return self._load_state()['boot_id']
+
+    def vendor_param_keys(self, type_id):
+        return base.NVIDIA_VGPU_PARAMS if base.is_nvidia_type(type_id) \
+            else frozenset()
+
+    def set_vendor_params(self, mdev_uuid, type_id, params):
+        if set(params) - self.vendor_param_keys(type_id):
+            raise exceptions.InvalidMdevRequest(
+                'set vendor parameters on', 'mdev ' + mdev_uuid,
+                'not allowed for type %s' % type_id)
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+            for m in state['mdevs']:
+                if m['uuid'] == mdev_uuid:
+                    m['vendor_params'] = dict(params)
+                    state_file.write_json(self.state_path, state)
+                    return
+        raise exceptions.MdevNotFound('set vendor parameters on',
+                                      'mdev ' + mdev_uuid)
+
+    def vendor_params(self, mdev_uuid):
+        """What a read of the mdev's vgpu_params would show."""
+        with state_file.locked(self.state_path):
+            for m in self._load_state()['mdevs']:
+                if m['uuid'] == mdev_uuid:
+                    return m.get('vendor_params', {})
+        raise exceptions.MdevNotFound('read', 'mdev ' + mdev_uuid)
+
+    # -- what a reboot, a module unload/load or a hot-unplug does --------
+    def reboot(self):
+        """Every mdev is gone and the boot id changes."""
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+            state['mdevs'] = []
+            state['boot_id'] = str(uuid.uuid4())
+            state_file.write_json(self.state_path, state)
+
     def unplug_parent(self, parent):
         """The parent goes away; the kernel force-removes its mdevs."""
         with state_file.locked(self.state_path):

@@ -176,6 +176,33 @@ class SysfsDriver(base.Driver):
         path = self._device_dir(mdev_uuid)
         _write(os.path.join(path, 'remove'), '1', 'remove', 'mdev ' + mdev_uuid)
 
+    def boot_id(self):
+        try:
+            with open(self.conf.sysfs.boot_id_file) as f:
+                return f.read().strip()
+        except OSError as e:
+            raise exceptions.HostStateError(
+                'cannot read the boot id from %s: %s'
+                % (self.conf.sysfs.boot_id_file, e.strerror))
+
+    def vendor_param_keys(self, type_id):
+        return base.NVIDIA_VGPU_PARAMS if base.is_nvidia_type(type_id) \
+            else frozenset()
+
+    def set_vendor_params(self, mdev_uuid, type_id, params):
+        """NVIDIA: <mdev>/nvidia/vgpu_params takes "key=value key=value";
+        keys and values were validated against the allow-list."""
+        mdev_uuid = model.canonical_uuid(mdev_uuid)
+        if set(params) - self.vendor_param_keys(type_id):
+            raise exceptions.InvalidMdevRequest(
+                'set vendor parameters on', 'mdev ' + mdev_uuid,
+                'not allowed for type %s' % type_id)
+        value = ' '.join('%s=%d' % (k, int(v))
+                         for k, v in sorted(params.items()))
+        _write(os.path.join(self._device_dir(mdev_uuid), 'nvidia',
+                            'vgpu_params'), value,
+               'set vendor parameters on', 'mdev ' + mdev_uuid)
+
     def _device_dir(self, mdev_uuid):
         bus_path = os.path.join(self.root, 'bus', 'mdev', 'devices', mdev_uuid)
         if os.path.isdir(bus_path):

@@ -1,0 +1,358 @@
+"""Claim, realize, release and reconcile against the real embedded
+Placement and the simulated host."""
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from tests.conftest import make_conf
+from tests.functional.conftest import claim as raw_claim
+from tests.functional.conftest import tree_in_placement
+from vgpu_placement import exceptions
+from vgpu_placement import flavor
+from vgpu_placement import host as host_mod
+from vgpu_placement import ledger as ledger_mod
+from vgpu_placement.placement import client as client_mod
+from vgpu_placement.placement import embedded
+from vgpu_placement import report
+from vgpu_placement import scheduler
+
+
+def new():
+    return str(uuid.uuid4())
+
+
+def mtty2():
+    return flavor.parse_extra_specs({
+        'resources1:CUSTOM_MDEV_MTTY_2': '1',
+        'resources1:CUSTOM_VGPU_UNITS_MTTY': '2'})
+
+
+@pytest.fixture
+def world(sim_conf):
+    def make(profile='kernel-samples'):
+        reporter = report.Reporter(sim_conf(profile))
+        reporter.report()
+        return host_mod.Host(reporter)
+    return make
+
+
+def conf_with(sim_conf, host, text, profile):
+    base = sim_conf(profile)
+    return make_conf(text, driver='simulated', simulated__profile=profile,
+                     state_path=base.state_path, host=host,
+                     embedded_placement__enabled=True,
+                     embedded_placement__database=(
+                         base.embedded_placement.database))
+
+
+def claim_here(h, request, consumer, client=None):
+    """Claim on this test's host only (the session's Placement holds many
+    hosts; a cloud scheduler would pick among them all)."""
+    return scheduler.claim(client or h.client, request, consumer, 'p', 'u',
+                           in_tree=h.reporter.cache['root']['uuid'])
+
+
+def host_mdevs(h):
+    return {m.uuid: m for m in h.driver.discover().mdevs()}
+
+
+def agree(h, placement):
+    """Placement's vGPU usage per type equals the consumer-owned mdevs."""
+    tree = tree_in_placement(placement, h.conf.host)
+    records = h.ledger.records()
+    assert all(r.state == ledger_mod.ACTIVE for r in records)
+    mdevs = host_mdevs(h)
+    assert {r.uuid for r in records} <= set(mdevs)
+    for child in h.reporter.desired_tree(h.reporter.discover()).children:
+        usages = tree[child.name]['usages']
+        for type_id, rc in child.plan.classes.items():
+            owned = [r for r in records if r.type == type_id and
+                     r.device == child.device]
+            assert usages.get(rc, 0) == len(owned), (child.name, rc)
+
+
+def test_claim_realize_release_round_trip(world, placement):
+    h = world()
+    consumer = new()
+    got = claim_here(h, mtty2(), consumer)
+    assert got.attempts == 1
+    [done] = h.realize(consumer)
+    assert done.uuid == host_mod.mdev_uuid_for(consumer, 0)
+    assert host_mdevs(h)[done.uuid].type_id == 'mtty-2'
+    assert "<address uuid=\"%s\"/>" % done.uuid in done.as_dict()['xml']
+    agree(h, placement)
+    # Realize again (a retry): the same mdev, nothing new.
+    assert h.realize(consumer) == [done]
+    assert len(host_mdevs(h)) == 1
+    freed, released = h.release(consumer)
+    assert freed == [done.uuid] and released
+    assert host_mdevs(h) == {} and h.ledger.records() == []
+    assert placement.get('/allocations/%s' % consumer)['allocations'] == {}
+    assert h.ledger.releases_owed() == []
+
+
+def test_capacity_shrinks_and_grows_with_realized_instances(world,
+                                                           placement):
+    h = world()
+    name = '%s_mtty' % h.conf.host
+
+    def free(rc):
+        tree = tree_in_placement(placement, h.conf.host)[name]
+        inv = tree['inventories'][rc]
+        return inv['total'] - inv['reserved'] - tree['usages'].get(rc, 0)
+    before = free('CUSTOM_MDEV_MTTY_1')
+    consumers = [new() for _ in range(3)]
+    for c in consumers:
+        claim_here(h, mtty2(), c)
+        h.realize(c)
+    assert free('CUSTOM_MDEV_MTTY_1') == before - 6
+    for c in consumers:
+        h.release(c)
+    assert free('CUSTOM_MDEV_MTTY_1') == before
+
+
+def test_no_valid_host_and_claim_is_idempotent(world):
+    h = world()
+    request = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MDPY_HD': '5'})
+    with pytest.raises(scheduler.NoValidHost):
+        claim_here(h, request, new())
+    consumer = new()
+    first = claim_here(h, mtty2(), consumer)
+    again = claim_here(h, mtty2(), consumer)
+    assert again.allocations == first.allocations and again.attempts == 0
+
+
+class RacedClient(client_mod.PlacementClient):
+    """A scheduler whose candidates go stale: another scheduler claims
+    right after each candidates query."""
+
+    def __init__(self, adapter, rival, rival_request):
+        super().__init__(adapter)
+        self.rival, self.rival_request = rival, rival_request
+        self.rival_wins = 0
+
+    def get(self, path, **kw):
+        found = super().get(path, **kw)
+        if path.startswith('/allocation_candidates') and self.rival_wins < 1:
+            self.rival_wins += 1
+            scheduler.claim(self.rival, self.rival_request, new(), 'p', 'u',
+                            in_tree=self.root)
+        return found
+
+
+def test_409_race_between_two_schedulers(world, placement_db):
+    h = world()
+    last_three = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MDPY_VGA':
+                                           '3'})
+    # A rival takes 3 of mdpy's 4 just after we asked: our candidate (4
+    # free) is stale, Placement answers 409 and we try again.
+    one = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MDPY_XGA': '1'})
+    raced = RacedClient(embedded.adapter(placement_db), h.client,
+                        last_three)
+    raced.root = h.reporter.cache['root']['uuid']
+    got = claim_here(h, one, new(), client=raced)
+    assert raced.rival_wins == 1 and got.allocations
+    # The last slot is gone now: the next one is refused cleanly.
+    raced.rival_wins = 0
+    with pytest.raises(scheduler.NoValidHost):
+        claim_here(h, one, new(), client=raced)
+
+
+def test_reboot_brings_the_same_uuids_back(world, placement):
+    h = world()
+    consumers = [new(), new()]
+    uuids = []
+    for c in consumers:
+        claim_here(h, mtty2(), c)
+        uuids += [r.uuid for r in h.realize(c)]
+    h.driver.reboot()
+    assert host_mdevs(h) == {}
+    summary = host_mod.Host(h.reporter).reconcile()
+    assert sorted(summary['recreated']) == sorted(uuids)
+    assert sorted(host_mdevs(h)) == sorted(uuids)
+    agree(h, placement)
+
+
+def test_foreign_mdevs_are_counted_never_touched(world, placement):
+    h = world()
+    foreign = new()
+    h.driver.create_mdev('mtty', 'mtty-2', foreign)
+    consumer = new()
+    claim_here(h, mtty2(), consumer)
+    h.realize(consumer)
+    h.reconcile()
+    h.release(consumer)
+    h.reconcile()
+    assert list(host_mdevs(h)) == [foreign]
+    inv = tree_in_placement(placement, h.conf.host)[
+        '%s_mtty' % h.conf.host]['inventories']
+    assert inv['CUSTOM_VGPU_UNITS_MTTY']['reserved'] == 2   # its 2 ports
+
+
+def test_orphans_removed_and_missing_realized(world, placement):
+    h = world()
+    gone, waiting = new(), new()
+    claim_here(h, mtty2(), gone)
+    [orphan] = h.realize(gone)
+    # The instance was deleted behind our back; another was scheduled.
+    placement.delete('/allocations/%s' % gone)
+    claim_here(h, mtty2(), waiting)
+    summary = h.reconcile()
+    assert summary['removed'] == [orphan.uuid]
+    assert summary['realized'] == [host_mod.mdev_uuid_for(waiting, 0)]
+    agree(h, placement)
+
+
+def test_operator_vendor_params_are_applied(sim_conf, host):
+    conf = conf_with(sim_conf, host, '[mdev_nvidia-231]\nvendor_params = '
+                     'frame_rate_limiter=0, disable_vnc=1\n', 'nvidia-t4')
+    h = host_mod.Host(report.Reporter(conf))
+    h.reporter.report()
+    consumer = new()
+    claim_here(h, flavor.parse_extra_specs(
+        {'resources1:CUSTOM_MDEV_NVIDIA_231': '1'}), consumer)
+    [done] = h.realize(consumer)
+    assert h.driver.vendor_params(done.uuid) == {'frame_rate_limiter': 0,
+                                                 'disable_vnc': 1}
+
+
+@pytest.mark.parametrize('text,words', [
+    ('[mdev_nvidia-231]\nvendor_params = rm_rf=1\n', 'not an allowed'),
+    ('[mdev_nvidia-231]\nvendor_params = frame_rate_limiter=off\n',
+     'not an integer'),
+])
+def test_bad_vendor_params_stop_start_up(sim_conf, host, text, words):
+    conf = conf_with(sim_conf, host, text, 'nvidia-t4')
+    reporter = report.Reporter(conf)
+    with pytest.raises(exceptions.ConfigError) as err:
+        reporter.desired_tree(reporter.discover())
+    assert str(err.value).startswith('[mdev_nvidia-231] vendor_params:')
+    assert words in str(err.value)
+
+
+# -- several processes, crashes, outages: real processes on one host -------
+
+@pytest.fixture
+def served(placement_db, tmp_path, host):
+    """Placement on loopback HTTP, and a config for CLI processes."""
+    server = embedded.LoopbackServer(placement_db)
+    conf = tmp_path / 'host.conf'
+    conf.write_text(
+        '[DEFAULT]\nhost = %s\ndriver = simulated\nstate_path = %s\n'
+        '[simulated]\nprofile = kernel-samples\n[placement]\n'
+        'auth_type = admin_token\nendpoint = %s\ntoken = admin\n'
+        % (host, tmp_path / 'state', server.url))
+    with server:
+        yield server, conf
+
+
+def cli(conf, *args, env=None):
+    return subprocess.run(
+        [sys.executable, '-m', 'vgpu_placement.cmd.cli', '--config-file',
+         str(conf)] + list(args), capture_output=True, text=True,
+        timeout=300, env=dict(os.environ, **(env or {})))
+
+
+def conf_of(conf_path):
+    return make_conf(conf_path.read_text())
+
+
+def test_concurrent_realize_in_several_processes(served):
+    _server, conf = served
+    h = host_mod.Host(report.Reporter(conf_of(conf)))
+    h.reporter.report()
+    consumers = [new() for _ in range(6)]
+    spec = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MTTY_1': '1'})
+    for c in consumers:
+        claim_here(h, spec, c)
+    # Six realizes and a duplicate of the first, all at once.
+    procs = [subprocess.Popen(
+        [sys.executable, '-m', 'vgpu_placement.cmd.cli', '--config-file',
+         str(conf), 'realize', '--instance', c],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in consumers + consumers[:1]]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 7, outs
+    mdevs = host_mdevs(h)
+    assert sorted(mdevs) == sorted(host_mod.mdev_uuid_for(c, 0)
+                                   for c in consumers)
+    assert {r.consumer for r in h.ledger.records()} == set(consumers)
+
+
+REALIZE_POINTS = [p for p in host_mod.CRASH_POINTS
+                  if p.startswith('realize:')]
+RELEASE_POINTS = [p for p in host_mod.CRASH_POINTS
+                  if not p.startswith('realize:')]
+
+
+@pytest.mark.parametrize('point', REALIZE_POINTS)
+def test_crash_during_realize_then_reconcile(served, point, placement):
+    _server, conf = served
+    h = host_mod.Host(report.Reporter(conf_of(conf)))
+    h.reporter.report()
+    consumer = new()
+    claim_here(h, mtty2(), consumer)
+    crashed = cli(conf, 'realize', '--instance', consumer,
+                  env={'VGPU_PLACEMENT_CRASH_AT': point})
+    assert crashed.returncode == 99, crashed.stderr
+    assert cli(conf, 'reconcile').returncode == 0
+    assert list(host_mdevs(h)) == [host_mod.mdev_uuid_for(consumer, 0)]
+    agree(h, placement)
+
+
+@pytest.mark.parametrize('point', RELEASE_POINTS)
+def test_crash_during_release_then_reconcile(served, point, placement):
+    _server, conf = served
+    h = host_mod.Host(report.Reporter(conf_of(conf)))
+    h.reporter.report()
+    consumer, keeper = new(), new()
+    for c in (consumer, keeper):
+        claim_here(h, mtty2(), c)
+        h.realize(c)
+    crashed = cli(conf, 'release', '--instance', consumer,
+                  env={'VGPU_PLACEMENT_CRASH_AT': point})
+    assert crashed.returncode == 99, crashed.stderr
+    assert cli(conf, 'reconcile').returncode == 0
+    assert list(host_mdevs(h)) == [host_mod.mdev_uuid_for(keeper, 0)]
+    assert placement.get('/allocations/%s' % consumer)['allocations'] == {}
+    agree(h, placement)
+
+
+def test_placement_down_during_release_loses_nothing(served, placement_db,
+                                                     placement):
+    server, conf = served
+    h = host_mod.Host(report.Reporter(conf_of(conf)))
+    h.reporter.report()
+    consumer = new()
+    claim_here(h, mtty2(), consumer)
+    h.realize(consumer)
+    server.__exit__(None, None, None)              # Placement goes down
+    proc = cli(conf, 'release', '--instance', consumer)
+    assert proc.returncode == 1 and 'reconcile will release' in proc.stdout
+    assert host_mdevs(h) == {}
+    assert h.ledger.releases_owed() == [consumer]
+    with embedded.LoopbackServer(placement_db, port=server.port):
+        assert cli(conf, 'reconcile').returncode == 0
+    assert h.ledger.releases_owed() == []
+    assert placement.get('/allocations/%s' % consumer)['allocations'] == {}
+
+
+def test_claim_cli_errors_are_one_line(served):
+    _server, conf = served
+    for args, words in (
+            (['claim', '--instance', new(), 'resources1:VGPUX=1'],
+             'unknown resource class'),
+            (['claim', '--instance', 'nope', 'resources1:VGPU=1'],
+             'not a UUID'),
+            (['claim', '--instance', new(), 'vgpu:params=x',
+              'resources1:VGPU=1'], 'vendor parameters'),
+            (['claim', '--instance', new(),
+              'resources1:CUSTOM_MDEV_MDPY_HD=9'], 'no host can give'),
+            (['realize', '--instance', new()], 'no vGPU allocations')):
+        proc = cli(conf, *args)
+        assert proc.returncode == 1
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert words in proc.stderr and 'Traceback' not in proc.stderr

@@ -1,0 +1,119 @@
+"""The ownership ledger: which mdevs this host created, for whom.
+
+A SQLite file (mode 0600, WAL) shared by every process of the host. Work
+is recorded in two phases -- creating then active, removing then gone --
+with the kernel's boot id, so that after a crash or a reboot reconcile
+knows what was ours and how far it got. An mdev not in the ledger (and
+whose UUID is not one we derive for a consumer) is never ours to touch.
+"""
+import contextlib
+import dataclasses
+import os
+import sqlite3
+import time
+
+CREATING, ACTIVE, REMOVING = 'creating', 'active', 'removing'
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mdevs (
+    uuid TEXT PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    device TEXT NOT NULL,        -- the provider's device (physical GPU)
+    parent TEXT NOT NULL,        -- the kernel parent it lives on (a VF)
+    type TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('creating', 'active', 'removing')),
+    boot_id TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mdevs_consumer ON mdevs (consumer);
+CREATE TABLE IF NOT EXISTS releases (   -- Placement releases still owed
+    consumer TEXT PRIMARY KEY,
+    since REAL NOT NULL
+);
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    uuid: str
+    consumer: str
+    device: str
+    parent: str
+    type: str
+    state: str
+    boot_id: str
+
+
+class Ledger:
+
+    def __init__(self, path):
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        with self._connect() as conn:
+            conn.execute('PRAGMA journal_mode=WAL')
+            conn.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self):
+        # SQLite makes the -wal/-shm files with the umask: keep them 0600.
+        old = os.umask(0o077)
+        try:
+            conn = sqlite3.connect(self.path, timeout=60,
+                                   isolation_level='IMMEDIATE')
+        finally:
+            os.umask(old)
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def records(self, consumer=None):
+        query, args = 'SELECT uuid, consumer, device, parent, type, state, ' \
+            'boot_id FROM mdevs', ()
+        if consumer is not None:
+            query, args = query + ' WHERE consumer = ?', (consumer,)
+        with self._connect() as conn:
+            rows = conn.execute(query + ' ORDER BY uuid', args).fetchall()
+        return [Record(*row) for row in rows]
+
+    def get(self, mdev_uuid):
+        found = [r for r in self.records() if r.uuid == mdev_uuid]
+        return found[0] if found else None
+
+    def put(self, record):
+        with self._connect() as conn:
+            conn.execute(
+                'INSERT OR REPLACE INTO mdevs VALUES (?,?,?,?,?,?,?,?)',
+                dataclasses.astuple(record) + (time.time(),))
+
+    def set_state(self, mdev_uuid, state, boot_id=None):
+        with self._connect() as conn:
+            if boot_id is None:
+                conn.execute('UPDATE mdevs SET state = ?, updated = ? '
+                             'WHERE uuid = ?', (state, time.time(), mdev_uuid))
+            else:
+                conn.execute('UPDATE mdevs SET state = ?, boot_id = ?, '
+                             'updated = ? WHERE uuid = ?',
+                             (state, boot_id, time.time(), mdev_uuid))
+
+    def forget(self, mdev_uuid):
+        with self._connect() as conn:
+            conn.execute('DELETE FROM mdevs WHERE uuid = ?', (mdev_uuid,))
+
+    def owe_release(self, consumer):
+        with self._connect() as conn:
+            conn.execute('INSERT OR IGNORE INTO releases VALUES (?, ?)',
+                         (consumer, time.time()))
+
+    def releases_owed(self):
+        with self._connect() as conn:
+            return [r[0] for r in conn.execute(
+                'SELECT consumer FROM releases ORDER BY since')]
+
+    def released(self, consumer):
+        with self._connect() as conn:
+            conn.execute('DELETE FROM releases WHERE consumer = ?',
+                         (consumer,))
