@@ -1,6 +1,7 @@
 """The commands as a user runs them: separate processes, one state dir."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,6 +166,10 @@ def test_demo_runs_and_shows_a_quiet_second_report(tmp_path):
     out = run(['demo', '--state-dir', str(tmp_path / 'demo')]).stdout
     assert 'Second report (nothing changed on the host): 0 change(s), ' \
            '1 read(s), 0 write(s)' in out
-    # Two mtty-2 take 4 of mtty's 24 ports: mtty-1's offer shrinks.
-    assert 'CUSTOM_MDEV_MTTY_1 24 -> 20' in out
+    # Three mtty-2 instances take 6 of mtty's 24 ports: mtty-1's offer
+    # shrinks with them, and grows back when two are released.
+    assert re.search(r'_mtty +CUSTOM_MDEV_MTTY_1 +24 -> 18\n', out), out
+    assert re.search(r'_mtty +CUSTOM_MDEV_MTTY_1 +18 -> 22\n', out), out
+    # One 2 GB vGPU on the T4 closes the other framebuffer sizes.
+    assert re.search(r'CUSTOM_MDEV_NVIDIA_230 +16 -> 0\n', out), out
     assert '--config-file' in out and 'status' in out

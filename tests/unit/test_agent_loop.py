@@ -50,3 +50,23 @@ def test_other_errors_are_logged_and_the_loop_goes_on(caplog):
     loop.run()
     assert waits == [5, 5]
     assert '[x] y: bad; fix' in caplog.text
+
+
+def test_reconcile_at_start_then_every_n_cycles_and_after_an_outage():
+    down = exceptions.PlacementUnavailable('down')
+    reporter = ScriptedReporter([Result()] * 6)
+    calls = []
+
+    def reconcile():
+        calls.append(reporter.calls)
+        if len(calls) == 2:
+            raise down           # the second reconcile meets an outage
+        return {'recreated': []}
+    loop = agent.ReportLoop(reporter, 10, 60,
+                            lambda s: not reporter.outcomes,
+                            reconcile=reconcile, reconcile_every=3)
+    loop.run()
+    # Start, then 3 report-only cycles, then the failing reconcile is
+    # tried again on the very next cycle.
+    assert calls == [0, 3, 3]
+    assert reporter.calls == 6

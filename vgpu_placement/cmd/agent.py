@@ -1,9 +1,11 @@
 """vgpu-placement-agent: report this host to Placement periodically.
 
 Start-up checks the configuration against the host and stops with one line
-if anything is wrong. Afterwards nothing stops the loop but SIGTERM/SIGINT:
-while Placement is unreachable the agent retries with a doubling wait
-(up to [agent] max_backoff) and reports as soon as it is back.
+if anything is wrong, then reconciles (after a reboot: the mdevs come back
+with their UUIDs). Afterwards nothing stops the loop but SIGTERM/SIGINT:
+it reports every [agent] report_interval and reconciles every
+reconcile_interval; while Placement is unreachable it retries with a
+doubling wait (up to max_backoff) and catches up as soon as it is back.
 """
 import argparse
 import logging
@@ -13,6 +15,7 @@ import threading
 
 from vgpu_placement.cmd import common
 from vgpu_placement import exceptions
+from vgpu_placement import host as host_mod
 from vgpu_placement import report
 
 LOG = logging.getLogger('vgpu_placement.agent')
@@ -21,17 +24,32 @@ LOG = logging.getLogger('vgpu_placement.agent')
 class ReportLoop:
     """The agent's loop; ``wait(seconds)`` returns True when asked to stop."""
 
-    def __init__(self, reporter, interval, max_backoff, wait):
+    def __init__(self, reporter, interval, max_backoff, wait,
+                 reconcile=None, reconcile_every=None):
         self.reporter = reporter
         self.interval = interval
         self.max_backoff = max_backoff
         self.wait = wait
         self.outage_delay = None        # set while Placement is unreachable
+        self.reconcile = reconcile      # callable, or None: report only
+        self.reconcile_every = reconcile_every or 1
+        self.cycles_to_reconcile = 0    # 0: reconcile on this cycle
+
+    def _one_cycle(self):
+        if self.reconcile is not None and self.cycles_to_reconcile <= 0:
+            summary = self.reconcile()
+            self.cycles_to_reconcile = self.reconcile_every - 1
+            changed = {k: len(v) for k, v in summary.items() if v}
+            if changed:
+                LOG.warning('reconciled: %s', changed)
+            return self.reporter.report()
+        self.cycles_to_reconcile -= 1
+        return self.reporter.report()
 
     def run_once(self):
-        """One report; returns the seconds to wait before the next."""
+        """One cycle; returns the seconds to wait before the next."""
         try:
-            result = self.reporter.report()
+            result = self._one_cycle()
         except exceptions.PlacementUnavailable as e:
             if self.outage_delay is None:
                 LOG.warning('%s; retrying', e)
@@ -62,6 +80,7 @@ def _start(args):
     reporter = report.Reporter(conf)
     # Check the configuration against the host before looping.
     reporter.desired_tree(reporter.discover())
+    host = host_mod.Host(reporter)
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -71,8 +90,11 @@ def _start(args):
     signal.signal(signal.SIGINT, on_signal)
     LOG.info('agent started for host %s (every %ds)', conf.host,
              conf.agent.report_interval)
+    every = max(1, conf.agent.reconcile_interval //
+                conf.agent.report_interval)
     ReportLoop(reporter, conf.agent.report_interval,
-               conf.agent.max_backoff, stop.wait).run()
+               conf.agent.max_backoff, stop.wait, reconcile=host.reconcile,
+               reconcile_every=every).run()
     LOG.info('agent stopped')
 
 

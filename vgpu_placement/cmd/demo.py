@@ -3,8 +3,10 @@
 The demo host (etc/vgpu-placement/profiles/demo-host.yaml) has the kernel's
 three sample drivers and a T4-like NVIDIA card. The demo discovers it,
 reports it to a Placement running in this process (SQLite in --state-dir),
-reports again (nothing to write), creates mdevs and reports the shrunken
-offer. Its config file is left in --state-dir to explore further.
+reports again (nothing to write), schedules a stream of flavors (claim in
+Placement, realize the mdevs on the host), shows the offers shrink, then
+releases half and shows them grow. Its config file is left in --state-dir
+to explore further.
 """
 import os
 import shutil
@@ -13,7 +15,10 @@ import uuid
 
 from vgpu_placement.cmd import common
 from vgpu_placement.cmd import views
+from vgpu_placement import flavor
+from vgpu_placement import host as host_mod
 from vgpu_placement import report
+from vgpu_placement import scheduler
 
 DEMO_HOST = 'demo-host'
 
@@ -52,6 +57,29 @@ def _report(reporter, title):
     return result
 
 
+def _offers(reporter):
+    """{(provider, class): what Placement would still grant}."""
+    return {(name, rc): inv['total'] - inv['reserved'] -
+            rp['usages'].get(rc, 0)
+            for name, rp in reporter.placement_view(refresh=False)
+            for rc, inv in rp['inventories'].items()}
+
+
+def _show_offer_changes(before, after):
+    for key in sorted(before):
+        if before[key] != after.get(key):
+            print('  %-28s %-26s %3d -> %d' % (key + (before[key],
+                                                     after.get(key, 0))))
+
+
+# A stream of instances: (flavor name, mdev type).
+STREAM = [('vgpu.serial2', 'mtty-2'), ('vgpu.serial2', 'mtty-2'),
+          ('vgpu.display-large', 'mbochs-large'),
+          ('vgpu.t4-2q', 'nvidia-231'), ('vgpu.t4-2q', 'nvidia-231'),
+          ('vgpu.display-hd', 'mdpy-hd'), ('vgpu.serial2', 'mtty-2'),
+          ('vgpu.t4-2b', 'nvidia-223')]
+
+
 def run(args):
     state_dir = os.path.abspath(args.state_dir)
     if os.path.isdir(state_dir):
@@ -60,29 +88,53 @@ def run(args):
     args.config_file = [_write_config(state_dir)]
     conf = common.load_conf(args)
     reporter = report.Reporter(conf)
+    host = host_mod.Host(reporter)
 
     _step('The simulated host, as the driver discovers it')
     print(views.snapshot_table(reporter.driver.discover()))
 
-    _report(reporter, 'First report to Placement')
+    result = _report(reporter, 'First report to Placement')
     print(views.provider_table(views.provider_data(
         reporter.placement_view(refresh=False))))
     _report(reporter, 'Second report (nothing changed on the host)')
 
-    created = [('mtty', 'mtty-2'), ('mtty', 'mtty-2'), ('mbochs',
-               'mbochs-large'), ('0000:84:00.0', 'nvidia-231')]
-    _step('Creating mdevs: %s' % ', '.join(
-        '%s on %s' % (t, p) for p, t in created))
-    for parent, type_id in created:
-        reporter.driver.create_mdev(parent, type_id, str(uuid.uuid4()))
-    print('  mtty-2 takes 2 of mtty\'s 24 ports, so mtty-1 shrinks too;'
-          ' one 2 GB vGPU on the T4 closes every other framebuffer size.')
-    _report(reporter, 'Report after the creates')
-    snapshot = reporter.discover()
+    _step('Flavors (vgpu-placement flavor-spec TYPE prints these)')
+    specs = {}
+    for name, type_id in sorted(set(STREAM)):
+        specs[name] = flavor.extra_specs_for_type(result.desired, type_id)
+        print('  %-20s %s' % (name, ' '.join(
+            '%s=%s' % kv for kv in sorted(specs[name][
+                'extra_specs'].items()))))
+
+    before = _offers(reporter)
+    _step('Scheduling %d instances: claim in Placement, realize on the '
+          'host' % len(STREAM))
+    instances = []
+    for name, _type_id in STREAM:
+        instance = str(uuid.uuid4())
+        request = flavor.parse_extra_specs(specs[name]['extra_specs'])
+        scheduler.claim(reporter.client, request, instance, 'demo', 'demo')
+        for done in host.realize(instance):
+            print('  %s %-20s mdev %s (%s on %s)' % (
+                instance[:8], name, done.uuid, done.type_id, done.parent))
+        instances.append(instance)
+    _step('What Placement would still grant, before -> after (the other '
+          'types on a GPU shrink too)')
+    after = _offers(reporter)
+    _show_offer_changes(before, after)
     print(views.provider_table(views.provider_data(
-        reporter.placement_view(refresh=False), snapshot, conf.host)))
+        reporter.placement_view(refresh=False), reporter.discover(),
+        conf.host)))
+
+    _step('Releasing every other instance: mdevs removed, allocations '
+          'released, offers grow back')
+    for instance in instances[::2]:
+        host.release(instance)
+    _show_offer_changes(after, _offers(reporter))
 
     print('\nExplore further with the same host and Placement:\n'
           '  vgpu-placement --config-file %s status\n'
-          '  vgpu-placement --config-file %s discover --format json'
-          % (args.config_file[0], args.config_file[0]))
+          '  vgpu-placement --config-file %s flavor-spec mtty-1\n'
+          '  vgpu-placement --config-file %s claim --instance $(uuidgen) '
+          'resources1:CUSTOM_MDEV_MTTY_1=1\n'
+          % ((args.config_file[0],) * 3))
