@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Latency of one claim and one realize against the embedded Placement.
+
+Each figure is a median over --runs, side by side with a baseline measured
+in the same run on the same Placement: a raw PUT /allocations of the same
+resources, and a raw GET /allocation_candidates + PUT (what any scheduler
+does). Prints ratios; machines here are noisy, so read ratios, not times.
+
+    python3 benches/claim_realize.py [--runs 40]
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from tests.conftest import make_conf  # noqa: E402
+from vgpu_placement import flavor  # noqa: E402
+from vgpu_placement import host as host_mod  # noqa: E402
+from vgpu_placement import report  # noqa: E402
+from vgpu_placement import scheduler  # noqa: E402
+
+
+def timed(func):
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--runs', type=int, default=40)
+    args = parser.parse_args()
+    state = tempfile.mkdtemp(prefix='bench-claim-')
+    conf = make_conf(driver='simulated', simulated__profile='kernel-samples',
+                     state_path=state, host='bench-host',
+                     embedded_placement__enabled=True)
+    reporter = report.Reporter(conf)
+    result = reporter.report()
+    host = host_mod.Host(reporter)
+    client = reporter.client
+    root = reporter.cache['root']['uuid']
+    spec = flavor.extra_specs_for_type(result.desired, 'mtty-1')
+    request = flavor.parse_extra_specs(spec['extra_specs'])
+    query = request.query(limit=50, in_tree=root)
+    samples = {k: [] for k in ('raw PUT /allocations', 'raw candidates+PUT',
+                               'claim (project)', 'realize (project)',
+                               'release (project)')}
+    for _ in range(args.runs):
+        # Baselines: what Placement itself costs for the same claim.
+        found = client.get('/allocation_candidates?' + query)
+        alloc = found['allocation_requests'][0]['allocations']
+        consumer = str(uuid.uuid4())
+        samples['raw PUT /allocations'].append(timed(lambda: client.put(
+            '/allocations/%s' % consumer, {
+                'allocations': alloc, 'consumer_generation': None,
+                'project_id': 'p', 'user_id': 'u',
+                'consumer_type': 'INSTANCE'})))
+        client.delete('/allocations/%s' % consumer)
+        consumer = str(uuid.uuid4())
+
+        def raw_schedule():
+            got = client.get('/allocation_candidates?' + query)
+            client.put('/allocations/%s' % consumer, {
+                'allocations': got['allocation_requests'][0]['allocations'],
+                'consumer_generation': None, 'project_id': 'p',
+                'user_id': 'u', 'consumer_type': 'INSTANCE'})
+        samples['raw candidates+PUT'].append(timed(raw_schedule))
+        client.delete('/allocations/%s' % consumer)
+        # The project's paths.
+        consumer = str(uuid.uuid4())
+        samples['claim (project)'].append(timed(lambda: scheduler.claim(
+            client, request, consumer, 'p', 'u', in_tree=root)))
+        samples['realize (project)'].append(timed(
+            lambda: host.realize(consumer)))
+        samples['release (project)'].append(timed(
+            lambda: host.release(consumer)))
+    base = statistics.median(samples['raw candidates+PUT'])
+    print('%-24s %10s %12s' % ('operation', 'median ms',
+                               'x raw cand+PUT'))
+    for name, values in samples.items():
+        med = statistics.median(values)
+        print('%-24s %10.1f %12.2f' % (name, med * 1000, med / base))
+    print('runs: %d, host: kernel-samples profile, embedded Placement '
+          '(SQLite, in-process)' % args.runs)
+
+
+if __name__ == '__main__':
+    main()
