@@ -1,8 +1,13 @@
-"""Functional tests talk to a real, embedded OpenStack Placement.
+"""Functional tests talk to a real OpenStack Placement.
 
-One Placement database serves the whole session (Placement allows one per
-process); every test reports its own host, so trees never meet.
+By default it is embedded: one Placement database serves the whole session
+(Placement allows one per process). With VGPU_PLACEMENT_TEST_PLACEMENT set
+to the URL of a running noauth2 Placement (tools/placement-server prints
+one), the same tests run against it instead; the few that stop and restart
+Placement then run embedded only. Every test reports its own host, so
+trees never meet.
 """
+import os
 import uuid
 
 import pytest
@@ -10,19 +15,41 @@ import pytest
 from tests.conftest import make_conf
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
+from vgpu_placement import report
+
+EXTERNAL = os.environ.get('VGPU_PLACEMENT_TEST_PLACEMENT')
+embedded_only = pytest.mark.skipif(
+    bool(EXTERNAL), reason='stops and restarts Placement: embedded only')
+
+
+def placement_ini(database=None):
+    """The config section reaching the Placement under test."""
+    if EXTERNAL:
+        return ('[placement]\nauth_type = admin_token\nendpoint = %s\n'
+                'token = admin\n' % EXTERNAL)
+    text = '[embedded_placement]\nenabled = true\n'
+    return text + ('database = %s\n' % database if database else '')
 
 
 @pytest.fixture(scope='session')
 def placement_db(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('placement') / 'placement.sqlite')
-    embedded.start(path)
+    if not EXTERNAL:
+        embedded.start(path)
     return path
 
 
 @pytest.fixture
-def placement(placement_db):
+def new_adapter(placement_db):
+    """Make keystoneauth1 adapters to the Placement under test."""
+    return lambda: report.placement_client(
+        make_conf(placement_ini(placement_db))).adapter
+
+
+@pytest.fixture
+def placement(new_adapter):
     """A client for checking what Placement holds, independent of ours."""
-    return client_mod.PlacementClient(embedded.adapter(placement_db))
+    return client_mod.PlacementClient(new_adapter())
 
 
 @pytest.fixture
@@ -32,12 +59,10 @@ def host():
 
 @pytest.fixture
 def sim_conf(tmp_path, host, placement_db):
-    def factory(profile='kernel-samples', **options):
-        return make_conf(driver='simulated', simulated__profile=profile,
-                         state_path=str(tmp_path), host=host,
-                         embedded_placement__enabled=True,
-                         embedded_placement__database=placement_db,
-                         **options)
+    def factory(profile='kernel-samples', config_text='', **options):
+        return make_conf(placement_ini(placement_db) + config_text,
+                         driver='simulated', simulated__profile=profile,
+                         state_path=str(tmp_path), host=host, **options)
     return factory
 
 

@@ -25,11 +25,11 @@ from hypothesis.stateful import rule
 import pytest
 
 from tests.conftest import make_conf
+from tests.functional.conftest import placement_ini
 from vgpu_placement.drivers import simulated
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement.placement import embedded
 from vgpu_placement import provider_tree
 from vgpu_placement import report
 
@@ -54,13 +54,11 @@ class HostUnderClaims(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.host = 'prop-%s' % uuid.uuid4().hex[:8]
-        conf = make_conf(driver='simulated', simulated__profile=self.profile,
-                         state_path=tempfile.mkdtemp(), host=self.host,
-                         embedded_placement__enabled=True,
-                         embedded_placement__database=PLACEMENT_DB['path'])
+        conf = make_conf(placement_ini(PLACEMENT_DB['path']),
+                         driver='simulated', simulated__profile=self.profile,
+                         state_path=tempfile.mkdtemp(), host=self.host)
         self.reporter = report.Reporter(conf)
-        self.placement = client_mod.PlacementClient(
-            embedded.adapter(PLACEMENT_DB['path']))
+        self.placement = client_mod.PlacementClient(PLACEMENT_DB['adapter']())
         self.specs = {s.name: s for s in self.reporter.driver.specs}
         self.granted = {}       # consumer -> (device, type, mdev uuid|None)
         self.report()
@@ -188,8 +186,8 @@ class HostUnderClaims(RuleBasedStateMachine):
 
 
 @pytest.fixture(autouse=True)
-def _placement(placement_db):
-    PLACEMENT_DB['path'] = placement_db
+def _placement(placement_db, new_adapter):
+    PLACEMENT_DB.update(path=placement_db, adapter=new_adapter)
 
 
 def _machine(profile, conservative=False):

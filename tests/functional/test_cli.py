@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+from tests.functional.conftest import embedded_only
+from tests.functional.conftest import placement_ini
 from tests import sysfs_tree
 
 
@@ -32,6 +34,10 @@ def one_line_error(proc, starts):
     return lines[0]
 
 
+def host_of(conf_path):
+    return re.search(r'host = (\S+)', conf_path.read_text()).group(1)
+
+
 @pytest.fixture
 def sysfs_host(tmp_path):
     """A copied sysfs tree (kernel samples + one mdev) and its config."""
@@ -40,10 +46,12 @@ def sysfs_host(tmp_path):
     tree.set_available('mtty', 'mtty-1', 22)
     tree.set_available('mtty', 'mtty-2', 11)
     conf = tmp_path / 'vgpu-placement.conf'
+    # Each command is its own process: with the embedded Placement they
+    # share its SQLite file under state_path, one after another.
     conf.write_text(
-        '[DEFAULT]\nhost = cli-host\ndriver = sysfs\nstate_path = %s\n'
-        '[sysfs]\nroot = %s\n[embedded_placement]\nenabled = true\n'
-        % (tmp_path / 'state', tmp_path / 'sys'))
+        '[DEFAULT]\nhost = cli-host-%s\ndriver = sysfs\nstate_path = %s\n'
+        '[sysfs]\nroot = %s\n%s' % (uuid.uuid4().hex[:8], tmp_path / 'state',
+                                   tmp_path / 'sys', placement_ini()))
     return conf
 
 
@@ -52,11 +60,12 @@ def test_discover_report_status_json_match_the_formula(sysfs_host):
                                 sysfs_host).stdout)
     expected = {}
     for parent in discovered['parents']:
-        name = 'cli-host_%s' % parent['name']
+        name = '%s_%s' % (host_of(sysfs_host), parent['name'])
         expected[name] = {
             'CUSTOM_MDEV_%s' % t['id'].upper().replace('-', '_'):
             t['mdevs'] + t['available_instances'] for t in parent['types']}
-    assert expected['cli-host_mtty'] == {'CUSTOM_MDEV_MTTY_1': 22,
+    mtty = '%s_mtty' % host_of(sysfs_host)
+    assert expected[mtty] == {'CUSTOM_MDEV_MTTY_1': 22,
                                          'CUSTOM_MDEV_MTTY_2': 12}
     first = json.loads(run(['report', '--format', 'json'], sysfs_host).stdout)
     assert first['requests']['writes'] > 0
@@ -73,10 +82,8 @@ def test_discover_report_status_json_match_the_formula(sysfs_host):
     status = json.loads(run(['status', '--format', 'json'],
                             sysfs_host).stdout)
     by_name = {p['name']: p for p in status['providers']}
-    assert [m['type'] for m in by_name['cli-host_mtty']['mdevs']] == [
-        'mtty-2']
-    assert by_name['cli-host_mtty']['inventories']['CUSTOM_MDEV_MTTY_2'][
-        'used'] == 0
+    assert [m['type'] for m in by_name[mtty]['mdevs']] == ['mtty-2']
+    assert by_name[mtty]['inventories']['CUSTOM_MDEV_MTTY_2']['used'] == 0
     state = sysfs_host.parent / 'state'
     for name in os.listdir(state):
         if not name.endswith('.lock'):
@@ -87,7 +94,8 @@ def test_dry_run_then_table_output(sysfs_host):
     dry = run(['report', '--dry-run'], sysfs_host).stdout
     assert 'would make' in dry and 'create' in dry
     out = run(['report'], sysfs_host).stdout
-    assert 'cli-host_mtty' in out and 'CUSTOM_MDEV_MTTY_2' in out
+    assert '%s_mtty' % host_of(sysfs_host) in out
+    assert 'CUSTOM_MDEV_MTTY_2' in out
 
 
 @pytest.mark.parametrize('text,starts', [
@@ -117,6 +125,7 @@ def test_missing_config_file_is_one_line(tmp_path):
                    'vgpu-placement: configuration error:')
 
 
+@embedded_only
 def test_placement_unreachable_is_one_line(sysfs_host):
     with open(sysfs_host, 'a') as f:
         # Port 9 (discard) on loopback: nothing listens, refused at once.
@@ -127,6 +136,7 @@ def test_placement_unreachable_is_one_line(sysfs_host):
     assert '127.0.0.1:9' in line or 'Unable to establish' in line
 
 
+@embedded_only
 def test_no_credentials_is_one_line(sysfs_host):
     with open(sysfs_host, 'a') as f:
         f.write('enabled = false\n')

@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from tests.conftest import make_conf
-from tests.functional.conftest import claim as raw_claim
+from tests.functional.conftest import EXTERNAL
+from tests.functional.conftest import embedded_only
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
@@ -40,12 +41,7 @@ def world(sim_conf):
 
 
 def conf_with(sim_conf, host, text, profile):
-    base = sim_conf(profile)
-    return make_conf(text, driver='simulated', simulated__profile=profile,
-                     state_path=base.state_path, host=host,
-                     embedded_placement__enabled=True,
-                     embedded_placement__database=(
-                         base.embedded_placement.database))
+    return sim_conf(profile, config_text=text)
 
 
 def claim_here(h, request, consumer, client=None):
@@ -143,14 +139,14 @@ class RacedClient(client_mod.PlacementClient):
         return found
 
 
-def test_409_race_between_two_schedulers(world, placement_db):
+def test_409_race_between_two_schedulers(world, new_adapter):
     h = world()
     last_three = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MDPY_VGA':
                                            '3'})
     # A rival takes 3 of mdpy's 4 just after we asked: our candidate (4
     # free) is stale, Placement answers 409 and we try again.
     one = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MDPY_XGA': '1'})
-    raced = RacedClient(embedded.adapter(placement_db), h.client,
+    raced = RacedClient(new_adapter(), h.client,
                         last_three)
     raced.root = h.reporter.cache['root']['uuid']
     got = claim_here(h, one, new(), client=raced)
@@ -237,14 +233,18 @@ def test_bad_vendor_params_stop_start_up(sim_conf, host, text, words):
 
 @pytest.fixture
 def served(placement_db, tmp_path, host):
-    """Placement on loopback HTTP, and a config for CLI processes."""
-    server = embedded.LoopbackServer(placement_db)
+    """Placement on loopback HTTP, and a config for CLI processes (several
+    processes cannot share the embedded, in-process one)."""
+    server = None if EXTERNAL else embedded.LoopbackServer(placement_db)
     conf = tmp_path / 'host.conf'
     conf.write_text(
         '[DEFAULT]\nhost = %s\ndriver = simulated\nstate_path = %s\n'
         '[simulated]\nprofile = kernel-samples\n[placement]\n'
         'auth_type = admin_token\nendpoint = %s\ntoken = admin\n'
-        % (host, tmp_path / 'state', server.url))
+        % (host, tmp_path / 'state', EXTERNAL or server.url))
+    if server is None:
+        yield None, conf
+        return
     with server:
         yield server, conf
 
@@ -321,6 +321,7 @@ def test_crash_during_release_then_reconcile(served, point, placement):
     agree(h, placement)
 
 
+@embedded_only
 def test_placement_down_during_release_loses_nothing(served, placement_db,
                                                      placement):
     server, conf = served

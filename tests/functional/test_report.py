@@ -4,6 +4,7 @@ import uuid
 import pytest
 
 from tests.functional.conftest import claim
+from tests.functional.conftest import embedded_only
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
 from vgpu_placement.placement import client as client_mod
@@ -184,10 +185,10 @@ class RacingClient(client_mod.PlacementClient):
 
 def test_generation_conflict_is_refreshed_and_retried(sim_conf, host,
                                                       placement,
-                                                      placement_db):
+                                                      new_adapter):
     conf = sim_conf()
     report.Reporter(conf).report()
-    racing = RacingClient(embedded.adapter(placement_db), placement, host)
+    racing = RacingClient(new_adapter(), placement, host)
     reporter = report.Reporter(conf, client=racing)
     reporter.driver.create_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
     result = reporter.report()
@@ -227,6 +228,7 @@ def test_dry_run_writes_nothing(sim_conf, host, placement):
     assert tree_in_placement(placement, host) is None
 
 
+@embedded_only
 def test_placement_down_then_back(tmp_path, host, placement_db):
     from tests.conftest import make_conf
     from vgpu_placement.cmd import agent
