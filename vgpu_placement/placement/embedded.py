@@ -33,7 +33,7 @@ class _SerializedApp:
             return list(self.app(environ, start_response))
 
 
-def _build_app(db_url):
+def _build_app(db_url, tuned=True):
     from oslo_config import cfg
     from placement import conf as placement_conf
     from placement import db_api
@@ -44,13 +44,27 @@ def _build_app(db_url):
     conf.set_override('auth_strategy', 'noauth2', group='api')
     conf.set_override('connection', db_url, group='placement_database')
     conf.set_override('sync_on_startup', True, group='placement_database')
+    if tuned:
+        # Multi-vGPU requests on wide trees explode in allocation_candidates
+        # unless candidates are capped and generated breadth-first
+        # (upstream bugs 2070257, 2126751; measured 38 s -> 0.3 s).
+        conf.set_override('max_allocation_candidates', 1000,
+                          group='placement')
+        conf.set_override('allocation_candidates_generation_strategy',
+                          'breadth-first', group='placement')
+        conf.set_override('optimize_for_wide_provider_trees', True,
+                          group='workarounds')
     conf([], project='placement', default_config_files=[])
     db_api.configure(conf)
     return deploy.loadapp(conf)
 
 
-def start(database):
-    """Start (once per process) and return the endpoint URL."""
+def start(database, tuned=True):
+    """Start (once per process) and return the endpoint URL.
+
+    tuned=False leaves Placement's candidate options at their defaults
+    (for benchmarks comparing the two).
+    """
     from wsgi_intercept import interceptor
 
     database = os.path.abspath(database)
@@ -66,7 +80,7 @@ def start(database):
         os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
         for noisy in ('placement', 'alembic'):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        app = _SerializedApp(_build_app('sqlite:///' + database))
+        app = _SerializedApp(_build_app('sqlite:///' + database, tuned))
         url = 'http://embedded-placement:80/placement'
         interceptor.RequestsInterceptor(lambda: app, url=url) \
             .install_intercept()
