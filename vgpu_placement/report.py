@@ -92,8 +92,12 @@ class Reporter:
             parent.name, self.model_choices.get('*'))
         chosen, how = capacity.choose_model(parent, override,
                                             empty_seen.get(parent.name))
-        LOG.debug('capacity of %s: %s model (%s)', parent.name, chosen.kind,
-                  how)
+        key = ('model', parent.name, chosen.kind, how)
+        if key not in self.warned:
+            # Said once per parent and model: how its costs were found.
+            self.warned.add(key)
+            LOG.info('capacity of %s: %s model (%s)', parent.name,
+                     chosen.kind, how)
         return chosen
 
     def policies(self, snapshot):

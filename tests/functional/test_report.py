@@ -255,3 +255,26 @@ def test_placement_down_then_back(tmp_path, host, placement_db):
         view = dict(reporter.placement_view())
     assert view['%s_mbochs' % host]['inventories'][
         'CUSTOM_MDEV_MBOCHS_SMALL']['total'] == 48
+
+
+def test_kernel_disagreeing_with_the_model_is_believed_and_logged(
+        tmp_path, host, placement_db, placement, caplog):
+    from tests.conftest import make_conf
+    from tests.functional.conftest import placement_ini
+    from tests import sysfs_tree
+    tree = sysfs_tree.kernel_samples(tmp_path / 'sys')
+    # An mtty-2 created behind the model's back... and the kernel showing
+    # mtty-1 at 20 where the port model says 22 (24 - 2).
+    tree.add_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
+    tree.set_available('mtty', 'mtty-2', 11)
+    tree.set_available('mtty', 'mtty-1', 20)
+    conf = make_conf(placement_ini(placement_db), driver='sysfs',
+                     sysfs__root=str(tmp_path / 'sys'), host=host,
+                     state_path=str(tmp_path / 'state'))
+    result = report.Reporter(conf).report()
+    assert result.disagreements == [('mtty', 'mtty-1', 22, 20)]
+    assert 'parent mtty type mtty-1: the capacity model predicts 22 ' \
+           'available, the kernel says 20' in caplog.text
+    inv = tree_in_placement(placement, host)['%s_mtty' % host][
+        'inventories']['CUSTOM_MDEV_MTTY_1']
+    assert inv['total'] - inv['reserved'] == 20
