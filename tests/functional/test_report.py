@@ -278,3 +278,19 @@ def test_kernel_disagreeing_with_the_model_is_believed_and_logged(
     inv = tree_in_placement(placement, host)['%s_mtty' % host][
         'inventories']['CUSTOM_MDEV_MTTY_1']
     assert inv['total'] - inv['reserved'] == 20
+
+
+def test_placement_that_lost_everything_is_rebuilt(sim_conf, host,
+                                                   placement):
+    """The tree deleted behind our back (a Placement database restored from
+    an old backup, say): the next report notices and rebuilds it."""
+    reporter = report.Reporter(sim_conf())
+    reporter.report()
+    tree = tree_in_placement(placement, host)
+    for rp in tree.values():
+        placement.delete('/resource_providers/%s' % rp['uuid'])
+    root = placement.get('/resource_providers?name=%s' % host)[
+        'resource_providers'][0]['uuid']
+    placement.delete('/resource_providers/%s' % root)
+    reporter.report()
+    assert totals_in(tree_in_placement(placement, host)) == totals_in(tree)

@@ -64,7 +64,9 @@ class TreeSync:
         root = self.cache.get('root')
         if root and root['name'] == name:
             return root['uuid']
-        self.cache['providers'] = {}
+        # A root not known (first run, or Placement lost it): nothing
+        # cached about its Placement can be trusted, names included.
+        self.cache.update(providers={}, classes=[], traits=[])
         found = self.client.get('/resource_providers?name=%s' % _q(name))
         if found['resource_providers']:
             root_uuid = found['resource_providers'][0]['uuid']
