@@ -46,6 +46,7 @@ class TreeSync:
         cache.setdefault('providers', {})
         cache.setdefault('classes', [])
         cache.setdefault('traits', [])
+        self.just_read = set()      # providers refresh() read in full
 
     # -- reading -----------------------------------------------------------
     def _read_provider(self, rp):
@@ -97,6 +98,7 @@ class TreeSync:
                 'root provider %s keeps vanishing from Placement' % root_name)
         old = self.cache['providers']
         fresh = {}
+        self.just_read = set()
         for rp in listing['resource_providers']:
             cached = old.get(rp['uuid'])
             if rp['uuid'] == root_uuid:
@@ -104,6 +106,7 @@ class TreeSync:
                           'generation': rp['generation']}
             elif cached is None or cached['generation'] != rp['generation']:
                 cached = self._read_provider(rp)
+                self.just_read.add(rp['uuid'])
             fresh[rp['uuid']] = cached
         self.cache['providers'] = fresh
         return root_uuid
@@ -232,7 +235,8 @@ class TreeSync:
         for want in desired.children:
             if want.name in existing:
                 rp_uuid, cached = existing[want.name]
-                if any(want.plan.pending(cached['usages']).values()):
+                if rp_uuid not in self.just_read and any(
+                        want.plan.pending(cached['usages']).values()):
                     self._reread_usages(rp_uuid)
                 self._update(rp_uuid, want.inventories, want.traits,
                              changes, dry_run)
