@@ -24,8 +24,12 @@ def make_conf(config_text=None, **options):
         with os.fdopen(fd, 'w') as f:
             f.write(config_text)
         args = ['--config-file', path]
-    conf(args, project='vgpu-placement', default_config_files=[],
-         default_config_dirs=[])
+    try:
+        conf(args, project='vgpu-placement', default_config_files=[],
+             default_config_dirs=[])
+    finally:
+        if args:
+            os.unlink(args[1])      # parsed: oslo.config keeps the values
     for key, value in options.items():
         group, _, name = key.rpartition('__')
         conf.set_override(name, value, group=group or None)

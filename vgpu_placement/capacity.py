@@ -244,8 +244,16 @@ def choose_model(parent, override=None, empty_seen=None):
         known = known_costs(parent.types)
         if known:
             costs, cap, source = known
-            return pool_from_costs(costs, cap, existing, available,
-                                   source), source
+            model = pool_from_costs(costs, cap, existing, available, source)
+            if empty_seen and set(empty_seen) == set(available):
+                # Pools are constants: what the parent showed empty bounds
+                # them too, often closer (a remainder no type can use yet
+                # is invisible once mdevs exist).
+                seen = pool_from_costs(costs, cap, {}, empty_seen, source)
+                model = dataclasses.replace(model, pools={
+                    p: max(n, seen.pools.get(p, 0))
+                    for p, n in model.pools.items()})
+            return model, source
         empty = available if not any(existing.values()) else empty_seen
         if empty and set(empty) == set(available):
             model = infer_single_pool(empty)

@@ -1,7 +1,6 @@
 """The immutable host snapshot every driver's discover() returns."""
 import dataclasses
 import re
-import uuid
 
 # Parent device names written into sysfs paths must match one of these.
 PCI_ADDRESS_RE = re.compile(r'^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$')
@@ -15,12 +14,21 @@ def is_valid_name(name):
     return bool(DEVICE_NAME_RE.match(name)) and name not in ('.', '..')
 
 
+_UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
+                      r'[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
+
+
 def canonical_uuid(value):
-    """Lower-case dashed UUID string, or ValueError for anything else."""
+    """Lower-case dashed UUID string, or ValueError for anything else.
+
+    Only the dashed form the kernel names devices by: uuid.UUID() alone
+    would also take braces, signs or misplaced dashes and quietly turn
+    them into another UUID.
+    """
     text = str(value)
-    if len(text) != 36:
+    if not _UUID_RE.match(text):
         raise ValueError('not a UUID: %r' % text)
-    return str(uuid.UUID(text))
+    return text.lower()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,7 @@ class ParentPlan:
     caps: dict                   # type id -> host-wide max_instances share
     model: object
     counters: tuple = ()         # of Counter
+    grouped: bool = False        # a physical GPU standing for its VFs
 
     def pending(self, usages):
         """Granted by Placement, not created yet, per type."""
@@ -166,17 +167,29 @@ def parent_kind(parent):
 
 
 def counters_for(parent, model):
-    """One counter per pool (and the count cap) of a pool model.
+    """Shared counters: one per pool of a pool model (and its count cap);
+    for the equal-size model, the framebuffer and the SR-IOV slots.
 
     Costs cover every type of the parent, reported or not: an mdev of a
-    type we do not report still takes its units.
+    type we do not report still takes its units. The equal-size counters
+    make any number of same-size vGPUs exact (n x size <= framebuffer,
+    n <= virtual functions); they cannot forbid two sizes on one GPU,
+    which only the next report closes.
     """
-    if not isinstance(model, capacity.Pool) or not model.pools:
+    if isinstance(model, capacity.Exclusive):
+        pools = {'framebuffer': max(model.maxima[t] * model.sizes[t]
+                                    for t in model.sizes)}
+        costs = {'framebuffer': dict(model.sizes)}
+        if model.slots is not None:
+            pools['slots'] = model.slots
+            costs['slots'] = {t: 1 for t in model.sizes}
+    elif isinstance(model, capacity.Pool) and model.pools:
+        pools = dict(model.pools)
+        costs = {p: {t: c.get(p, 0) for t, c in model.costs.items()}
+                 for p in pools}
+    else:
         return ()
-    pools = dict(model.pools)
-    costs = {p: {t: c.get(p, 0) for t, c in model.costs.items()}
-             for p in pools}
-    if model.max_instances is not None:
+    if getattr(model, 'max_instances', None) is not None:
         pools['instances'] = model.max_instances
         costs['instances'] = {t.id: 1 for t in parent.types}
     single = len(pools) == 1
@@ -208,7 +221,8 @@ def build_tree(host, snapshot, policies, choose_model=None, counters=True):
             existing={t.id: parent.count_mdevs(t.id) for t in parent.types},
             available={t.id: t.available_instances for t in parent.types},
             caps=caps[parent.name], model=model,
-            counters=counters_for(parent, model) if counters else ())
+            counters=counters_for(parent, model) if counters else (),
+            grouped=bool(parent.members))
         children.append(DesiredProvider(
             name=provider_name(host, parent.name), device=parent.name,
             plan=plan,

@@ -119,6 +119,10 @@ class Reporter:
             usages = view.get(child.name, {}).get('usages', {})
             for type_id, predicted, observed in capacity.disagreements(
                     child.plan.offers(usages)):
+                if child.plan.grouped and observed > predicted:
+                    # Summed over virtual functions, the kernel's counts
+                    # are an upper bound, not the GPU's: nothing to say.
+                    continue
                 found.append((child.device, type_id, predicted, observed))
                 key = (child.device, type_id, predicted, observed)
                 if key not in self.warned:

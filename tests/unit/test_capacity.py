@@ -151,3 +151,23 @@ def test_choose_model_detection_and_override(tmp_path):
     # 48Q fits once.
     assert gpu.type('nvidia-563').available_instances == 32
     assert chosen.free_after({}, ['nvidia-563'])['nvidia-563'] == 1
+
+
+def test_gvt_pools_remembered_from_the_empty_parent_are_tighter(tmp_path):
+    host = simulated_host(tmp_path, 'gvt-g')
+    gpu = '0000:00:02.0'
+    empty = host.discover().parent(gpu)
+    empty_seen = {t.id: t.available_instances for t in empty.types}
+    host.create_mdev(gpu, 'i915-GVTg_V5_1', str(uuid.uuid4()))
+    busy = host.discover().parent(gpu)
+    alone = capacity.choose_model(busy)[0]
+    remembered = capacity.choose_model(busy, empty_seen=empty_seen)[0]
+    # One V5_1 leaves hidden memory binding every type: the 20 fences
+    # still free are invisible now, but the empty parent showed all 28
+    # (7 x 4; the profile's true value).
+    assert alone.pools['fence'] == 8
+    assert remembered.pools['fence'] == 28
+    assert all(remembered.pools[p] >= n for p, n in alone.pools.items())
+    consumed = {t.id: busy.count_mdevs(t.id) for t in busy.types}
+    observed = {t.id: t.available_instances for t in busy.types}
+    assert remembered.free_after(consumed, list(observed)) == observed

@@ -109,12 +109,18 @@ def test_create_refuses_path_components_before_writing(tmp_path, parent,
         driver_for(tmp_path).create_mdev(parent, type_id, str(uuid.uuid4()))
 
 
-@pytest.mark.parametrize('bad', ['not-a-uuid', '', '{%s}' % uuid.uuid4(),
-                                 uuid.uuid4().hex])
-def test_create_refuses_invalid_uuid(tmp_path, bad):
-    sysfs_tree.kernel_samples(tmp_path)
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize('bad', [
+    'not-a-uuid', '', '{%s}' % uuid.uuid4(), uuid.uuid4().hex,
+    # 36 characters that uuid.UUID() would quietly turn into another UUID
+    '97e2d6b8-3d1b-4a94-b436-12bf0ac76c6 ',
+    '+7e2d6b8-3d1b-4a94-b436-12bf0ac76c6a', '----' + uuid.uuid4().hex])
+def test_create_refuses_invalid_uuid_before_writing(tmp_path, bad):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    with pytest.raises(exceptions.InvalidMdevRequest) as err:
         driver_for(tmp_path).create_mdev('mtty', 'mtty-1', bad)
+    assert err.value.errno == errno.EINVAL
+    with open(os.path.join(tree.type_dir('mtty', 'mtty-1'), 'create')) as f:
+        assert f.read() == ''
 
 
 def test_create_on_unknown_type_is_not_found(tmp_path):

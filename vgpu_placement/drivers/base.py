@@ -1,6 +1,9 @@
 """The driver interface."""
 import abc
 
+from vgpu_placement import exceptions
+from vgpu_placement import model
+
 # NVIDIA's vgpu_params keys (all take an integer); see the kernel-mdev
 # reference. Operators may set them per type; tenants never can.
 NVIDIA_VGPU_PARAMS = frozenset((
@@ -10,6 +13,15 @@ NVIDIA_VGPU_PARAMS = frozenset((
 
 def is_nvidia_type(type_id):
     return type_id.startswith('nvidia-')
+
+
+def checked_uuid(value, action, target):
+    """The canonical UUID, or the kernel's EINVAL as a typed error."""
+    try:
+        return model.canonical_uuid(value)
+    except ValueError:
+        raise exceptions.InvalidMdevRequest(action, target,
+                                            '%r is not a UUID' % (value,))
 
 
 class Driver(abc.ABC):

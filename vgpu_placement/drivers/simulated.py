@@ -296,10 +296,7 @@ class SimulatedDriver(base.Driver):
 
     def create_mdev(self, parent, type_id, mdev_uuid):
         target = '%s of type %s on %s' % (mdev_uuid, type_id, parent)
-        try:
-            mdev_uuid = model.canonical_uuid(mdev_uuid)
-        except ValueError:
-            raise exceptions.InvalidMdevRequest('create', target)
+        mdev_uuid = base.checked_uuid(mdev_uuid, 'create', target)
         with state_file.locked(self.state_path):
             state = self._load_state()
             spec = self._spec_of(state, parent)
@@ -324,7 +321,7 @@ class SimulatedDriver(base.Driver):
             state_file.write_json(self.state_path, state)
 
     def remove_mdev(self, mdev_uuid):
-        mdev_uuid = model.canonical_uuid(mdev_uuid)
+        mdev_uuid = base.checked_uuid(mdev_uuid, 'remove', 'mdev')
         with state_file.locked(self.state_path):
             state = self._load_state()
             kept = [m for m in state['mdevs'] if m['uuid'] != mdev_uuid]

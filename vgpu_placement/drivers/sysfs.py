@@ -161,7 +161,8 @@ class SysfsDriver(base.Driver):
 
     # -- changes ---------------------------------------------------------
     def create_mdev(self, parent, type_id, mdev_uuid):
-        mdev_uuid = model.canonical_uuid(mdev_uuid)
+        mdev_uuid = base.checked_uuid(mdev_uuid, 'create', 'mdev on %s'
+                                      % parent)
         for what, value in (('parent', parent), ('type', type_id)):
             if not model.is_valid_name(value):
                 raise exceptions.InvalidMdevRequest(
@@ -172,7 +173,7 @@ class SysfsDriver(base.Driver):
                '%s of type %s on %s' % (mdev_uuid, type_id, parent))
 
     def remove_mdev(self, mdev_uuid):
-        mdev_uuid = model.canonical_uuid(mdev_uuid)
+        mdev_uuid = base.checked_uuid(mdev_uuid, 'remove', 'mdev')
         path = self._device_dir(mdev_uuid)
         _write(os.path.join(path, 'remove'), '1', 'remove', 'mdev ' + mdev_uuid)
 
@@ -192,7 +193,8 @@ class SysfsDriver(base.Driver):
     def set_vendor_params(self, mdev_uuid, type_id, params):
         """NVIDIA: <mdev>/nvidia/vgpu_params takes "key=value key=value";
         keys and values were validated against the allow-list."""
-        mdev_uuid = model.canonical_uuid(mdev_uuid)
+        mdev_uuid = base.checked_uuid(mdev_uuid, 'set vendor parameters on',
+                                      'mdev')
         if set(params) - self.vendor_param_keys(type_id):
             raise exceptions.InvalidMdevRequest(
                 'set vendor parameters on', 'mdev ' + mdev_uuid,
