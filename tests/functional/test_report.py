@@ -157,7 +157,8 @@ def test_traits_from_type_descriptions(sim_conf, host, placement):
         'HW_GPU_MAX_DISPLAY_HEADS_4', 'HW_GPU_RESOLUTION_W7680H4320',
         'CUSTOM_VGPU_FRAMEBUFFER_2048MB', 'CUSTOM_MDEV_TYPE_NVIDIA_231',
         traits_mod.MANAGED}
-    assert list(gpu['inventories']) == ['VGPU']
+    # The type (Nova's class) and the equal-size framebuffer counter.
+    assert sorted(gpu['inventories']) == ['CUSTOM_VGPU_UNITS_NVIDIA', 'VGPU']
     assert 'HW_GPU_RESOLUTION_W1920H1080' in tree['%s_mdpy' % host]['traits']
     # A flavor asking for VGPU with 4 heads lands on the T4 only.
     found = placement.get('/allocation_candidates?resources=VGPU:1&required='
