@@ -78,6 +78,8 @@ class Host:
         self.ledger = ledger or ledger_mod.Ledger(
             os.path.join(self.conf.state_path, 'ledger.sqlite'))
         self.lock_path = os.path.join(self.conf.state_path, 'locks')
+        # Type policies (vendor parameters) as of the last look at the tree.
+        self.policies = {}
 
     # -- what the allocations ask for --------------------------------------
     def _our_providers(self):
