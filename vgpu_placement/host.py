@@ -82,13 +82,34 @@ class Host:
         self.policies = {}
 
     # -- what the allocations ask for --------------------------------------
+    def _report_after_change(self):
+        """Re-report the host after mdevs changed.
+
+        The change is done whatever happens here: if the report keeps
+        losing generation races to claims, or Placement went away, the
+        agent's next report brings Placement up to date.
+        """
+        try:
+            self.reporter.report()
+        except exceptions.VgpuPlacementError as e:
+            LOG.warning('report after the change deferred to the agent: %s',
+                        e)
+
     def _our_providers(self):
         """{provider uuid: (DesiredProvider, {class: type id})}."""
-        # A report first: the tree exists and our cache of it is fresh.
-        result = self.reporter.report()
-        desired = result.desired
-        view = dict(self.reporter.placement_view(refresh=False))
-        self.policies = self.reporter.policies(result.snapshot)
+        snapshot = self.reporter.discover()
+        desired = self.reporter.desired_tree(snapshot)
+        try:
+            # A report first: the tree exists and our cache of it is fresh.
+            self.reporter.report()
+            view = dict(self.reporter.placement_view(refresh=False))
+        except exceptions.PlacementUnavailable:
+            raise
+        except exceptions.VgpuPlacementError as e:
+            # Claims racing on our providers: reading is enough here.
+            LOG.info('report before the change deferred (%s); reading', e)
+            view = dict(self.reporter.placement_view())
+        self.policies = self.reporter.policies(snapshot)
         ours = {}
         for child in desired.children:
             if child.name in view:
@@ -133,7 +154,7 @@ class Host:
         for want in wanted:
             with self._lock(want.device):
                 done.append(self._realize_one(consumer, want))
-        self.reporter.report()
+        self._report_after_change()
         return done
 
     def _kernel_parent(self, want, raw):
@@ -220,7 +241,7 @@ class Host:
                 self._free_one(record)
             freed.append(record.uuid)
         if report and freed:
-            self.reporter.report()
+            self._report_after_change()
         return freed
 
     def _free_one(self, record):
@@ -242,12 +263,12 @@ class Host:
         _crash_point('release:freed')
         try:
             scheduler.release(self.client, consumer)
-            self.ledger.released(consumer)
-            self.reporter.report()
         except exceptions.PlacementUnavailable:
             LOG.warning('Placement unreachable: release of %s is owed and '
                         'will be retried', consumer)
             return freed, False
+        self.ledger.released(consumer)
+        self._report_after_change()
         return freed, True
 
     # -- reconcile ---------------------------------------------------------------

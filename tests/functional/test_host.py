@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import make_conf
 from tests.functional.conftest import EXTERNAL
+from tests.functional.conftest import claim as raw_claim
 from tests.functional.conftest import embedded_only
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
@@ -357,3 +358,32 @@ def test_claim_cli_errors_are_one_line(served):
         assert proc.returncode == 1
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert words in proc.stderr and 'Traceback' not in proc.stderr
+
+
+class AlwaysRacedClient(client_mod.PlacementClient):
+    """Every inventory write of ours loses to a scheduler's claim."""
+
+    def __init__(self, adapter, rival):
+        super().__init__(adapter)
+        self.rival = rival
+
+    def put(self, path, body, **kw):
+        if path.endswith('/inventories'):
+            raw_claim(self.rival, path.split('/')[2],
+                      {'CUSTOM_VGPU_UNITS_MTTY': 1})
+        return super().put(path, body, **kw)
+
+
+def test_realize_and_release_survive_a_report_that_keeps_losing_races(
+        world, new_adapter, placement, caplog):
+    h = world()
+    consumer = new()
+    claim_here(h, mtty2(), consumer)
+    h.reporter.client = h.client = AlwaysRacedClient(new_adapter(),
+                                                     placement)
+    [done] = h.realize(consumer)
+    assert done.uuid in host_mdevs(h)
+    freed, released = h.release(consumer)
+    assert freed == [done.uuid] and released
+    assert placement.get('/allocations/%s' % consumer)['allocations'] == {}
+    assert 'deferred to the agent' in caplog.text

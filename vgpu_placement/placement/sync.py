@@ -8,6 +8,8 @@ differs. A 409 makes us re-read that provider and try again.
 """
 import dataclasses
 import logging
+import random
+import time
 import urllib.parse
 import uuid
 
@@ -20,7 +22,11 @@ from vgpu_placement import traits as traits_mod
 
 LOG = logging.getLogger(__name__)
 
-CONFLICT_RETRIES = 4
+# Claims bump a provider's generation: on a busy GPU an inventory write can
+# lose several races in a row. Each retry re-reads the provider, after a
+# short random wait so that writers racing each other spread out.
+CONFLICT_RETRIES = 8
+CONFLICT_WAIT = 0.05      # seconds, times the attempt, jittered
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +189,7 @@ class TreeSync:
                 # A claim or another writer got there first: read it again.
                 LOG.info('conflict updating %s (%s), retrying',
                          cached['name'], e.code)
+                time.sleep(random.uniform(0, CONFLICT_WAIT * (attempt + 1)))
                 self.cache['providers'][rp_uuid] = self._read_provider(
                     {'uuid': rp_uuid, 'name': cached['name'],
                      'parent_provider_uuid': cached['parent']})
