@@ -334,5 +334,6 @@ class Host:
                 with self._lock(want.device):
                     self._realize_one(consumer, want)
                 summary['realized'].append(mdev_uuid)
-        self.reporter.report()
+        if any(summary.values()):
+            self._report_after_change()
         return summary

@@ -55,11 +55,10 @@ def claim(client, request, consumer, project_id, user_id, limit=50,
           in_tree=None, rounds=3):
     """Claim the best candidate for ``request`` for ``consumer``.
 
-    Idempotent: a consumer that already holds allocations gets them back.
+    Idempotent: a consumer that already holds allocations gets them back
+    (found when its claim meets a conflict, so a first claim costs no
+    extra read).
     """
-    held = current_allocations(client, consumer)['allocations']
-    if held:
-        return Claim(consumer, held, attempts=0)
     attempts = 0
     for _round in range(rounds):
         found = client.get('/allocation_candidates?%s' % request.query(
@@ -76,6 +75,13 @@ def claim(client, request, consumer, project_id, user_id, limit=50,
                     'consumer_generation': None, 'project_id': project_id,
                     'user_id': user_id, 'consumer_type': CONSUMER_TYPE})
             except exceptions.PlacementConflict as e:
+                if e.is_generation_race:
+                    # Maybe our consumer holds allocations already (a
+                    # retried claim): then those are the answer.
+                    held = current_allocations(client, consumer)[
+                        'allocations']
+                    if held:
+                        return Claim(consumer, held, attempts)
                 LOG.info('claim for %s lost a race (%s); next candidate',
                          consumer, e.code)
                 continue

@@ -32,7 +32,6 @@ from vgpu_placement.drivers import simulated
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement import provider_tree
 from vgpu_placement import report
 
 PLACEMENT_DB = {}

@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""allocation_candidates latency for K vGPUs on separate GPUs, wide trees.
+
+1000 hosts (by default) of 8 GPUs each, built once into a SQLite file
+(benches/claims.py's builder: a root + 8 children with CUSTOM_MDEV_NVIDIA_558
+total 24 and the type trait). For K = 1, 2, 4, 8 vGPUs on K different GPUs
+of one host, GET /allocation_candidates is timed in two configurations:
+
+  default  Placement's candidate options at their defaults
+           (embedded.start(db, tuned=False)) and a naive request: K isolated
+           single-vGPU groups, no limit:
+           resources1=C:1&...&resourcesK=C:1&group_policy=isolate
+  ours     the project's embedded Placement (tuned: max_allocation_candidates
+           =1000, breadth-first, optimize_for_wide_provider_trees) and the
+           project's request: vgpu_placement.flavor.parse_extra_specs of K
+           groups (resourcesN:C=1, traitN:TRAIT=required, group_policy=
+           isolate) and .query(limit=50), as scheduler.claim sends it
+           (--layout agent: the group is what flavor.extra_specs_for_type
+           gives, with the shared-counter classes)
+
+(--configs also takes tuned-naive and untuned-ours, to tell what the
+tuning and what the request shape each bring, and ours-max-unit-1: ours
+on a copy of the tree whose GPU inventories have max_unit 1 instead of
+the total the agent reports, which is what lets
+optimize_for_wide_provider_trees prune non-isolated combinations early.)
+
+Each (K, configuration) runs in its own process (one embedded Placement per
+process) on its own copy of the database. Every request is bounded: a
+request still running after --cap seconds gets its process killed and the
+cell reads "> cap". (Placement forms the product of the K groups' matches,
+G^K combinations per host, then drops the non-isolated ones, and applies
+limit after that: at K=8, 8^8 = 16.7M per host of which 8!/0! = 40320 are
+kept. optimize_for_wide_provider_trees prunes only prefixes that exceed a
+GPU's capacity or max_unit, which a GPU of 24 with max_unit 24 never
+does; max_allocation_candidates stops after 1000 kept.) A cell stops
+repeating once it has spent --cap seconds in total. The process's address
+space is capped (--mem-gb) so an exploding request fails instead of
+swapping.
+
+    python3 benches/candidates.py              # ~4 min on 2 cores
+    python3 benches/candidates.py --layout agent \
+        --configs default,ours,ours-max-unit-1    # the agent's trees, ~6 min
+    python3 benches/candidates.py \
+        --configs default,ours,tuned-naive,untuned-ours,ours-max-unit-1
+"""
+import argparse
+import json
+import os
+import resource
+import select
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+import claims  # noqa: E402  (the tree builder)
+
+CONFIGS = {
+    # name: (tuned Placement, project's request shape + limit, max_unit)
+    'default': (False, False, None),
+    'ours': (True, True, None),
+    'tuned-naive': (True, False, None),
+    'untuned-ours': (False, True, None),
+    # What if the GPUs' vGPU type classes had max_unit 1 instead of the
+    # total the agent reports (provider_tree.py): the tree copy is changed.
+    'ours-max-unit-1': (True, True, 1),
+}
+
+
+def type_class(specs):
+    """The vGPU type's class in one vGPU's extra specs (group 1)."""
+    return next(k.split(':', 1)[1] for k in specs
+                if k.startswith('resources1:CUSTOM_MDEV_'))
+
+
+def naive_query(k, specs):
+    rc = type_class(specs)
+    parts = ['resources%d=%s:1' % (i, rc) for i in range(1, k + 1)]
+    return '&'.join(parts + ['group_policy=isolate'])
+
+
+def project_query(k, limit, specs):
+    """One vGPU's extra specs (group 1) repeated in groups 1..K."""
+    from vgpu_placement import flavor
+    many = {}
+    for i in range(1, k + 1):
+        for key, value in specs.items():
+            kind, name = key.split(':', 1)
+            assert kind in ('resources1', 'trait1'), key
+            many['%s%d:%s' % (kind[:-1], i, name)] = value
+    if k > 1:
+        many['group_policy'] = 'isolate'
+    return flavor.parse_extra_specs(many).query(limit=limit)
+
+
+def _child(args):
+    """One configuration, one K: print a JSON line per request."""
+    from vgpu_placement.placement import client as client_mod
+    from vgpu_placement.placement import embedded
+    tuned, shaped, _max_unit = CONFIGS[args.config]
+    embedded.start(args._run, tuned=tuned)
+    client = client_mod.PlacementClient(embedded.adapter(args._run))
+    client.get('/resource_providers?name=warm-up')
+    specs = json.loads(args.specs)
+    query = project_query(args.k, args.limit, specs) if shaped else \
+        naive_query(args.k, specs)
+    print(json.dumps({'ready': True, 'query': query}), flush=True)
+    spent = 0.0
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        got = client.get('/allocation_candidates?' + query)
+        took = time.perf_counter() - start
+        spent += took
+        reqs = got['allocation_requests']
+        first = reqs[0]['allocations'] if reqs else {}
+        print(json.dumps({
+            'seconds': took, 'candidates': len(reqs),
+            'bytes': len(json.dumps(got)),
+            # Every candidate must put the K vGPUs on K GPUs of one host.
+            'first_gpus': len(first),
+            'first_roots': len({got['provider_summaries'][rp][
+                'root_provider_uuid'] for rp in first})}), flush=True)
+        if spent > args.cap:
+            break
+
+
+def run_cell(db, k, config, specs, args):
+    """Returns {'samples': [...], 'status': ok|cap|error, ...}."""
+    cmd = [sys.executable, os.path.abspath(__file__), '--_run', db,
+           '--k', str(k), '--config', config, '--runs', str(args.runs),
+           '--cap', str(args.cap), '--limit', str(args.limit),
+           '--specs', json.dumps(specs)]
+    limit = int(args.mem_gb * 2 ** 30)
+
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    errfile = tempfile.TemporaryFile(mode='w+')
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile,
+                            text=True, preexec_fn=preexec)
+    cell = {'samples': [], 'status': 'ok', 'query': None}
+    deadline = time.monotonic() + 120          # start-up
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                cell['status'] = 'cap'
+                cell['hung_for'] = args.cap
+                break
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            if not ready:
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break                            # exited
+            msg = json.loads(line)
+            if msg.get('ready'):
+                cell['query'] = msg['query']
+            else:
+                cell['samples'].append(msg)
+            deadline = time.monotonic() + args.cap
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    errfile.seek(0)
+    err = errfile.read()
+    errfile.close()
+    if cell['status'] == 'ok' and proc.returncode != 0:
+        cell['status'] = 'error'
+        lines = [x for x in err.strip().splitlines() if x.strip()]
+        cell['error'] = lines[-1][:120] if lines else 'rc %s' % \
+            proc.returncode
+    return cell
+
+
+def fmt_cell(cell, cap):
+    s = cell['samples']
+    if cell['status'] == 'cap' and not s:
+        return '> %d s' % cap, None
+    if cell['status'] == 'error' and not s:
+        return 'failed (%s)' % cell['error'], None
+    med = statistics.median(x['seconds'] for x in s)
+    text = '%.3f s' % med
+    if cell['status'] == 'cap':
+        text += ' then > %d s' % cap
+    return text, med
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser.add_argument('--hosts', type=int, default=1000)
+    parser.add_argument('--k', default='1,2,4,8',
+                        help='vGPUs per request (default 1,2,4,8)')
+    parser.add_argument('--runs', type=int, default=3,
+                        help='requests per cell, median (default 3)')
+    parser.add_argument('--cap', type=float, default=60,
+                        help='seconds one request may take (default 60)')
+    parser.add_argument('--limit', type=int, default=50,
+                        help='ours: the query\'s limit (default 50)')
+    parser.add_argument('--configs', default='default,ours',
+                        help='from %s; the first is the baseline of the '
+                             'ratio (default default,ours)' %
+                             ','.join(CONFIGS))
+    parser.add_argument('--mem-gb', type=float, default=6,
+                        help='address-space cap of each process (GB)')
+    parser.add_argument('--build', choices=('clone', 'api'),
+                        default='clone',
+                        help='how the hosts are made (see claims.py)')
+    parser.add_argument('--layout', choices=('simple', 'agent'),
+                        default='simple',
+                        help='what one host looks like (see claims.py; '
+                             'default simple)')
+    parser.add_argument('--tree-dir', metavar='DIR',
+                        help='keep the built database here and reuse it')
+    parser.add_argument('--_run', metavar='DB', help=argparse.SUPPRESS)
+    parser.add_argument('--config', help=argparse.SUPPRESS)
+    parser.add_argument('--specs', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._run:
+        args.k = int(args.k)
+        return _child(args)
+
+    ks = [int(x) for x in args.k.split(',')]
+    configs = args.configs.split(',')
+    for c in configs:
+        if c not in CONFIGS:
+            parser.error('unknown configuration %r' % c)
+    print('command: %s' % ' '.join([os.path.basename(sys.executable)] +
+                                   sys.argv))
+    if args.layout == 'agent' and args.build != 'clone':
+        parser.error('--layout agent is built by clone only')
+    print('settings: %d hosts x %d GPUs (%s); K=%s; '
+          '%d requests per cell (fewer once a cell spent %g s); per-request '
+          'cap %g s; limit=%d (ours); %g GB address space per process' % (
+              args.hosts, claims.GPUS, 'as the agent reports an A40 host'
+              if args.layout == 'agent' else '%s total %d, trait %s' % (
+                  claims.RC, claims.PER_GPU, claims.TRAIT), args.k,
+              args.runs, args.cap, args.cap, args.limit, args.mem_gb))
+    work = args.tree_dir or tempfile.mkdtemp(prefix='bench-cands-')
+    os.makedirs(work, exist_ok=True)
+    master = os.path.join(work, 'hosts-%s-%s.sqlite' % (args.layout,
+                                                        args.build))
+    t0 = time.perf_counter()
+    try:
+        if claims.count_hosts(master) > args.hosts:
+            os.unlink(master)
+        have = claims.count_hosts(master)
+        built = claims.build(master, args.hosts, args.build, args.layout)
+        specs = claims.load_specs(master, args.layout)
+        print('tree: %d -> %d hosts in %.1f s (%s)' % (
+            have, args.hosts, built, args.build), flush=True)
+        results = {}
+        for k in ks:
+            for config in configs:
+                db = os.path.join(work, 'cell.sqlite')
+                shutil.copyfile(master, db)
+                if CONFIGS[config][2] is not None:
+                    con = sqlite3.connect(db)
+                    con.execute(
+                        'UPDATE inventories SET max_unit = ? WHERE '
+                        'resource_class_id IN (SELECT id FROM '
+                        "resource_classes WHERE name LIKE 'CUSTOM_MDEV_%')",
+                        (CONFIGS[config][2],))
+                    con.commit()
+                    con.close()
+                start = time.perf_counter()
+                results[k, config] = run_cell(db, k, config, specs, args)
+                os.unlink(db)
+                cell = results[k, config]
+                print('  K=%d %-16s %-28s %3d request(s), %.0f s' % (
+                    k, config, fmt_cell(cell, args.cap)[0],
+                    len(cell['samples']), time.perf_counter() - start),
+                    flush=True)
+    finally:
+        if not args.tree_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.perf_counter() - t0
+
+    print()
+    base = configs[0]
+    head = '%3s | ' % 'K' + ' | '.join('%-26s' % c for c in configs)
+    head += ' | ' + ' | '.join('%s/%s' % (base, c) for c in configs[1:])
+    print(head)
+    print('-' * len(head))
+    for k in ks:
+        cells, meds = [], []
+        for c in configs:
+            text, med = fmt_cell(results[k, c], args.cap)
+            s = results[k, c]['samples']
+            if s:
+                text += ' (%d cand)' % s[0]['candidates']
+            cells.append('%-26s' % text)
+            meds.append(med)
+        ratios = []
+        for c, med in zip(configs[1:], meds[1:]):
+            bcell = results[k, base]
+            if med is None:
+                ratios.append('n/a')
+            elif meds[0] is None or (bcell['status'] == 'cap' and
+                                     not bcell['samples']):
+                ratios.append('> %.0fx' % (args.cap / med))
+            else:
+                ratios.append('%.1fx' % (meds[0] / med))
+        print('%3d | %s | %s' % (k, ' | '.join(cells), ' | '.join(
+            '%*s' % (len(base) + len(c) + 1, r) for c, r in
+            zip(configs[1:], ratios))))
+    print()
+    print('median seconds per GET /allocation_candidates (candidates '
+          'returned); "> N s": a request was still running after the cap '
+          'and its process was killed')
+    shown = min([k for k in ks if k > 1] or ks)
+    for c in configs:
+        print('%-12s tuned=%s%s query (K=%d): %s' % (
+            c, CONFIGS[c][0], '' if CONFIGS[c][2] is None else
+            ' type classes max_unit=%d' % CONFIGS[c][2], shown,
+            results[shown, c]['query']))
+    bad = [(k, c) for (k, c), cell in results.items() for s in
+           cell['samples'] if not s['candidates'] or
+           s['first_gpus'] != k or s['first_roots'] != 1]
+    print('candidate check (some, each on K GPUs of one host): %s' % (
+        'ok' if not bad else 'WRONG for %s' % bad))
+    print('total %.0f s' % total)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
