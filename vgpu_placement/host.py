@@ -282,6 +282,19 @@ class Host:
                 found.setdefault(consumer, {})[rp_uuid] = alloc['resources']
         return found
 
+    def _try_realize(self, consumer, want, key, summary):
+        """One mdev of reconcile's: a refusal (the parent filled up while
+        the mdev was gone) is said and kept for the next pass, and the
+        other mdevs still get their turn."""
+        try:
+            self._realize_one(consumer, want)
+        except exceptions.MdevError as e:
+            LOG.warning('reconcile could not bring back mdev %s of %s: %s',
+                        want.uuid, consumer, e)
+            summary['failed'].append(want.uuid)
+            return
+        summary[key].append(want.uuid)
+
     def reconcile(self):
         """Make the host, the ledger and Placement agree; returns a summary.
 
@@ -292,10 +305,12 @@ class Host:
         * owned mdevs whose consumer has no allocation here are removed;
         * allocations here without mdevs are realized (adopting mdevs that
           carry the UUID we derive);
-        * anything else on the host is not ours and is left alone.
+        * anything else on the host is not ours and is left alone;
+        * an mdev the host refuses now is listed as failed and retried on
+          the next pass (its allocation stays).
         """
         summary = {'released': [], 'recreated': [], 'removed': [],
-                   'realized': [], 'rolled_back': []}
+                   'realized': [], 'rolled_back': [], 'failed': []}
         for consumer in self.ledger.releases_owed():
             scheduler.release(self.client, consumer)
             self.ledger.released(consumer)
@@ -323,17 +338,15 @@ class Host:
                         record.state == ledger_mod.CREATING:
                     key = 'recreated' if record.uuid not in present and \
                         record.state == ledger_mod.ACTIVE else 'realized'
-                    self._realize_one(consumer, want)
-                    summary[key].append(record.uuid)
+                    self._try_realize(consumer, want, key, summary)
                 elif record.boot_id != boot_id:
                     self.ledger.set_state(record.uuid, ledger_mod.ACTIVE,
                                           boot_id)
         known = {r.uuid for r in self.ledger.records()}
         for mdev_uuid, (consumer, want) in sorted(wanted.items()):
-            if mdev_uuid not in known:
+            if mdev_uuid not in known and mdev_uuid not in summary['failed']:
                 with self._lock(want.device):
-                    self._realize_one(consumer, want)
-                summary['realized'].append(mdev_uuid)
+                    self._try_realize(consumer, want, 'realized', summary)
         if any(summary.values()):
             self._report_after_change()
         return summary
