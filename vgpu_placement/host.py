@@ -97,17 +97,18 @@ class Host:
 
     def _our_providers(self):
         """{provider uuid: (DesiredProvider, {class: type id})}."""
-        snapshot = self.reporter.discover()
-        desired = self.reporter.desired_tree(snapshot)
         try:
             # A report first: the tree exists and our cache of it is fresh.
-            self.reporter.report()
+            result = self.reporter.report()
+            snapshot, desired = result.snapshot, result.desired
             view = dict(self.reporter.placement_view(refresh=False))
         except exceptions.PlacementUnavailable:
             raise
         except exceptions.VgpuPlacementError as e:
             # Claims racing on our providers: reading is enough here.
             LOG.info('report before the change deferred (%s); reading', e)
+            snapshot = self.reporter.discover()
+            desired = self.reporter.desired_tree(snapshot)
             view = dict(self.reporter.placement_view())
         self.policies = self.reporter.policies(snapshot)
         ours = {}
