@@ -4,32 +4,33 @@
 1000 hosts (by default) of 8 GPUs each, built once into a SQLite file
 (benches/claims.py's builder: a root + 8 children with CUSTOM_MDEV_NVIDIA_558
 total 24 and the type trait). For K = 1, 2, 4, 8 vGPUs on K different GPUs
-of one host, GET /allocation_candidates is timed in two configurations:
+of one host, the time to get the offers is measured in two configurations:
 
   default  Placement's candidate options at their defaults
-           (embedded.start(db, tuned=False)) and a naive request: K isolated
-           single-vGPU groups, no limit:
-           resources1=C:1&...&resourcesK=C:1&group_policy=isolate
+           (embedded.start(db, tuned=False)) and a naive request: one
+           GET /allocation_candidates of K isolated single-vGPU groups,
+           no limit: resources1=C:1&...&resourcesK=C:1&group_policy=isolate
   ours     the project's embedded Placement (tuned: max_allocation_candidates
            =1000, breadth-first, optimize_for_wide_provider_trees) and the
-           project's request: vgpu_placement.flavor.parse_extra_specs of K
-           groups (resourcesN:C=1, traitN:TRAIT=required, group_policy=
-           isolate) and .query(limit=50), as scheduler.claim sends it
-           (--layout agent: the group is what flavor.extra_specs_for_type
-           gives, with the shared-counter classes)
+           project's scheduler: vgpu_placement.scheduler.Scheduler.offers()
+           for flavor.parse_extra_specs of K groups (resourcesN:C=1,
+           traitN:TRAIT=required, group_policy=isolate), limit 50. K
+           identical isolated groups are asked as ONE group (limit 50),
+           and K distinct GPUs are picked per tree from the provider
+           summaries; only when no tree within the limit has K does it
+           ask again without the limit (--layout agent: the group is what
+           flavor.extra_specs_for_type gives, with the shared-counter
+           classes)
 
 (--configs also takes tuned-naive and untuned-ours, to tell what the
-tuning and what the request shape each bring, and ours-max-unit-1: ours
-on a copy of the tree whose GPU inventories have max_unit 1 instead of
-the total the agent reports, which is what lets
-optimize_for_wide_provider_trees prune non-isolated combinations early.)
+tuning and what the request shape each bring.)
 
 Each (K, configuration) runs in its own process (one embedded Placement per
 process) on its own copy of the database. Every request is bounded: a
 request still running after --cap seconds gets its process killed and the
 cell reads "> cap". (Placement forms the product of the K groups' matches,
 G^K combinations per host, then drops the non-isolated ones, and applies
-limit after that: at K=8, 8^8 = 16.7M per host of which 8!/0! = 40320 are
+limit after that: at K=8, 8^8 = 16.7M per host of which 8! = 40320 are
 kept. optimize_for_wide_provider_trees prunes only prefixes that exceed a
 GPU's capacity or max_unit, which a GPU of 24 with max_unit 24 never
 does; max_allocation_candidates stops after 1000 kept.) A cell stops
@@ -38,10 +39,8 @@ space is capped (--mem-gb) so an exploding request fails instead of
 swapping.
 
     python3 benches/candidates.py              # ~4 min on 2 cores
-    python3 benches/candidates.py --layout agent \
-        --configs default,ours,ours-max-unit-1    # the agent's trees, ~6 min
-    python3 benches/candidates.py \
-        --configs default,ours,tuned-naive,untuned-ours,ours-max-unit-1
+    python3 benches/candidates.py --layout agent   # the agent's trees
+    python3 benches/candidates.py --configs default,ours,tuned-naive,untuned-ours
 """
 import argparse
 import json
@@ -49,7 +48,6 @@ import os
 import resource
 import select
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -63,14 +61,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 import claims  # noqa: E402  (the tree builder)
 
 CONFIGS = {
-    # name: (tuned Placement, project's request shape + limit, max_unit)
-    'default': (False, False, None),
-    'ours': (True, True, None),
-    'tuned-naive': (True, False, None),
-    'untuned-ours': (False, True, None),
-    # What if the GPUs' vGPU type classes had max_unit 1 instead of the
-    # total the agent reports (provider_tree.py): the tree copy is changed.
-    'ours-max-unit-1': (True, True, 1),
+    # name: (tuned Placement, the project's scheduler and limit)
+    'default': (False, False),
+    'ours': (True, True),
+    'tuned-naive': (True, False),
+    'untuned-ours': (False, True),
 }
 
 
@@ -86,7 +81,7 @@ def naive_query(k, specs):
     return '&'.join(parts + ['group_policy=isolate'])
 
 
-def project_query(k, limit, specs):
+def project_request(k, specs):
     """One vGPU's extra specs (group 1) repeated in groups 1..K."""
     from vgpu_placement import flavor
     many = {}
@@ -97,36 +92,58 @@ def project_query(k, limit, specs):
             many['%s%d:%s' % (kind[:-1], i, name)] = value
     if k > 1:
         many['group_policy'] = 'isolate'
-    return flavor.parse_extra_specs(many).query(limit=limit)
+    return flavor.parse_extra_specs(many)
 
 
 def _child(args):
     """One configuration, one K: print a JSON line per request."""
     from vgpu_placement.placement import client as client_mod
     from vgpu_placement.placement import embedded
-    tuned, shaped, _max_unit = CONFIGS[args.config]
+    from vgpu_placement import scheduler
+    tuned, shaped = CONFIGS[args.config]
     embedded.start(args._run, tuned=tuned)
     client = client_mod.PlacementClient(embedded.adapter(args._run))
     client.get('/resource_providers?name=warm-up')
     specs = json.loads(args.specs)
-    query = project_query(args.k, args.limit, specs) if shaped else \
-        naive_query(args.k, specs)
-    print(json.dumps({'ready': True, 'query': query}), flush=True)
+    asked = []
+    if shaped:
+        # The project's scheduler: the GETs it makes to find its offers.
+        sched = scheduler.Scheduler(client, limit=args.limit, max_age=0)
+        request = project_request(args.k, specs)
+        get = client.get
+
+        def recording_get(path, **kw):
+            asked.append(path)
+            return get(path, **kw)
+        client.get = recording_get
+
+        def offers():
+            return sched.offers(request)
+    else:
+        query = naive_query(args.k, specs)
+        asked.append('/allocation_candidates?' + query)
+
+        def offers():
+            got = client.get('/allocation_candidates?' + query)
+            return [{rp: a['resources'] for rp, a in r['allocations'].items()}
+                    for r in got['allocation_requests']]
+    print(json.dumps({'ready': True}), flush=True)
     spent = 0.0
-    for _ in range(args.runs):
+    for run in range(args.runs):
         start = time.perf_counter()
-        got = client.get('/allocation_candidates?' + query)
+        got = offers()
         took = time.perf_counter() - start
         spent += took
-        reqs = got['allocation_requests']
-        first = reqs[0]['allocations'] if reqs else {}
+        if not run:
+            print(json.dumps({'query': ' then '.join(asked)}), flush=True)
+        first = got[0] if got else {}
+        roots = {client.get('/resource_providers/%s' % rp)[
+            'root_provider_uuid'] for rp in first}
         print(json.dumps({
-            'seconds': took, 'candidates': len(reqs),
-            'bytes': len(json.dumps(got)),
+            'seconds': took, 'candidates': len(got),
             # Every candidate must put the K vGPUs on K GPUs of one host.
-            'first_gpus': len(first),
-            'first_roots': len({got['provider_summaries'][rp][
-                'root_provider_uuid'] for rp in first})}), flush=True)
+            'first_gpus': len(first), 'first_roots': len(roots)}),
+            flush=True)
         if spent > args.cap:
             break
 
@@ -162,6 +179,8 @@ def run_cell(db, k, config, specs, args):
                 break                            # exited
             msg = json.loads(line)
             if msg.get('ready'):
+                pass
+            elif 'query' in msg:
                 cell['query'] = msg['query']
             else:
                 cell['samples'].append(msg)
@@ -265,15 +284,6 @@ def main():
             for config in configs:
                 db = os.path.join(work, 'cell.sqlite')
                 shutil.copyfile(master, db)
-                if CONFIGS[config][2] is not None:
-                    con = sqlite3.connect(db)
-                    con.execute(
-                        'UPDATE inventories SET max_unit = ? WHERE '
-                        'resource_class_id IN (SELECT id FROM '
-                        "resource_classes WHERE name LIKE 'CUSTOM_MDEV_%')",
-                        (CONFIGS[config][2],))
-                    con.commit()
-                    con.close()
                 start = time.perf_counter()
                 results[k, config] = run_cell(db, k, config, specs, args)
                 os.unlink(db)
@@ -316,15 +326,13 @@ def main():
             '%*s' % (len(base) + len(c) + 1, r) for c, r in
             zip(configs[1:], ratios))))
     print()
-    print('median seconds per GET /allocation_candidates (candidates '
-          'returned); "> N s": a request was still running after the cap '
-          'and its process was killed')
+    print('median seconds to get the offers (offers returned: candidate '
+          'allocations, each K GPUs of one host); "> N s": still running '
+          'after the cap, its process was killed')
     shown = min([k for k in ks if k > 1] or ks)
     for c in configs:
-        print('%-12s tuned=%s%s query (K=%d): %s' % (
-            c, CONFIGS[c][0], '' if CONFIGS[c][2] is None else
-            ' type classes max_unit=%d' % CONFIGS[c][2], shown,
-            results[shown, c]['query']))
+        print('%-12s tuned=%s GET (K=%d): %s' % (
+            c, CONFIGS[c][0], shown, results[shown, c]['query']))
     bad = [(k, c) for (k, c), cell in results.items() for s in
            cell['samples'] if not s['candidates'] or
            s['first_gpus'] != k or s['first_roots'] != 1]

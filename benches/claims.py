@@ -10,22 +10,27 @@ reports for an 8-GPU A40-like host (the sysfs driver on a synthetic tree of
 shared-counter classes and the traits; the flavor is the one
 flavor.extra_specs_for_type gives for nvidia-601 (A40-2Q). For
 each size, in one process and against one Placement, interleaved claim by
-claim (a b c, b c a, c a b, ...):
+claim (a b c d, b c d a, ...):
 
   (a) raw PUT     PUT /allocations/{consumer} of a candidate taken from a
                   GET /allocation_candidates made before the round (the raw
                   path gets its candidate for free);
-  (b) project     vgpu_placement.scheduler.claim(): GET /allocations of the
-                  consumer (idempotency), GET /allocation_candidates with
+  (b) project     vgpu_placement.scheduler.claim(), the one-shot path of
+      one-shot    `vgpu-placement claim`: GET /allocation_candidates with
                   the project's query and limit, rank, PUT;
   (c) raw GET+PUT GET /allocation_candidates with the same query + PUT of
-                  the first candidate: what any scheduler must do.
+                  the first candidate: what a scheduler asking every time
+                  must do;
+  (d) project     one long-lived vgpu_placement.scheduler.Scheduler (what a
+      Scheduler   scheduler service keeps): candidates remembered for
+                  --max-age seconds and claimed from, its own claims added
+                  to the usage it remembers, a 409 drops the candidate.
 
-All three go through the same PlacementClient (same transport, same
+All four go through the same PlacementClient (same transport, same
 microversion). Claims are released (DELETE /allocations, untimed) after
 every round, so capacity never runs out. Prints claims/s and latency per
-claim for each, the ratios (b)/(a) (target >= 0.8) and (b)/(c), and the
-time each path spends in each Placement request.
+claim for each, the ratios (d)/(a) (target >= 0.8), (b)/(a), (b)/(c), and
+the time each path spends in each Placement request.
 
 The trees are built once per size in a separate process. --build clone
 (default) creates one host through the Placement API (simple) or the
@@ -64,6 +69,7 @@ HOST = 'bench-h%05d'
 PROJECT, USER = 'bench-project', 'bench-user'
 NAMESPACE = uuid.UUID('4f1b1d7e-8e0e-4b43-9d0a-6b3c1f3c0b11')
 AGENT_TYPE = 'nvidia-601'          # A40-2Q in benches/discovery.py's types
+MODES = 'abcd'
 
 
 def host_name(i):
@@ -366,6 +372,12 @@ def _measure(args):
         scheduler.claim(client, request, consumer, PROJECT, USER,
                         limit=args.limit)
 
+    remembering = scheduler.Scheduler(client, limit=args.limit,
+                                      max_age=args.max_age)
+
+    def claim_d(consumer):
+        remembering.claim(request, consumer, PROJECT, USER)
+
     def claim_c(consumer):
         got = client.get('/allocation_candidates?' + query)
         put(consumer, got['allocation_requests'][0]['allocations'])
@@ -378,11 +390,11 @@ def _measure(args):
         timed.mode = 'setup'
         found = client.get('/allocation_candidates?' + query)
         cands = [c['allocations'] for c in found['allocation_requests']]
-        times = {m: [] for m in 'abc'}
+        times = {m: [] for m in MODES}
         consumers = []
         for i in range(n):
-            k = (r + i) % 3
-            for mode in 'abc'[k:] + 'abc'[:k]:
+            k = (r + i) % len(MODES)
+            for mode in MODES[k:] + MODES[:k]:
                 consumer = str(uuid.uuid4())
                 consumers.append(consumer)
                 timed.mode = mode
@@ -391,6 +403,8 @@ def _measure(args):
                     claim_a(consumer, cands, i)
                 elif mode == 'b':
                     claim_b(consumer)
+                elif mode == 'd':
+                    claim_d(consumer)
                 else:
                     claim_c(consumer)
                 times[mode].append(time.perf_counter() - start)
@@ -401,17 +415,17 @@ def _measure(args):
 
     one_round(2)                             # warm-up, not counted
     timed.spent.clear()
-    lat = {m: [] for m in 'abc'}
-    rate = {m: [] for m in 'abc'}
+    lat = {m: [] for m in MODES}
+    rate = {m: [] for m in MODES}
     for r in range(args.rounds):
         times = one_round(args.claims, r)
-        for m in 'abc':
+        for m in MODES:
             lat[m] += times[m]
             rate[m].append(len(times[m]) / sum(times[m]))
     claims_per_mode = args.rounds * args.claims
     spent = {m: {k: [n / claims_per_mode, t / claims_per_mode]
                  for k, (n, t) in timed.spent.get(m, {}).items()}
-             for m in 'abc'}
+             for m in MODES}
     profile = shares = None
     if args.profile:
         import cProfile
@@ -466,6 +480,9 @@ def main():
     parser.add_argument('--tree-dir', metavar='DIR',
                         help='keep the built database here and reuse it '
                              '(default: a temporary directory)')
+    parser.add_argument('--max-age', type=float, default=5.0,
+                        help='(d): seconds a Scheduler remembers candidates '
+                             '(default 5, Scheduler\'s default)')
     parser.add_argument('--untuned', action='store_true',
                         help='Placement with default candidate options')
     parser.add_argument('--profile', action='store_true',
@@ -516,6 +533,7 @@ def main():
             cmd = [sys.executable, os.path.abspath(__file__), '--_measure',
                    copy, '--size', str(size), '--rounds', str(args.rounds),
                    '--claims', str(args.claims), '--limit', str(args.limit),
+                   '--max-age', str(args.max_age),
                    '--specs', specs]
             cmd += ['--untuned'] if args.untuned else []
             cmd += ['--profile'] if args.profile else []
@@ -533,8 +551,9 @@ def main():
 
 
 def report(results, args):
-    names = {'a': '(a) raw PUT', 'b': '(b) project claim',
-             'c': '(c) raw GET a_c+PUT'}
+    names = {'a': '(a) raw PUT', 'b': '(b) project one-shot',
+             'c': '(c) raw GET a_c+PUT', 'd': '(d) project Scheduler'}
+    shown = [('d', 'a'), ('b', 'a'), ('b', 'c'), ('c', 'a')]
 
     def paired(res, x, y):
         """Median over rounds of the round's claims/s ratio x/y."""
@@ -545,26 +564,25 @@ def report(results, args):
     print('claims/s: median over rounds of (claims / their time); ms per '
           'claim: median and p90 over all claims of the path; ratios: '
           'median over rounds of the round\'s claims/s ratio')
-    print('%6s %6s | %-20s %9s %8s %8s | %7s %7s %7s' % (
+    print('%6s %6s | %-21s %9s %8s %8s | %s' % (
         'hosts', 'GPUs', 'path', 'claims/s', 'med ms', 'p90 ms',
-        '(b)/(a)', '(b)/(c)', '(c)/(a)'))
+        ' '.join('(%s)/(%s)' % xy for xy in shown)))
     for res in results:
-        for m in 'abc':
+        for m in sorted(MODES):
             lat = res['lat'][m]
-            ratios = ('%7.2f %7.2f %7.2f' % (
-                paired(res, 'b', 'a'), paired(res, 'b', 'c'),
-                paired(res, 'c', 'a'))) if m == 'a' else ''
-            print('%6s %6s | %-20s %9.1f %8.1f %8.1f | %s' % (
+            ratios = ' '.join('%7.2f' % paired(res, x, y) for x, y in
+                              shown) if m == 'a' else ''
+            print('%6s %6s | %-21s %9.1f %8.1f %8.1f | %s' % (
                 res['hosts'] if m == 'a' else '',
                 res['hosts'] * GPUS if m == 'a' else '', names[m],
                 median(res['rate'][m]), median(lat) * 1000,
                 p90(lat) * 1000, ratios))
     print()
-    print('target (b)/(a) >= 0.8: %s' % ', '.join(
-        '%d hosts %.2f %s' % (r['hosts'], paired(r, 'b', 'a'), 'holds' if
-                              paired(r, 'b', 'a') >= 0.8 else 'MISSED')
+    print('target (d)/(a) >= 0.8: %s' % ', '.join(
+        '%d hosts %.2f %s' % (r['hosts'], paired(r, 'd', 'a'), 'holds' if
+                              paired(r, 'd', 'a') >= 0.8 else 'MISSED')
         for r in results))
-    print('(b) against the fair baseline (c): %s' % ', '.join(
+    print('(b) one-shot against the fair baseline (c): %s' % ', '.join(
         '%d hosts %.2f' % (r['hosts'], paired(r, 'b', 'c'))
         for r in results))
     print()
@@ -572,11 +590,11 @@ def report(results, args):
           '(requests per claim in brackets):')
     keys = ['GET /allocations/{consumer}', 'GET /allocation_candidates',
             'PUT /allocations/{consumer}']
-    print('%6s %-20s | %s | %10s | %10s' % (
+    print('%6s %-21s | %s | %10s | %10s' % (
         'hosts', 'path', ' | '.join('%-27s' % k for k in keys),
         'outside', 'total'))
     for res in results:
-        for m in 'abc':
+        for m in sorted(MODES):
             spent = res['spent'][m]
             total = sum(res['lat'][m]) / len(res['lat'][m])
             cells = []
@@ -585,7 +603,7 @@ def report(results, args):
                 cells.append('%8.1f ms [%4.2f] %7.0f%%' % (
                     t * 1000, n, 100 * t / total) if n else '%-27s' % '-')
             inside = sum(t for n, t in spent.values())
-            print('%6s %-20s | %s | %7.2f ms | %7.1f ms' % (
+            print('%6s %-21s | %s | %7.2f ms | %7.1f ms' % (
                 res['hosts'] if m == 'a' else '', names[m],
                 ' | '.join(cells), (total - inside) * 1000, total * 1000))
     print('("outside": time in the caller between requests: the '

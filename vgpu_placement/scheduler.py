@@ -5,11 +5,26 @@ classes comes first (a GPU already running that type), then the fullest
 (least free capacity left), so mixed demand fills GPUs instead of
 fragmenting them. A claim that loses a race (409) tries the next
 candidate, then asks Placement again.
+
+Two things keep a claim close to the cost of its PUT:
+
+* A long-lived ``Scheduler`` remembers each request's candidates for
+  ``max_age`` seconds and claims from them, adding its own claims to the
+  usage it remembers. Placement's PUT stays the authority: a candidate
+  someone else filled answers 409 and is dropped.
+* K identical groups with group_policy=isolate (K vGPUs on K GPUs) are
+  asked of Placement as one group: Placement would form the product of
+  the K groups' matches (G^K per host) before dropping the non-isolated
+  ones. The K distinct providers are picked here, in one tree, from the
+  provider summaries (resources and traits: all a group of ours can ask).
 """
+import collections
 import dataclasses
 import logging
+import time
 
 from vgpu_placement import exceptions
+from vgpu_placement import flavor
 
 LOG = logging.getLogger(__name__)
 
@@ -27,20 +42,101 @@ class Claim:
     attempts: int = 1            # PUTs it took (1 when nobody raced us)
 
 
-def _rank(candidates):
-    """Allocation requests, best first (pack same type, then fullest)."""
-    summaries = candidates['provider_summaries']
+@dataclasses.dataclass
+class _Provider:
+    root: str
+    traits: frozenset
+    capacity: dict               # class -> capacity
+    used: dict                   # class -> used (ours added since the GET)
 
-    def key(request):
+    def free(self, rc):
+        return self.capacity.get(rc, 0) - self.used.get(rc, 0)
+
+
+@dataclasses.dataclass
+class _Candidates:
+    """One GET /allocation_candidates answer, kept for later claims."""
+    fetched: float
+    requests: list               # of {provider: {class: amount}}
+    providers: dict              # provider uuid -> _Provider
+    dead_roots: set = dataclasses.field(default_factory=set)
+
+    @classmethod
+    def from_answer(cls, found, fetched):
+        providers = {rp: _Provider(
+            s['root_provider_uuid'], frozenset(s.get('traits', ())),
+            {rc: r['capacity'] for rc, r in s['resources'].items()},
+            {rc: r['used'] for rc, r in s['resources'].items()})
+            for rp, s in found['provider_summaries'].items()}
+        return cls(fetched, [{rp: dict(a['resources']) for rp, a in
+                              req['allocations'].items()}
+                             for req in found['allocation_requests']],
+                   providers)
+
+    def fits(self, allocations):
+        return all(self.providers[rp].free(rc) >= n
+                   for rp, alloc in allocations.items()
+                   for rc, n in alloc.items() if rp in self.providers)
+
+    def score(self, allocations):
+        """Sort key, best first: same type already there, then fullest."""
         same, free = 0, 0
-        for rp, alloc in request['allocations'].items():
-            resources = summaries.get(rp, {}).get('resources', {})
-            for rc, amount in alloc['resources'].items():
-                have = resources.get(rc, {})
-                same += 1 if have.get('used') else 0
-                free += have.get('capacity', 0) - have.get('used', 0) - amount
+        for rp, alloc in allocations.items():
+            p = self.providers.get(rp)
+            for rc, n in alloc.items():
+                same += 1 if p and p.used.get(rc) else 0
+                free += (p.free(rc) if p else 0) - n
         return (-same, free)
-    return sorted(candidates['allocation_requests'], key=key)
+
+    def took(self, allocations):
+        for rp, alloc in allocations.items():
+            if rp in self.providers:
+                used = self.providers[rp].used
+                for rc, n in alloc.items():
+                    used[rc] = used.get(rc, 0) + n
+
+    def refused(self, allocations):
+        """Placement said no (capacity): forget what we thought fitted."""
+        self.requests = [r for r in self.requests if r != allocations]
+        self.dead_roots |= {self.providers[rp].root for rp in allocations
+                            if rp in self.providers}
+
+    def ranked(self):
+        fitting = [r for r in self.requests if self.fits(r)]
+        return sorted(fitting, key=self.score)
+
+    def spread(self, group, k):
+        """Per tree, the best k distinct providers that each satisfy
+        ``group``; those allocations, best first."""
+        by_root = collections.defaultdict(list)
+        for rp, p in self.providers.items():
+            if (p.root not in self.dead_roots and
+                    group.required <= p.traits and
+                    not group.forbidden & p.traits and
+                    all(p.free(rc) >= n for rc, n in
+                        group.resources.items())):
+                by_root[p.root].append(rp)
+        found = []
+        for rps in by_root.values():
+            if len(rps) >= k:
+                best = sorted(rps, key=lambda rp: self.score(
+                    {rp: group.resources}))[:k]
+                found.append({rp: dict(group.resources) for rp in best})
+        return sorted(found, key=self.score)
+
+
+def _identical_isolated_groups(request):
+    """(group, K) when the request is K >= 2 identical numbered groups
+    under group_policy=isolate and nothing else; else None."""
+    groups = request.groups
+    if request.group_policy != 'isolate' or len(groups) < 2 or any(
+            not g.suffix for g in groups):
+        return None
+    shapes = {(frozenset(g.resources.items()), g.required, g.forbidden)
+              for g in groups}
+    if len(shapes) != 1:
+        return None
+    return groups[0], len(groups)
 
 
 def current_allocations(client, consumer):
@@ -51,44 +147,108 @@ def current_allocations(client, consumer):
                                   got['allocations'].items()})
 
 
+class Scheduler:
+    """Claims for one scheduler worker (not shared between threads).
+
+    ``max_age`` is how long (seconds) one candidates answer serves later
+    claims of the same request; 0 asks Placement for every claim.
+    """
+
+    def __init__(self, client, limit=50, max_age=5.0, clock=time.monotonic):
+        self.client = client
+        self.limit = limit
+        self.max_age = max_age
+        self.clock = clock
+        self._remembered = {}        # query -> _Candidates
+
+    def _candidates(self, query, fresh):
+        """(candidates, True when just asked of Placement)."""
+        now = self.clock()
+        got = self._remembered.get(query)
+        if not fresh and got is not None and now - got.fetched < \
+                self.max_age:
+            return got, False
+        got = _Candidates.from_answer(
+            self.client.get('/allocation_candidates?' + query), now)
+        if self.max_age > 0:
+            self._remembered[query] = got
+        return got, True
+
+    def _choices(self, request, in_tree, fresh):
+        """(candidates, allocations to try best first, True when asked of
+        Placement just now)."""
+        spread = _identical_isolated_groups(request)
+        if not spread:
+            got, new = self._candidates(request.query(
+                limit=self.limit, in_tree=in_tree), fresh)
+            return got, got.ranked(), new
+        group, k = spread
+        one = flavor.Request((group,))
+        got, new = self._candidates(one.query(limit=self.limit,
+                                              in_tree=in_tree), fresh)
+        choices = got.spread(group, k)
+        if not choices and new and self.limit:
+            # The trees within the limit have fewer than K: list them all
+            # (still one group, no product to explode).
+            got, new = self._candidates(one.query(in_tree=in_tree), True)
+            choices = got.spread(group, k)
+        return got, choices, new
+
+    def offers(self, request, in_tree=None):
+        """What Placement offers for ``request`` now, best first: the
+        allocations a claim would try, in that order."""
+        return self._choices(request, in_tree, fresh=True)[1]
+
+    def claim(self, request, consumer, project_id, user_id, in_tree=None,
+              rounds=3):
+        """Claim the best candidate for ``request`` for ``consumer``.
+
+        Idempotent: a consumer that already holds allocations gets them
+        back (found when its claim meets a conflict, so a first claim
+        costs no extra read).
+        """
+        attempts = 0
+        for round_ in range(rounds):
+            # Remembered candidates serve the first round only: when they
+            # run out or lose races, Placement is asked again.
+            got, choices, new = self._choices(request, in_tree,
+                                              fresh=round_ > 0)
+            if not choices and new:
+                break
+            for allocations in choices:
+                attempts += 1
+                try:
+                    self.client.put('/allocations/%s' % consumer, {
+                        'allocations': {rp: {'resources': a} for rp, a in
+                                        allocations.items()},
+                        'consumer_generation': None,
+                        'project_id': project_id, 'user_id': user_id,
+                        'consumer_type': CONSUMER_TYPE})
+                except exceptions.PlacementConflict as e:
+                    if e.is_generation_race:
+                        # Maybe our consumer holds allocations already (a
+                        # retried claim): then those are the answer.
+                        held = current_allocations(self.client, consumer)[
+                            'allocations']
+                        if held:
+                            return Claim(consumer, held, attempts)
+                    else:
+                        got.refused(allocations)
+                    LOG.info('claim for %s lost a race (%s); next candidate',
+                             consumer, e.code)
+                    continue
+                got.took(allocations)
+                return Claim(consumer, allocations, attempts)
+        raise NoValidHost('no host can give %s (%s)' % (
+            consumer, request.query()))
+
+
 def claim(client, request, consumer, project_id, user_id, limit=50,
           in_tree=None, rounds=3):
-    """Claim the best candidate for ``request`` for ``consumer``.
-
-    Idempotent: a consumer that already holds allocations gets them back
-    (found when its claim meets a conflict, so a first claim costs no
-    extra read).
-    """
-    attempts = 0
-    for _round in range(rounds):
-        found = client.get('/allocation_candidates?%s' % request.query(
-            limit=limit, in_tree=in_tree))
-        if not found['allocation_requests']:
-            break
-        for candidate in _rank(found):
-            attempts += 1
-            allocations = {rp: {'resources': a['resources']}
-                           for rp, a in candidate['allocations'].items()}
-            try:
-                client.put('/allocations/%s' % consumer, {
-                    'allocations': allocations,
-                    'consumer_generation': None, 'project_id': project_id,
-                    'user_id': user_id, 'consumer_type': CONSUMER_TYPE})
-            except exceptions.PlacementConflict as e:
-                if e.is_generation_race:
-                    # Maybe our consumer holds allocations already (a
-                    # retried claim): then those are the answer.
-                    held = current_allocations(client, consumer)[
-                        'allocations']
-                    if held:
-                        return Claim(consumer, held, attempts)
-                LOG.info('claim for %s lost a race (%s); next candidate',
-                         consumer, e.code)
-                continue
-            return Claim(consumer, {rp: a['resources'] for rp, a in
-                                    allocations.items()}, attempts)
-    raise NoValidHost('no host can give %s (%s)' % (
-        consumer, request.query()))
+    """One claim with fresh candidates (a one-shot command)."""
+    return Scheduler(client, limit, max_age=0).claim(
+        request, consumer, project_id, user_id, in_tree=in_tree,
+        rounds=rounds)
 
 
 def release(client, consumer, rounds=5):

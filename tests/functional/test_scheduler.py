@@ -1,0 +1,141 @@
+"""The scheduler's choices against the real embedded Placement: K vGPUs
+on K GPUs picked without Placement's product, and remembered candidates
+that go stale."""
+import uuid
+
+import pytest
+
+from vgpu_placement import flavor
+from vgpu_placement import report
+from vgpu_placement import scheduler
+
+# Three T4-like cards (equal-size mode): 4Q fits 4 per card, 2Q 8.
+THREE_CARDS = """
+parents:
+%s
+"""
+CARD = """
+  - name: "0000:%02x:00.0"
+    capacity: {rule: exclusive, errno: ENOSPC}
+    types:
+      - {id: nvidia-231, name: GRID T4-2Q, size: 2048, max: 8,
+         description: "num_heads=4, frl_config=60, framebuffer=2048M, max_resolution=7680x4320, max_instance=8"}
+      - {id: nvidia-232, name: GRID T4-4Q, size: 4096, max: 4,
+         description: "num_heads=4, frl_config=60, framebuffer=4096M, max_resolution=7680x4320, max_instance=4"}
+"""
+TYPE = 'nvidia-232'
+
+
+@pytest.fixture
+def cards(sim_conf, tmp_path):
+    profile = tmp_path / 'three-cards.yaml'
+    profile.write_text(THREE_CARDS % ''.join(CARD % (0x84 + i)
+                                             for i in range(3)))
+    reporter = report.Reporter(sim_conf(str(profile)))
+    reporter.report()
+    return reporter
+
+
+def k_vgpus(reporter, k):
+    """The flavor of K vGPUs of TYPE on K different cards."""
+    one = flavor.extra_specs_for_type(
+        reporter.desired_tree(reporter.discover()), TYPE)['extra_specs']
+    specs = {key.replace('1:', '%d:' % i, 1): value
+             for i in range(1, k + 1) for key, value in one.items()}
+    specs['group_policy'] = 'isolate'
+    return flavor.parse_extra_specs(specs)
+
+
+def placement_own_answers(client, request, root):
+    """Every allocation Placement itself offers for the whole request."""
+    found = client.get('/allocation_candidates?' + request.query(
+        in_tree=root))
+    return [{rp: a['resources'] for rp, a in r['allocations'].items()}
+            for r in found['allocation_requests']]
+
+
+def new():
+    return str(uuid.uuid4())
+
+
+@pytest.mark.parametrize('k', [2, 3])
+def test_k_vgpus_land_on_k_cards_as_placement_would_place_them(cards, k):
+    root = cards.cache['root']['uuid']
+    request = k_vgpus(cards, k)
+    expected = placement_own_answers(cards.client, request, root)
+    before = cards.client.count.reads
+    got = scheduler.Scheduler(cards.client, max_age=0).claim(
+        request, new(), 'p', 'u', in_tree=root)
+    assert len(got.allocations) == k
+    assert got.allocations in expected
+    # One query of one group, not Placement's product of K groups.
+    assert cards.client.count.reads - before == 1
+
+
+def test_more_vgpus_than_cards_is_no_valid_host(cards):
+    root = cards.cache['root']['uuid']
+    request = k_vgpus(cards, 4)
+    assert placement_own_answers(cards.client, request, root) == []
+    with pytest.raises(scheduler.NoValidHost):
+        scheduler.Scheduler(cards.client, max_age=0).claim(
+            request, new(), 'p', 'u', in_tree=root)
+
+
+def test_cards_fill_up_until_placement_and_we_both_say_no(cards):
+    """4Q fits 4 per card: three-card claims succeed until the cards are
+    full; each is one Placement offers at the time."""
+    root = cards.cache['root']['uuid']
+    request = k_vgpus(cards, 3)
+    ours = scheduler.Scheduler(cards.client, max_age=0)
+    granted = 0
+    while placement_own_answers(cards.client, request, root):
+        ours.claim(request, new(), 'p', 'u', in_tree=root)
+        granted += 1
+    with pytest.raises(scheduler.NoValidHost):
+        ours.claim(request, new(), 'p', 'u', in_tree=root)
+    assert granted == 4
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_remembered_candidates_serve_claims_and_survive_a_rival(
+        cards, placement):
+    root = cards.cache['root']['uuid']
+    request = k_vgpus(cards, 1)
+    clock = Clock()
+    ours = scheduler.Scheduler(cards.client, max_age=30, clock=clock)
+    reads = cards.client.count.reads
+    first = ours.claim(request, new(), 'p', 'u', in_tree=root)
+    ours.claim(request, new(), 'p', 'u', in_tree=root)
+    assert cards.client.count.reads - reads == 1     # one GET, two claims
+
+    # A rival fills the card we packed onto: our memory says it has room,
+    # Placement says 409 and we go to another card.
+    [card] = first.allocations
+    rc = next(rc for rc in first.allocations[card]
+              if rc.startswith('CUSTOM_MDEV_'))
+    rival = scheduler.Scheduler(placement, max_age=0)
+
+    def room_on_card():
+        used = placement.get('/resource_providers/%s/usages' % card)[
+            'usages'][rc]
+        inventory = placement.get('/resource_providers/%s/inventories/%s'
+                                  % (card, rc))
+        return inventory['total'] - inventory['reserved'] - used
+
+    while room_on_card():
+        rival.claim(request, new(), 'p', 'u', in_tree=root)
+    raced = ours.claim(request, new(), 'p', 'u', in_tree=root)
+    assert raced.attempts == 2 and card not in raced.allocations
+
+    # Older than max_age: asked again.
+    clock.now = 31
+    reads = cards.client.count.reads
+    ours.claim(request, new(), 'p', 'u', in_tree=root)
+    assert cards.client.count.reads - reads == 1
+    assert room_on_card() == 0
