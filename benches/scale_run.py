@@ -41,8 +41,9 @@ Per run:
    mix (the profile's ``bench: mix`` in benches/profiles, else every type
    equally; --mix overrides), its flavor from ``flavor.extra_specs_for_type``
    (type class + shared counter classes + type trait in one group),
-   ``flavor.parse_extra_specs``, then ``scheduler.claim`` across the whole
-   cloud (no in_tree) for a new consumer. The claim is sent to the process
+   ``flavor.parse_extra_specs``, then its ``scheduler.Scheduler``'s claim
+   (candidates remembered --remember seconds) across the whole cloud (no
+   in_tree) for a new consumer. The claim is sent to the process
    owning the chosen host, whose compute realizes it, holds it --hold
    seconds (uniform) and releases it. A scheduler does not wait for the
    build (Nova's conductor casts it) but keeps at most --inflight builds
@@ -846,8 +847,8 @@ class SchedulerProcess:
                     return 'late'
         start = now()
         try:
-            claim = scheduler.claim(self.client, self.requests_[type_id],
-                                    consumer, PROJECT, USER)
+            claim = self.scheduler.claim(self.requests_[type_id],
+                                         consumer, PROJECT, USER)
         except scheduler.NoValidHost:
             self.emit('claim', self.sid, phase, type_id, consumer, start,
                       now(), 'novalidhost', 0, None)
@@ -908,6 +909,9 @@ class SchedulerProcess:
         from tests.conftest import make_conf
         conf = make_conf(ini(self.url))
         self.client = report.placement_client(conf)
+        from vgpu_placement import scheduler
+        self.scheduler = scheduler.Scheduler(self.client,
+                                             max_age=self.args.remember)
         listener = threading.Thread(target=self.listen, daemon=True)
         listener.start()
         while True:
@@ -1477,6 +1481,10 @@ def parse_args(argv=None):
     p.add_argument('--hold', default='1,5',
                    help='LO,HI: an instance of the steady load lives a '
                    'uniform LO..HI seconds (default 1,5)')
+    p.add_argument('--remember', type=float, default=5.0,
+                   help='seconds each scheduler\'s scheduler.Scheduler '
+                        'claims from one candidates answer (default 5; 0: '
+                        'asks Placement for every claim)')
     p.add_argument('--burst', type=int, default=100,
                    help='claims at once after the steady load (default 100)')
     p.add_argument('--inflight', type=int, default=4,
@@ -1517,10 +1525,11 @@ def main(argv=None):
     flavors, weights, source, models, skipped = flavors_for(args.profile,
                                                             args.mix)
     pool_only = all(k == 'pool' for k in models.values())
-    print('Scale run: %d hosts (profile %s: %s), %d schedulers, %g s steady '
-          'load, burst %d' % (args.hosts, args.profile, ', '.join(
-              '%s %s' % kv for kv in sorted(models.items())),
-              args.schedulers, args.seconds, args.burst))
+    print('Scale run: %d hosts (profile %s: %s), %d schedulers (candidates '
+          'remembered %g s), %g s steady load, burst %d' % (
+              args.hosts, args.profile, ', '.join(
+                  '%s %s' % kv for kv in sorted(models.items())),
+              args.schedulers, args.remember, args.seconds, args.burst))
     total_w = sum(weights.values())
     print('mix (%s): %s' % (source, ', '.join(
         '%s %.0f%%' % (t, 100 * w / total_w) for t, w in
