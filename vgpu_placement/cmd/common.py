@@ -37,7 +37,9 @@ def load_conf(args, prog=PROG, quiet=True):
     levels = oslo_logging.get_default_log_levels() + [
         'alembic=WARN', 'placement=WARN']
     if quiet:
-        levels.append('vgpu_placement=WARN')
+        # Connection retries are keystoneauth warnings; a command that
+        # still fails says so in its one error line.
+        levels += ['vgpu_placement=WARN', 'keystoneauth.session=ERROR']
     conf.set_default('default_log_levels', levels)
     argv = []
     for path in args.config_file:

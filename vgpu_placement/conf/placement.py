@@ -36,6 +36,11 @@ def _adapter_opts(include_versions=False):
             opt.default = 'placement'
         elif opt.dest == 'valid_interfaces':
             opt.default = ['internal', 'public']
+        elif opt.dest == 'connect_retries':
+            # A WSGI server closing an idle keep-alive connection as we
+            # reuse it fails the request before Placement sees it; every
+            # write of ours is generation-guarded, so a retry is safe.
+            opt.default = 3
     return opts
 
 
