@@ -8,29 +8,36 @@ and its type trait. --layout agent: every host is what the agent itself
 reports for an 8-GPU A40-like host (the sysfs driver on a synthetic tree of
 8 GPUs x 32 VFs x 24 types, no mdevs yet): per GPU 24 type classes, the
 shared-counter classes and the traits; the flavor is the one
-flavor.extra_specs_for_type gives for nvidia-601 (A40-2Q). For
-each size, in one process and against one Placement, interleaved claim by
-claim (a b c d, b c d a, ...):
+flavor.extra_specs_for_type gives for nvidia-601 (A40-2Q). For each
+size, in one process and against one Placement:
 
-  (a) raw PUT     PUT /allocations/{consumer} of a candidate taken from a
-                  GET /allocation_candidates made before the round (the raw
-                  path gets its candidate for free);
+Sustained throughput (the target), --windows windows of --window seconds
+per path, alternating (a d, d a, ...), each path claiming back to back:
+
+  (a) raw PUT     PUT /allocations/{consumer} of the candidates of a GET
+                  /allocation_candidates made before the window (the raw
+                  path gets its candidates for free), the next one on 409;
+  (d) project     a new vgpu_placement.scheduler.Scheduler per window (what
+      Scheduler   a scheduler service keeps): its GETs are timed, its
+                  candidates remembered for --max-age seconds and claimed
+                  from, its own claims added to the usage it remembers, a
+                  409 drops the candidate.
+
+One claim at a time, interleaved claim by claim (a b c, b c a, ...):
+
+  (a) raw PUT     as above, from a GET made before the round;
   (b) project     vgpu_placement.scheduler.claim(), the one-shot path of
       one-shot    `vgpu-placement claim`: GET /allocation_candidates with
                   the project's query and limit, rank, PUT;
   (c) raw GET+PUT GET /allocation_candidates with the same query + PUT of
                   the first candidate: what a scheduler asking every time
-                  must do;
-  (d) project     one long-lived vgpu_placement.scheduler.Scheduler (what a
-      Scheduler   scheduler service keeps): candidates remembered for
-                  --max-age seconds and claimed from, its own claims added
-                  to the usage it remembers, a 409 drops the candidate.
+                  must do.
 
-All four go through the same PlacementClient (same transport, same
+All go through the same PlacementClient (same transport, same
 microversion). Claims are released (DELETE /allocations, untimed) after
-every round, so capacity never runs out. Prints claims/s and latency per
-claim for each, the ratios (d)/(a) (target >= 0.8), (b)/(a), (b)/(c), and
-the time each path spends in each Placement request.
+every round and window, so capacity never runs out. Prints claims/s, the
+ratio (d)/(a) (target >= 0.8), latency per claim and the ratios (b)/(a),
+(b)/(c), and the time each path spends in each Placement request.
 
 The trees are built once per size in a separate process. --build clone
 (default) creates one host through the Placement API (simple) or the
@@ -39,8 +46,8 @@ agent's report (agent) and copies its rows with SQL for the others
 (simple layout only; about 0.2 s per host, 3.5 min for 1000).
 Each size is measured in its own process on a copy of the database.
 
-    python3 benches/claims.py                      # 10 and 100 hosts, ~1 min
-    python3 benches/claims.py --hosts 10,100,1000  # full run, ~5 min
+    python3 benches/claims.py                      # 10 and 100 hosts, ~3 min
+    python3 benches/claims.py --hosts 10,100,1000  # full run, ~8 min
     python3 benches/claims.py --layout agent --hosts 10,100,1000 --rounds 5 \
         --claims 5                                 # the agent's trees, ~5 min
 """
@@ -69,7 +76,7 @@ HOST = 'bench-h%05d'
 PROJECT, USER = 'bench-project', 'bench-user'
 NAMESPACE = uuid.UUID('4f1b1d7e-8e0e-4b43-9d0a-6b3c1f3c0b11')
 AGENT_TYPE = 'nvidia-601'          # A40-2Q in benches/discovery.py's types
-MODES = 'abcd'
+MODES = 'abc'                      # interleaved claim by claim
 
 
 def host_name(i):
@@ -372,12 +379,6 @@ def _measure(args):
         scheduler.claim(client, request, consumer, PROJECT, USER,
                         limit=args.limit)
 
-    remembering = scheduler.Scheduler(client, limit=args.limit,
-                                      max_age=args.max_age)
-
-    def claim_d(consumer):
-        remembering.claim(request, consumer, PROJECT, USER)
-
     def claim_c(consumer):
         got = client.get('/allocation_candidates?' + query)
         put(consumer, got['allocation_requests'][0]['allocations'])
@@ -403,8 +404,6 @@ def _measure(args):
                     claim_a(consumer, cands, i)
                 elif mode == 'b':
                     claim_b(consumer)
-                elif mode == 'd':
-                    claim_d(consumer)
                 else:
                     claim_c(consumer)
                 times[mode].append(time.perf_counter() - start)
@@ -412,6 +411,31 @@ def _measure(args):
         for consumer in consumers:
             client.delete('/allocations/%s' % consumer)
         return times
+
+    def sustained(mode, seconds):
+        """Claims made back to back for ``seconds``: (a) PUTs of the
+        candidates of a GET made before (untimed), (d) a new Scheduler
+        (its GETs timed). Released after (untimed)."""
+        timed.mode = 'setup'
+        found = client.get('/allocation_candidates?' + query)
+        cands = [c['allocations'] for c in found['allocation_requests']]
+        remembering = scheduler.Scheduler(client, limit=args.limit,
+                                          max_age=args.max_age)
+        timed.mode = 'sustained ' + mode
+        consumers = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            consumer = str(uuid.uuid4())
+            consumers.append(consumer)
+            if mode == 'a':
+                claim_a(consumer, cands, len(consumers))
+            else:
+                remembering.claim(request, consumer, PROJECT, USER)
+        rate = len(consumers) / (time.perf_counter() - start)
+        timed.mode = 'release'
+        for consumer in consumers:
+            client.delete('/allocations/%s' % consumer)
+        return rate, len(consumers)
 
     one_round(2)                             # warm-up, not counted
     timed.spent.clear()
@@ -422,10 +446,16 @@ def _measure(args):
         for m in MODES:
             lat[m] += times[m]
             rate[m].append(len(times[m]) / sum(times[m]))
+    windows = {'a': [], 'd': []}
+    for r in range(args.windows):
+        for mode in ('ad' if r % 2 == 0 else 'da'):
+            windows[mode].append(sustained(mode, args.window))
     claims_per_mode = args.rounds * args.claims
     spent = {m: {k: [n / claims_per_mode, t / claims_per_mode]
                  for k, (n, t) in timed.spent.get(m, {}).items()}
              for m in MODES}
+    gets = {m: timed.spent.get('sustained ' + m, {}).get(
+        'GET /allocation_candidates', (0, 0))[0] for m in 'ad'}
     profile = shares = None
     if args.profile:
         import cProfile
@@ -449,7 +479,8 @@ def _measure(args):
         'hosts': args.size, 'query': query,
         'candidates': len(client.get('/allocation_candidates?' +
                                      query)['allocation_requests']),
-        'lat': lat, 'rate': rate, 'spent': spent, 'profile': profile,
+        'lat': lat, 'rate': rate, 'spent': spent, 'windows': windows,
+        'window_gets': gets, 'profile': profile,
         'shares': shares}))
 
 
@@ -480,9 +511,16 @@ def main():
     parser.add_argument('--tree-dir', metavar='DIR',
                         help='keep the built database here and reuse it '
                              '(default: a temporary directory)')
+    parser.add_argument('--window', type=float, default=6.0,
+                        help='sustained: seconds each path claims back to '
+                             'back (default 6)')
+    parser.add_argument('--windows', type=int, default=3,
+                        help='sustained: windows per path, alternating '
+                             '(default 3)')
     parser.add_argument('--max-age', type=float, default=5.0,
-                        help='(d): seconds a Scheduler remembers candidates '
-                             '(default 5, Scheduler\'s default)')
+                        help='sustained (d): seconds a Scheduler remembers '
+                             'candidates (default 5, Scheduler\'s '
+                             'default)')
     parser.add_argument('--untuned', action='store_true',
                         help='Placement with default candidate options')
     parser.add_argument('--profile', action='store_true',
@@ -533,7 +571,8 @@ def main():
             cmd = [sys.executable, os.path.abspath(__file__), '--_measure',
                    copy, '--size', str(size), '--rounds', str(args.rounds),
                    '--claims', str(args.claims), '--limit', str(args.limit),
-                   '--max-age', str(args.max_age),
+                   '--max-age', str(args.max_age), '--window',
+                   str(args.window), '--windows', str(args.windows),
                    '--specs', specs]
             cmd += ['--untuned'] if args.untuned else []
             cmd += ['--profile'] if args.profile else []
@@ -553,17 +592,44 @@ def main():
 def report(results, args):
     names = {'a': '(a) raw PUT', 'b': '(b) project one-shot',
              'c': '(c) raw GET a_c+PUT', 'd': '(d) project Scheduler'}
-    shown = [('d', 'a'), ('b', 'a'), ('b', 'c'), ('c', 'a')]
+    shown = [('b', 'a'), ('b', 'c'), ('c', 'a')]
 
     def paired(res, x, y):
         """Median over rounds of the round's claims/s ratio x/y."""
         return median([rx / ry for rx, ry in zip(res['rate'][x],
                                                   res['rate'][y])])
 
+    def sustained(res):
+        """Median over window pairs of (d)/(a) claims/s."""
+        return median([d[0] / a[0] for a, d in zip(res['windows']['a'],
+                                                    res['windows']['d'])])
+
     print()
-    print('claims/s: median over rounds of (claims / their time); ms per '
-          'claim: median and p90 over all claims of the path; ratios: '
-          'median over rounds of the round\'s claims/s ratio')
+    print('Sustained: claims/s of one path claiming back to back for '
+          '%g s, %d windows each, alternating; (d) a new Scheduler per '
+          'window (max_age %g s), its GETs counted; ratio: median over '
+          'window pairs' % (args.window, args.windows, args.max_age))
+    print('%6s %6s | %-21s %9s %8s %12s | %7s' % (
+        'hosts', 'GPUs', 'path', 'claims/s', 'claims', 'GETs a_c',
+        '(d)/(a)'))
+    for res in results:
+        for m in 'ad':
+            win = res['windows'][m]
+            print('%6s %6s | %-21s %9.1f %8d %12d | %s' % (
+                res['hosts'] if m == 'a' else '',
+                res['hosts'] * GPUS if m == 'a' else '', names[m],
+                median([w[0] for w in win]), sum(w[1] for w in win),
+                res['window_gets'][m],
+                '%7.2f' % sustained(res) if m == 'a' else ''))
+    print('target (d)/(a) >= 0.8: %s' % ', '.join(
+        '%d hosts %.2f %s' % (r['hosts'], sustained(r), 'holds' if
+                              sustained(r) >= 0.8 else 'MISSED')
+        for r in results))
+    print()
+    print('One claim at a time, interleaved: claims/s: median over rounds '
+          'of (claims / their time); ms per claim: median and p90 over all '
+          'claims of the path; ratios: median over rounds of the round\'s '
+          'claims/s ratio')
     print('%6s %6s | %-21s %9s %8s %8s | %s' % (
         'hosts', 'GPUs', 'path', 'claims/s', 'med ms', 'p90 ms',
         ' '.join('(%s)/(%s)' % xy for xy in shown)))
@@ -577,11 +643,6 @@ def report(results, args):
                 res['hosts'] * GPUS if m == 'a' else '', names[m],
                 median(res['rate'][m]), median(lat) * 1000,
                 p90(lat) * 1000, ratios))
-    print()
-    print('target (d)/(a) >= 0.8: %s' % ', '.join(
-        '%d hosts %.2f %s' % (r['hosts'], paired(r, 'd', 'a'), 'holds' if
-                              paired(r, 'd', 'a') >= 0.8 else 'MISSED')
-        for r in results))
     print('(b) one-shot against the fair baseline (c): %s' % ', '.join(
         '%d hosts %.2f' % (r['hosts'], paired(r, 'b', 'c'))
         for r in results))
