@@ -5,6 +5,8 @@ import uuid
 
 import pytest
 
+from tests.conftest import make_conf
+from tests.functional.conftest import placement_ini
 from vgpu_placement import flavor
 from vgpu_placement import report
 from vgpu_placement import scheduler
@@ -139,3 +141,38 @@ def test_remembered_candidates_serve_claims_and_survive_a_rival(
     ours.claim(request, new(), 'p', 'u', in_tree=root)
     assert cards.client.count.reads - reads == 1
     assert room_on_card() == 0
+
+
+def test_when_no_tree_within_the_limit_has_k_all_trees_are_listed(
+        tmp_path, placement_db):
+    """Eleven one-card hosts and one three-card host with a type no other
+    test uses; limit 1: the one tree Placement lists is most likely
+    (11 in 14) a one-card host, and the claim must still find the three
+    cards."""
+    type_id = 'nvidia-%d' % (uuid.uuid4().int % 10 ** 9)
+    card = CARD.replace(TYPE, type_id)
+    hosts = []
+    for i, cards in enumerate([1] * 11 + [3]):
+        profile = tmp_path / ('host%d.yaml' % i)
+        profile.write_text(THREE_CARDS % ''.join(card % (0x84 + c)
+                                                 for c in range(cards)))
+        reporter = report.Reporter(make_conf(
+            placement_ini(placement_db), driver='simulated',
+            simulated__profile=str(profile),
+            state_path=str(tmp_path / ('state%d' % i)),
+            host='k-host-%s-%d' % (type_id, i)))
+        reporter.report()
+        hosts.append(reporter)
+    three = hosts[-1]
+    one = flavor.extra_specs_for_type(
+        three.desired_tree(three.discover()), type_id)['extra_specs']
+    specs = {key.replace('1:', '%d:' % i, 1): value
+             for i in range(1, 4) for key, value in one.items()}
+    specs['group_policy'] = 'isolate'
+    got = scheduler.Scheduler(three.client, limit=1, max_age=0).claim(
+        flavor.parse_extra_specs(specs), new(), 'p', 'u')
+    providers = three.client.get('/resource_providers?in_tree=%s' %
+                                 three.cache['root']['uuid'])
+    assert set(got.allocations) <= {rp['uuid'] for rp in
+                                    providers['resource_providers']}
+    assert len(got.allocations) == 3
