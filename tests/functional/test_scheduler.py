@@ -38,10 +38,10 @@ def cards(sim_conf, tmp_path):
     return reporter
 
 
-def k_vgpus(reporter, k):
-    """The flavor of K vGPUs of TYPE on K different cards."""
+def k_vgpus(reporter, k, type_id=TYPE):
+    """The flavor of K vGPUs of a type on K different cards."""
     one = flavor.extra_specs_for_type(
-        reporter.desired_tree(reporter.discover()), TYPE)['extra_specs']
+        reporter.desired_tree(reporter.discover()), type_id)['extra_specs']
     specs = {key.replace('1:', '%d:' % i, 1): value
              for i in range(1, k + 1) for key, value in one.items()}
     specs['group_policy'] = 'isolate'
@@ -164,13 +164,8 @@ def test_when_no_tree_within_the_limit_has_k_all_trees_are_listed(
         reporter.report()
         hosts.append(reporter)
     three = hosts[-1]
-    one = flavor.extra_specs_for_type(
-        three.desired_tree(three.discover()), type_id)['extra_specs']
-    specs = {key.replace('1:', '%d:' % i, 1): value
-             for i in range(1, 4) for key, value in one.items()}
-    specs['group_policy'] = 'isolate'
     got = scheduler.Scheduler(three.client, limit=1, max_age=0).claim(
-        flavor.parse_extra_specs(specs), new(), 'p', 'u')
+        k_vgpus(three, 3, type_id), new(), 'p', 'u')
     providers = three.client.get('/resource_providers?in_tree=%s' %
                                  three.cache['root']['uuid'])
     assert set(got.allocations) <= {rp['uuid'] for rp in
