@@ -162,3 +162,37 @@ def test_unexpected_errno_is_still_one_clear_error():
         OSError(errno.EIO, 'Input/output error'), 'remove', 'mdev y')
     assert type(err) is exceptions.MdevError
     assert 'Input/output error' in str(err) and '\n' not in str(err)
+
+
+def test_rescan_reads_only_available_instances_of_known_types(
+        tmp_path, monkeypatch):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    driver = driver_for(tmp_path)
+    first = driver.discover()
+    opened = []
+    real = sysfs._read_text
+    monkeypatch.setattr(sysfs, '_read_text', lambda path: (
+        opened.append(os.path.basename(path)), real(path))[1])
+    tree.set_available('mtty', 'mtty-2', 7)
+    again = driver.discover()
+    assert set(opened) == {'available_instances'}
+    assert again.parent('mtty').type('mtty-2').available_instances == 7
+    assert [(t.id, t.name, t.description, t.device_api) for p in
+            again.parents for t in p.types] == [
+        (t.id, t.name, t.description, t.device_api) for p in
+        first.parents for t in p.types]
+
+
+def test_a_type_directory_made_again_is_read_again(tmp_path):
+    """A parent's driver coming back makes new type directories (new
+    inodes): what they say now is what is reported."""
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    driver = driver_for(tmp_path)
+    assert driver.discover().parent('mbochs').type(
+        'mbochs-small').description == 'virtual display, 4 MB video memory'
+    old = tree.type_dir('mbochs', 'mbochs-small')
+    os.rename(old, old + '.gone')       # both exist: a different inode
+    tree.add_type('mbochs', 'mbochs-small', 1, name='small',
+                  description='virtual display, 8 MB video memory')
+    assert driver.discover().parent('mbochs').type(
+        'mbochs-small').description == 'virtual display, 8 MB video memory'

@@ -44,8 +44,15 @@ def _read_count(path):
 
 
 def _listdir(path):
+    return [name for name, _inode in _listdir_inodes(path)]
+
+
+def _listdir_inodes(path):
+    """Sorted (name, inode) of a directory; the inodes come with the
+    listing (no stat)."""
     try:
-        return sorted(os.listdir(path))
+        with os.scandir(path) as entries:
+            return sorted((e.name, e.inode()) for e in entries)
     except OSError as e:
         if e.errno in _VANISHED:
             return []
@@ -65,6 +72,21 @@ def _write(path, value, action, target):
         os.close(fd)
 
 
+def _read_static(type_dir, type_id):
+    """(name, description, device_api) of a type directory."""
+    device_api = _read_text(os.path.join(type_dir, 'device_api')).strip()
+    try:
+        name = _read_text(os.path.join(type_dir, 'name')).strip()
+    except _Skip:
+        name = type_id              # optional attribute
+    try:
+        description = _read_text(
+            os.path.join(type_dir, 'description')).strip()
+    except _Skip:
+        description = ''            # optional: mtty has none
+    return name or type_id, description, device_api
+
+
 class SysfsDriver(base.Driver):
     """Mediated devices under ``[sysfs] root``/class/mdev_bus."""
 
@@ -72,11 +94,18 @@ class SysfsDriver(base.Driver):
         super().__init__(conf)
         self.root = conf.sysfs.root
         self.bus_dir = os.path.join(self.root, 'class', 'mdev_bus')
+        # A type's name, description and device_api never change while its
+        # directory lives; the kernel makes a new directory (a new inode,
+        # never reused soon: kernfs numbers them cyclically) when a parent's
+        # driver comes back. Remembered by directory and inode, so a
+        # rescan opens only available_instances: 1 file per type, not 4.
+        self._static = {}
 
     # -- discovery -------------------------------------------------------
     def discover(self):
         warnings = []
         parents = []
+        seen = {}                    # the next self._static
         try:
             names = _listdir(self.bus_dir)
         except _Skip as e:
@@ -86,19 +115,20 @@ class SysfsDriver(base.Driver):
             if not model.is_valid_name(name):
                 warnings.append('skipped parent %r: not a device name' % name)
                 continue
-            parent = self._read_parent(name, warnings)
+            parent = self._read_parent(name, warnings, seen)
             if parent is not None:
                 parents.append(parent)
+        self._static = seen          # vanished types forgotten
         for text in warnings:
             LOG.warning('sysfs: %s', text)
         return model.HostSnapshot(parents=tuple(parents),
                                   warnings=tuple(warnings))
 
-    def _read_parent(self, name, warnings):
+    def _read_parent(self, name, warnings, seen):
         parent_dir = os.path.join(self.bus_dir, name)
         types_dir = os.path.join(parent_dir, 'mdev_supported_types')
         try:
-            type_ids = _listdir(types_dir)
+            type_ids = _listdir_inodes(types_dir)
             entries = _listdir(parent_dir)
         except _Skip as e:
             warnings.append('skipped parent %s: %s' % (name, e))
@@ -108,13 +138,14 @@ class SysfsDriver(base.Driver):
             warnings.append('skipped parent %s: it vanished' % name)
             return None
         types = []
-        for type_id in type_ids:
+        for type_id, inode in type_ids:
             if not model.is_valid_name(type_id):
                 warnings.append('skipped type %r on %s: not a type id'
                                 % (type_id, name))
                 continue
             try:
-                types.append(self._read_type(types_dir, type_id))
+                types.append(self._read_type(types_dir, type_id, inode,
+                                             seen))
             except _Skip as e:
                 warnings.append('skipped type %s on %s: %s'
                                 % (type_id, name, e))
@@ -142,22 +173,16 @@ class SysfsDriver(base.Driver):
             name=name, types=tuple(types),
             mdevs=tuple(sorted(mdevs, key=lambda m: m.uuid)), physfn=physfn)
 
-    @staticmethod
-    def _read_type(types_dir, type_id):
+    def _read_type(self, types_dir, type_id, inode, seen):
         type_dir = os.path.join(types_dir, type_id)
         available = _read_count(os.path.join(type_dir, 'available_instances'))
-        device_api = _read_text(os.path.join(type_dir, 'device_api')).strip()
-        try:
-            name = _read_text(os.path.join(type_dir, 'name')).strip()
-        except _Skip:
-            name = type_id              # optional attribute
-        try:
-            description = _read_text(
-                os.path.join(type_dir, 'description')).strip()
-        except _Skip:
-            description = ''            # optional: mtty has none
-        return model.MdevType(type_id, name or type_id, description,
-                              device_api, available)
+        static = self._static.get(type_dir)
+        if static is None or static[0] != inode:
+            static = (inode,) + _read_static(type_dir, type_id)
+        seen[type_dir] = static
+        _inode, name, description, device_api = static
+        return model.MdevType(type_id, name, description, device_api,
+                              available)
 
     # -- changes ---------------------------------------------------------
     def create_mdev(self, parent, type_id, mdev_uuid):
