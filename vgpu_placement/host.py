@@ -95,21 +95,21 @@ class Host:
             LOG.warning('report after the change deferred to the agent: %s',
                         e)
 
-    def _our_providers(self):
-        """{provider uuid: (DesiredProvider, {class: type id})}."""
-        try:
-            # A report first: the tree exists and our cache of it is fresh.
-            result = self.reporter.report()
-            snapshot, desired = result.snapshot, result.desired
-            view = dict(self.reporter.placement_view(refresh=False))
-        except exceptions.PlacementUnavailable:
-            raise
-        except exceptions.VgpuPlacementError as e:
-            # Claims racing on our providers: reading is enough here.
-            LOG.info('report before the change deferred (%s); reading', e)
+    def _our_providers(self, held=()):
+        """{provider uuid: (DesiredProvider, {class: type id})}.
+
+        When our cached tree knows every provider in ``held`` (a claim
+        made on the tree we reported: the usual realize), it maps them
+        without asking Placement; the report after the change syncs.
+        """
+        known = self.reporter.cache.get('providers', {})
+        if held and self.reporter.cache.get('root') and set(held) <= set(
+                known):
             snapshot = self.reporter.discover()
             desired = self.reporter.desired_tree(snapshot)
-            view = dict(self.reporter.placement_view())
+            view = dict(self.reporter.placement_view(refresh=False))
+        else:
+            snapshot, desired, view = self._report_first()
         self.policies = self.reporter.policies(snapshot)
         ours = {}
         for child in desired.children:
@@ -117,6 +117,22 @@ class Host:
                 ours[view[child.name]['uuid']] = (child, {
                     rc: t for t, rc in child.plan.classes.items()})
         return ours
+
+    def _report_first(self):
+        """(snapshot, desired tree, Placement's view) after a report."""
+        try:
+            # The tree exists and our cache of it is fresh.
+            result = self.reporter.report()
+            return result.snapshot, result.desired, dict(
+                self.reporter.placement_view(refresh=False))
+        except exceptions.PlacementUnavailable:
+            raise
+        except exceptions.VgpuPlacementError as e:
+            # Claims racing on our providers: reading is enough here.
+            LOG.info('report before the change deferred (%s); reading', e)
+            snapshot = self.reporter.discover()
+            return snapshot, self.reporter.desired_tree(snapshot), dict(
+                self.reporter.placement_view())
 
     def wanted(self, consumer, allocations, ours):
         """[Wanted] for the consumer, in a stable order (UUIDs follow it)."""
@@ -143,9 +159,9 @@ class Host:
     # -- realize ---------------------------------------------------------------
     def realize(self, consumer):
         """Create (or find again) the consumer's mdevs; report the host."""
-        ours = self._our_providers()
         allocations = scheduler.current_allocations(
             self.client, consumer)['allocations']
+        ours = self._our_providers(held=allocations)
         wanted = self.wanted(consumer, allocations, ours)
         if not wanted:
             raise exceptions.VgpuPlacementError(
