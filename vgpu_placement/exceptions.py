@@ -97,9 +97,18 @@ class PlacementError(VgpuPlacementError):
     """Placement answered with an error we cannot recover from here."""
 
     def __init__(self, method, url, status, code=None, detail=None):
-        self.status, self.code = status, code
+        self.status, self.code, self.detail = status, code, detail or ''
         super().__init__('Placement %s %s -> %s %s: %s' % (
             method, url, status, code or '', (detail or '').strip()))
+
+
+    @property
+    def is_inventory_gone(self):
+        """400 to an allocation: a provider or inventory named in it is
+        no longer there (deleted since the candidates were listed)."""
+        return self.status == 400 and (
+            'Unable to allocate inventory' in self.detail or
+            'that does not exist' in self.detail)
 
 
 class PlacementConflict(PlacementError):

@@ -237,6 +237,13 @@ class Scheduler:
                     LOG.info('claim for %s lost a race (%s); next candidate',
                              consumer, e.code)
                     continue
+                except exceptions.PlacementError as e:
+                    if not e.is_inventory_gone:
+                        raise
+                    got.refused(allocations)
+                    LOG.info('claim for %s: a provider of the candidate is '
+                             'gone; next candidate', consumer)
+                    continue
                 got.took(allocations)
                 return Claim(consumer, allocations, attempts)
         raise NoValidHost('no host can give %s (%s)' % (

@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import make_conf
 from tests.functional.conftest import placement_ini
 from vgpu_placement import flavor
+from vgpu_placement import provider_tree
 from vgpu_placement import report
 from vgpu_placement import scheduler
 
@@ -171,3 +172,26 @@ def test_when_no_tree_within_the_limit_has_k_all_trees_are_listed(
     assert set(got.allocations) <= {rp['uuid'] for rp in
                                     providers['resource_providers']}
     assert len(got.allocations) == 3
+
+
+def test_remembered_candidates_on_cards_gone_are_dropped(cards, placement):
+    """Two cards unplugged (their providers deleted) after we remembered
+    them, the third filled by a rival: a clean NoValidHost, not an error."""
+    root = cards.cache['root']['uuid']
+    request = k_vgpus(cards, 1)
+    ours = scheduler.Scheduler(cards.client, max_age=3600)
+    [card] = ours.claim(request, new(), 'p', 'u', in_tree=root).allocations
+    card_name = cards.cache['providers'][card]['name']
+    for parent in cards.discover().parents:
+        if provider_tree.provider_name(cards.conf.host,
+                                       parent.name) != card_name:
+            cards.driver.unplug_parent(parent.name)
+    cards.report()
+    assert len(placement.get('/resource_providers?in_tree=%s' % root)[
+        'resource_providers']) == 2              # the root and our card
+    rival = scheduler.Scheduler(placement, max_age=0)
+    with pytest.raises(scheduler.NoValidHost):
+        while True:
+            rival.claim(request, new(), 'p', 'u', in_tree=root)
+    with pytest.raises(scheduler.NoValidHost):
+        ours.claim(request, new(), 'p', 'u', in_tree=root)
