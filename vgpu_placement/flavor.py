@@ -10,13 +10,19 @@ from vgpu_placement import exceptions
 from vgpu_placement import traits as traits_mod
 
 
-def extra_specs_for_type(desired, type_id, group='1'):
+def extra_specs_for_type(desired, type_id, group='1', count=1):
     """The extra specs asking for one mdev of type_id on this host.
 
     The type's class, its cost in every shared counter of its parent and
     the type trait go in one numbered request group, so Placement checks
-    them on one provider in one transaction.
+    them on one provider in one transaction. count > 1: that many such
+    groups, numbered from ``group`` on, on different parents
+    (group_policy=isolate).
     """
+    if count < 1 or (count > 1 and not group.isdigit()):
+        raise exceptions.VgpuPlacementError(
+            'asking for %d vGPUs on different parents needs a count of at '
+            'least 1 and numbered groups (not %r)' % (count, group))
     rcs, costs, providers = set(), {}, []
     for child in desired.children:
         rc = child.plan.classes.get(type_id)
@@ -50,14 +56,22 @@ def extra_specs_for_type(desired, type_id, group='1'):
                 '[capacity] shared_counters consistently' % (type_id, rc))
         resources[rc] = next(iter(by_provider.values()))
     trait = traits_mod.type_trait(type_id)
-    specs = {'resources%s:%s' % (group, rc): str(n)
-             for rc, n in resources.items()}
-    specs['trait%s:%s' % (group, trait)] = 'required'
-    query = 'resources%s=%s&required%s=%s' % (
-        group, ','.join('%s:%d' % (rc, n) for rc, n in resources.items()),
-        group, trait)
+    groups = [group] if count == 1 else [
+        str(int(group) + i) for i in range(count)]
+    specs, queries = {}, []
+    for g in groups:
+        specs.update(('resources%s:%s' % (g, rc), str(n))
+                     for rc, n in resources.items())
+        specs['trait%s:%s' % (g, trait)] = 'required'
+        queries.append('resources%s=%s&required%s=%s' % (
+            g, ','.join('%s:%d' % (rc, n) for rc, n in resources.items()),
+            g, trait))
+    if count > 1:
+        specs['group_policy'] = 'isolate'
+        queries.append('group_policy=isolate')
     return {'type': type_id, 'extra_specs': specs,
-            'placement_query': query, 'providers': sorted(providers)}
+            'placement_query': '&'.join(queries),
+            'providers': sorted(providers)}
 
 
 # -- extra specs -> a Placement request ------------------------------------

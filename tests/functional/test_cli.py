@@ -12,6 +12,7 @@ import pytest
 from tests.functional.conftest import embedded_only
 from tests.functional.conftest import placement_ini
 from tests import sysfs_tree
+from vgpu_placement import flavor
 
 
 def run(args, conf_path=None, check=True):
@@ -96,6 +97,23 @@ def test_dry_run_then_table_output(sysfs_host):
     out = run(['report'], sysfs_host).stdout
     assert '%s_mtty' % host_of(sysfs_host) in out
     assert 'CUSTOM_MDEV_MTTY_2' in out
+
+
+def test_flavor_spec_for_vgpus_on_different_parents(sysfs_host):
+    run(['report'], sysfs_host)
+    lines = [line for line in run(['flavor-spec', 'mtty-2', '--count', '3'],
+                                  sysfs_host).stdout.splitlines()
+             if not line.startswith('#')]
+    request = flavor.parse_extra_specs(dict(line.split('=', 1)
+                                            for line in lines))
+    assert request.group_policy == 'isolate'
+    assert [g.suffix for g in request.groups] == ['1', '2', '3']
+    assert len({(frozenset(g.resources.items()), g.required)
+                for g in request.groups}) == 1
+    assert request.groups[0].resources['CUSTOM_MDEV_MTTY_2'] == 1
+    one_line_error(run(['flavor-spec', 'mtty-2', '--count', '2', '--group',
+                        '_A'], sysfs_host, check=False),
+                   'vgpu-placement: error: asking for 2 vGPUs')
 
 
 @pytest.mark.parametrize('text,starts', [

@@ -41,12 +41,9 @@ def cards(sim_conf, tmp_path):
 
 def k_vgpus(reporter, k, type_id=TYPE):
     """The flavor of K vGPUs of a type on K different cards."""
-    one = flavor.extra_specs_for_type(
-        reporter.desired_tree(reporter.discover()), type_id)['extra_specs']
-    specs = {key.replace('1:', '%d:' % i, 1): value
-             for i in range(1, k + 1) for key, value in one.items()}
-    specs['group_policy'] = 'isolate'
-    return flavor.parse_extra_specs(specs)
+    return flavor.parse_extra_specs(flavor.extra_specs_for_type(
+        reporter.desired_tree(reporter.discover()), type_id,
+        count=k)['extra_specs'])
 
 
 def placement_own_answers(client, request, root):

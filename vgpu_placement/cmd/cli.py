@@ -63,7 +63,8 @@ def cmd_flavor_spec(args):
     conf = common.load_conf(args)
     reporter = report.Reporter(conf)
     desired = reporter.desired_tree(reporter.discover())
-    spec = flavor.extra_specs_for_type(desired, args.type, args.group)
+    spec = flavor.extra_specs_for_type(desired, args.type, args.group,
+                                       args.count)
     if args.format == 'json':
         common.print_json(spec)
         return
@@ -174,10 +175,15 @@ def build_parser():
             'Per provider: inventories, reserved, usage and mdevs.')
     p = command('flavor-spec', cmd_flavor_spec,
                 'Print the flavor extra specs asking for one mdev of a '
-                'type, with its shared-counter cost.')
+                'type (or --count of them on different parents), with its '
+                'shared-counter cost.')
     p.add_argument('type', help='mdev type id, e.g. mtty-2')
     p.add_argument('--group', default='1',
                    help='request group suffix (default: %(default)s)')
+    p.add_argument('--count', type=int, default=1,
+                   help='vGPUs, each on a different parent: that many '
+                        'numbered groups from --group on, group_policy='
+                        'isolate (default: %(default)s)')
     p = command('claim', cmd_claim,
                 'Scheduler side: claim vGPUs in Placement for an instance '
                 'from flavor extra specs.')
