@@ -21,6 +21,7 @@ Two things keep a claim close to the cost of its PUT:
 import collections
 import dataclasses
 import logging
+import re
 import time
 
 from vgpu_placement import exceptions
@@ -29,6 +30,13 @@ from vgpu_placement import flavor
 LOG = logging.getLogger(__name__)
 
 CONSUMER_TYPE = 'INSTANCE'
+
+# What Placement names in a refusal: "Unable to create allocation for
+# 'CUSTOM_X' on resource provider '<uuid>'. The requested amount would
+# exceed the capacity." / "Allocation for resource provider '<uuid>' that
+# does not exist."
+_DETAIL_PROVIDER = re.compile(r"resource provider '([0-9a-f-]{36})'")
+_DETAIL_CLASS = re.compile(r"allocation for '([A-Z0-9_]+)'")
 
 
 class NoValidHost(exceptions.VgpuPlacementError):
@@ -59,7 +67,6 @@ class _Candidates:
     fetched: float
     requests: list               # of {provider: {class: amount}}
     providers: dict              # provider uuid -> _Provider
-    dead_roots: set = dataclasses.field(default_factory=set)
 
     @classmethod
     def from_answer(cls, found, fetched):
@@ -95,11 +102,23 @@ class _Candidates:
                 for rc, n in alloc.items():
                     used[rc] = used.get(rc, 0) + n
 
-    def refused(self, allocations):
-        """Placement said no (capacity): forget what we thought fitted."""
-        self.requests = [r for r in self.requests if r != allocations]
-        self.dead_roots |= {self.providers[rp].root for rp in allocations
-                            if rp in self.providers}
+    def refused(self, allocations, detail):
+        """Placement said no (capacity, or a provider gone): what its
+        answer names is taken as full until the next GET; if it names
+        nothing of ours, every provider of the allocation is."""
+        named_rp = _DETAIL_PROVIDER.search(detail)
+        named_rc = _DETAIL_CLASS.search(detail)
+        rps = [named_rp.group(1)] if named_rp and named_rp.group(1) in \
+            allocations else list(allocations)
+        for rp in rps:
+            p = self.providers.get(rp)
+            if p is None:
+                continue
+            for rc in allocations[rp]:
+                if named_rc is None or named_rc.group(1) == rc or \
+                        named_rc.group(1) not in allocations[rp]:
+                    p.used[rc] = max(p.used.get(rc, 0),
+                                     p.capacity.get(rc, 0))
 
     def ranked(self):
         fitting = [r for r in self.requests if self.fits(r)]
@@ -110,8 +129,7 @@ class _Candidates:
         ``group``; those allocations, best first."""
         by_root = collections.defaultdict(list)
         for rp, p in self.providers.items():
-            if (p.root not in self.dead_roots and
-                    group.required <= p.traits and
+            if (group.required <= p.traits and
                     not group.forbidden & p.traits and
                     all(p.free(rc) >= n for rc, n in
                         group.resources.items())):
@@ -161,7 +179,7 @@ class Scheduler:
         self.clock = clock
         self._remembered = {}        # query -> _Candidates
 
-    def _candidates(self, query, fresh):
+    def _candidates(self, query, fresh, remember_as=None):
         """(candidates, True when just asked of Placement)."""
         now = self.clock()
         got = self._remembered.get(query)
@@ -171,7 +189,9 @@ class Scheduler:
         got = _Candidates.from_answer(
             self.client.get('/allocation_candidates?' + query), now)
         if self.max_age > 0:
-            self._remembered[query] = got
+            self._remembered = {q: c for q, c in self._remembered.items()
+                                if now - c.fetched < self.max_age}
+            self._remembered[remember_as or query] = got
         return got, True
 
     def _choices(self, request, in_tree, fresh):
@@ -184,15 +204,26 @@ class Scheduler:
             return got, got.ranked(), new
         group, k = spread
         one = flavor.Request((group,))
-        got, new = self._candidates(one.query(limit=self.limit,
-                                              in_tree=in_tree), fresh)
+        limited = one.query(limit=self.limit, in_tree=in_tree)
+        got, new = self._candidates(limited, fresh)
         choices = got.spread(group, k)
         if not choices and new and self.limit:
             # The trees within the limit have fewer than K: list them all
-            # (still one group, no product to explode).
-            got, new = self._candidates(one.query(in_tree=in_tree), True)
+            # (still one group, no product to explode), and claim from
+            # that list until it is as old as max_age.
+            got, new = self._candidates(one.query(in_tree=in_tree), True,
+                                        remember_as=limited)
             choices = got.spread(group, k)
         return got, choices, new
+
+    def _put(self, consumer, allocations, project_id, user_id,
+             generation=None):
+        self.client.put('/allocations/%s' % consumer, {
+            'allocations': {rp: {'resources': a} for rp, a in
+                            allocations.items()},
+            'consumer_generation': generation,
+            'project_id': project_id, 'user_id': user_id,
+            'consumer_type': CONSUMER_TYPE})
 
     def offers(self, request, in_tree=None):
         """What Placement offers for ``request`` now, best first: the
@@ -218,29 +249,33 @@ class Scheduler:
             for allocations in choices:
                 attempts += 1
                 try:
-                    self.client.put('/allocations/%s' % consumer, {
-                        'allocations': {rp: {'resources': a} for rp, a in
-                                        allocations.items()},
-                        'consumer_generation': None,
-                        'project_id': project_id, 'user_id': user_id,
-                        'consumer_type': CONSUMER_TYPE})
+                    self._put(consumer, allocations, project_id, user_id)
                 except exceptions.PlacementConflict as e:
-                    if e.is_generation_race:
-                        # Maybe our consumer holds allocations already (a
-                        # retried claim): then those are the answer.
-                        held = current_allocations(self.client, consumer)[
-                            'allocations']
-                        if held:
-                            return Claim(consumer, held, attempts)
-                    else:
-                        got.refused(allocations)
-                    LOG.info('claim for %s lost a race (%s); next candidate',
-                             consumer, e.code)
-                    continue
+                    if not e.is_generation_race:
+                        got.refused(allocations, e.detail)
+                        LOG.info('claim for %s: candidate full (%s); next',
+                                 consumer, e.code)
+                        continue
+                    # Maybe our consumer holds allocations already (a
+                    # retried claim): then those are the answer.
+                    held = current_allocations(self.client, consumer)[
+                        'allocations']
+                    if held:
+                        return Claim(consumer, held, attempts)
+                    # Or Placement kept it, empty, from a PUT it refused
+                    # (a provider gone): such a consumer has generation 0.
+                    try:
+                        attempts += 1
+                        self._put(consumer, allocations, project_id,
+                                  user_id, generation=0)
+                    except exceptions.PlacementError as again:
+                        LOG.info('claim for %s lost a race (%s); next '
+                                 'candidate', consumer, again.code)
+                        continue
                 except exceptions.PlacementError as e:
                     if not e.is_inventory_gone:
                         raise
-                    got.refused(allocations)
+                    got.refused(allocations, e.detail)
                     LOG.info('claim for %s: a provider of the candidate is '
                              'gone; next candidate', consumer)
                     continue

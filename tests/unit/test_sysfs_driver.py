@@ -196,3 +196,15 @@ def test_a_type_directory_made_again_is_read_again(tmp_path):
                   description='virtual display, 8 MB video memory')
     assert driver.discover().parent('mbochs').type(
         'mbochs-small').description == 'virtual display, 8 MB video memory'
+
+
+def test_an_unreadable_description_is_not_remembered(tmp_path):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    type_dir = tree.type_dir('mbochs', 'mbochs-small')
+    tree.write(type_dir, 'description', b'\xff\xfe\n')
+    driver = driver_for(tmp_path)
+    assert driver.discover().parent('mbochs').type(
+        'mbochs-small').description == ''
+    tree.write(type_dir, 'description', 'virtual display, 4 MB video memory')
+    assert driver.discover().parent('mbochs').type(
+        'mbochs-small').description == 'virtual display, 4 MB video memory'

@@ -38,8 +38,10 @@ def _adapter_opts(include_versions=False):
             opt.default = ['internal', 'public']
         elif opt.dest == 'connect_retries':
             # A WSGI server closing an idle keep-alive connection as we
-            # reuse it fails the request before Placement sees it; every
-            # write of ours is generation-guarded, so a retry is safe.
+            # reuse it fails the request before Placement sees it. Should
+            # a retried write have gone through after all, its answer is
+            # one we handle: a 409 re-read (generations), a provider found
+            # by the next report, a release that finds nothing to drop.
             opt.default = 3
     return opts
 

@@ -21,6 +21,10 @@ _VANISHED = (errno.ENOENT, errno.ENODEV, errno.ENOTDIR)
 class _Skip(Exception):
     """An entry that cannot be read; the message says why."""
 
+    def __init__(self, message, absent=False):
+        super().__init__(message)
+        self.absent = absent        # not there (rather than unreadable)
+
 
 def _read_text(path):
     try:
@@ -28,7 +32,7 @@ def _read_text(path):
             raw = f.read(4096)
     except OSError as e:
         if e.errno in _VANISHED:
-            raise _Skip('%s vanished' % path)
+            raise _Skip('%s vanished' % path, absent=True)
         raise _Skip('%s unreadable: %s' % (path, e.strerror))
     try:
         return raw.decode('utf-8')
@@ -73,18 +77,22 @@ def _write(path, value, action, target):
 
 
 def _read_static(type_dir, type_id):
-    """(name, description, device_api) of a type directory."""
+    """(name, description, device_api, complete) of a type directory;
+    complete is False when an optional file was there but unreadable
+    (its stand-in is not to be remembered)."""
     device_api = _read_text(os.path.join(type_dir, 'device_api')).strip()
+    complete = True
     try:
         name = _read_text(os.path.join(type_dir, 'name')).strip()
-    except _Skip:
-        name = type_id              # optional attribute
+    except _Skip as e:
+        name, complete = type_id, complete and e.absent   # optional
     try:
         description = _read_text(
             os.path.join(type_dir, 'description')).strip()
-    except _Skip:
+    except _Skip as e:
         description = ''            # optional: mtty has none
-    return name or type_id, description, device_api
+        complete = complete and e.absent
+    return name or type_id, description, device_api, complete
 
 
 class SysfsDriver(base.Driver):
@@ -178,7 +186,10 @@ class SysfsDriver(base.Driver):
         available = _read_count(os.path.join(type_dir, 'available_instances'))
         static = self._static.get(type_dir)
         if static is None or static[0] != inode:
-            static = (inode,) + _read_static(type_dir, type_id)
+            *read, complete = _read_static(type_dir, type_id)
+            static = (inode, *read)
+            if not complete:
+                static = (None, *read)      # read again next time
         seen[type_dir] = static
         _inode, name, description, device_api = static
         return model.MdevType(type_id, name, description, device_api,
