@@ -33,6 +33,12 @@ One claim at a time, interleaved claim by claim (a b c, b c a, ...):
                   the first candidate: what a scheduler asking every time
                   must do.
 
+The target is judged on (d), the path a scheduler service takes; the
+one-shot (b) is bound by Placement's own GET /allocation_candidates
+(--profile shows where its time goes) and (b)/(a) is printed beside it.
+(a) spreads its PUTs round-robin over the candidates while (d) packs
+them onto the fullest GPU; both make the same PUT.
+
 All go through the same PlacementClient (same transport, same
 microversion). Claims are released (DELETE /allocations, untimed) after
 every round and window, so capacity never runs out. Prints claims/s, the
