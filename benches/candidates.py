@@ -84,15 +84,9 @@ def naive_query(k, specs):
 def project_request(k, specs):
     """One vGPU's extra specs (group 1) repeated in groups 1..K."""
     from vgpu_placement import flavor
-    many = {}
-    for i in range(1, k + 1):
-        for key, value in specs.items():
-            kind, name = key.split(':', 1)
-            assert kind in ('resources1', 'trait1'), key
-            many['%s%d:%s' % (kind[:-1], i, name)] = value
     if k > 1:
-        many['group_policy'] = 'isolate'
-    return flavor.parse_extra_specs(many)
+        specs = flavor.on_different_parents(specs, k)
+    return flavor.parse_extra_specs(specs)
 
 
 def _child(args):

@@ -19,10 +19,9 @@ def extra_specs_for_type(desired, type_id, group='1', count=1):
     groups, numbered from ``group`` on, on different parents
     (group_policy=isolate).
     """
-    if count < 1 or (count > 1 and not group.isdigit()):
+    if count < 1:
         raise exceptions.VgpuPlacementError(
-            'asking for %d vGPUs on different parents needs a count of at '
-            'least 1 and numbered groups (not %r)' % (count, group))
+            'asking for %d vGPUs: the count must be at least 1' % count)
     rcs, costs, providers = set(), {}, []
     for child in desired.children:
         rc = child.plan.classes.get(type_id)
@@ -56,22 +55,34 @@ def extra_specs_for_type(desired, type_id, group='1', count=1):
                 '[capacity] shared_counters consistently' % (type_id, rc))
         resources[rc] = next(iter(by_provider.values()))
     trait = traits_mod.type_trait(type_id)
-    groups = [group] if count == 1 else [
-        str(int(group) + i) for i in range(count)]
-    specs, queries = {}, []
-    for g in groups:
-        specs.update(('resources%s:%s' % (g, rc), str(n))
-                     for rc, n in resources.items())
-        specs['trait%s:%s' % (g, trait)] = 'required'
-        queries.append('resources%s=%s&required%s=%s' % (
-            g, ','.join('%s:%d' % (rc, n) for rc, n in resources.items()),
-            g, trait))
+    specs = {'resources%s:%s' % (group, rc): str(n)
+             for rc, n in resources.items()}
+    specs['trait%s:%s' % (group, trait)] = 'required'
     if count > 1:
-        specs['group_policy'] = 'isolate'
-        queries.append('group_policy=isolate')
+        specs = on_different_parents(specs, count)
     return {'type': type_id, 'extra_specs': specs,
-            'placement_query': '&'.join(queries),
+            'placement_query': parse_extra_specs(specs).query(),
             'providers': sorted(providers)}
+
+
+def on_different_parents(specs, count):
+    """One numbered group's extra specs (group N) repeated in groups N ..
+    N+count-1 under group_policy=isolate: count of it, each on its own
+    provider."""
+    matches = [_GROUP_RE.match(key) for key in specs]
+    suffixes = {m.group(2) if m else None for m in matches}
+    suffix = suffixes.pop() if len(suffixes) == 1 else None
+    if not (suffix and suffix.isdigit()):
+        raise exceptions.VgpuPlacementError(
+            'asking for %d vGPUs on different parents needs the specs of '
+            'one numbered group, not %s' % (count, ', '.join(sorted(specs))))
+    out = {}
+    for m, value in zip(matches, specs.values()):
+        kind, _suffix, name = m.groups()
+        out.update(('%s%d:%s' % (kind, int(suffix) + i, name), value)
+                   for i in range(count))
+    out['group_policy'] = 'isolate'
+    return out
 
 
 # -- extra specs -> a Placement request ------------------------------------
