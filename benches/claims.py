@@ -21,7 +21,7 @@ per path, alternating (a d, d a, ...), each path claiming back to back:
       Scheduler   a scheduler service keeps): its GETs are timed, its
                   candidates remembered for --max-age seconds and claimed
                   from, its own claims added to the usage it remembers, a
-                  409 drops the candidate.
+                  409 skips the provider until the next query.
 
 One claim at a time, interleaved claim by claim (a b c, b c a, ...):
 

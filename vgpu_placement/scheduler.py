@@ -10,8 +10,9 @@ Two things keep a claim close to the cost of its PUT:
 
 * A long-lived ``Scheduler`` remembers each request's candidates for
   ``max_age`` seconds and claims from them, adding its own claims to the
-  usage it remembers. Placement's PUT stays the authority: a candidate
-  someone else filled answers 409 and is dropped.
+  usage it remembers. Placement's PUT stays the authority: a provider
+  someone else filled (409) or deleted (400) is skipped until the next
+  query.
 * K identical groups with group_policy=isolate (K vGPUs on K GPUs) are
   asked of Placement as one group: Placement would form the product of
   the K groups' matches (G^K per host) before dropping the non-isolated
