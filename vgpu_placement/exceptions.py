@@ -101,7 +101,6 @@ class PlacementError(VgpuPlacementError):
         super().__init__('Placement %s %s -> %s %s: %s' % (
             method, url, status, code or '', (detail or '').strip()))
 
-
     @property
     def is_inventory_gone(self):
         """400 to an allocation: a provider or inventory named in it is

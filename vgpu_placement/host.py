@@ -105,9 +105,7 @@ class Host:
         known = self.reporter.cache.get('providers', {})
         if held and self.reporter.cache.get('root') and set(held) <= set(
                 known):
-            snapshot = self.reporter.discover()
-            desired = self.reporter.desired_tree(snapshot)
-            view = dict(self.reporter.placement_view(refresh=False))
+            snapshot, desired, view = self._read(refresh=False)
         else:
             snapshot, desired, view = self._report_first()
         self.policies = self.reporter.policies(snapshot)
@@ -130,9 +128,13 @@ class Host:
         except exceptions.VgpuPlacementError as e:
             # Claims racing on our providers: reading is enough here.
             LOG.info('report before the change deferred (%s); reading', e)
-            snapshot = self.reporter.discover()
-            return snapshot, self.reporter.desired_tree(snapshot), dict(
-                self.reporter.placement_view())
+            return self._read(refresh=True)
+
+    def _read(self, refresh):
+        """(snapshot, desired tree, Placement's view), without writing."""
+        snapshot = self.reporter.discover()
+        return snapshot, self.reporter.desired_tree(snapshot), dict(
+            self.reporter.placement_view(refresh=refresh))
 
     def wanted(self, consumer, allocations, ours):
         """[Wanted] for the consumer, in a stable order (UUIDs follow it)."""

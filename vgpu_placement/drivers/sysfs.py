@@ -85,7 +85,7 @@ def _read_static(type_dir, type_id):
     try:
         name = _read_text(os.path.join(type_dir, 'name')).strip()
     except _Skip as e:
-        name, complete = type_id, complete and e.absent   # optional
+        name, complete = type_id, e.absent      # optional
     try:
         description = _read_text(
             os.path.join(type_dir, 'description')).strip()
@@ -187,9 +187,8 @@ class SysfsDriver(base.Driver):
         static = self._static.get(type_dir)
         if static is None or static[0] != inode:
             *read, complete = _read_static(type_dir, type_id)
-            static = (inode, *read)
-            if not complete:
-                static = (None, *read)      # read again next time
+            # Incomplete: no inode, so it is read again next time.
+            static = (inode if complete else None, *read)
         seen[type_dir] = static
         _inode, name, description, device_api = static
         return model.MdevType(type_id, name, description, device_api,
