@@ -868,7 +868,8 @@ class SchedulerProcess:
             # Not one of our hosts (a foreign provider, with --url).
             self.emit('claim', self.sid, phase, type_id, consumer, start, end,
                       'foreign', claim.attempts, None)
-            scheduler.release(self.client, consumer)
+            scheduler.release(self.client, consumer,
+                              set(claim.allocations).__contains__)
             if wait_inflight:
                 self.inflight.release()
             return 'foreign'

@@ -2,9 +2,22 @@
 
 Each mdev's UUID is derived from the consumer (uuid5 of consumer and
 index), so a retry or a crash finds it again, and only mdevs whose UUID we
-derive or that the ledger holds are ever touched. Work on one parent device
-runs under an inter-process lock (oslo.concurrency), and goes through the
+derive or that the ledger holds are ever touched. Work goes through the
 ledger in two phases (creating -> active, removing -> gone).
+
+Two inter-process locks (oslo.concurrency), always taken in this order:
+
+* one per consumer: realize, release and free hold it for their whole
+  run, and reconcile takes it and reads the consumer's facts again
+  (allocations, ledger records) before it changes anything of that
+  consumer, so it never acts on what a realize or release that finished
+  meanwhile has made stale;
+* one per parent device, around each create or remove (and the host read
+  that decides it).
+
+The rule every destructive step keeps: an mdev whose consumer holds an
+allocation on its provider is removed only by that consumer's own
+release or free; a parent the host could not read is unknown, not empty.
 
 Fault injection for tests: VGPU_PLACEMENT_CRASH_AT=<point> makes the
 process exit at once when it reaches that point (see CRASH_POINTS).
@@ -20,7 +33,9 @@ from oslo_concurrency import lockutils
 
 from vgpu_placement import exceptions
 from vgpu_placement import ledger as ledger_mod
+from vgpu_placement import provider_tree
 from vgpu_placement import scheduler
+from vgpu_placement import traits as traits_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -57,6 +72,24 @@ class Wanted:
 
 
 @dataclasses.dataclass(frozen=True)
+class Facts:
+    """What reconcile reads once: the host, our providers, and who holds
+    allocations on them. Stale as soon as it is read: every action re-reads
+    its own facts under its locks."""
+    snapshot: object             # model.HostSnapshot, VFs grouped
+    ours: dict                   # provider uuid -> (DesiredProvider, {class: type})
+    managed: dict                # provider uuid -> name, every child we manage
+    here: dict                   # consumer -> {provider uuid: {class: n}}
+
+
+# Summary keys that say reconcile changed something.
+ACTIONS = ('released', 'recreated', 'removed', 'realized', 'rolled_back',
+           'failed')
+# Keys that say what it left alone on purpose.
+LEFT = ('kept', 'unknown')
+
+
+@dataclasses.dataclass(frozen=True)
 class Realized:
     uuid: str
     type_id: str
@@ -75,11 +108,25 @@ class Host:
         self.conf = reporter.conf
         self.driver = reporter.driver
         self.client = reporter.client
-        self.ledger = ledger or ledger_mod.Ledger(
-            os.path.join(self.conf.state_path, 'ledger.sqlite'))
+        # Opened on first use: a ledger that cannot be opened (lost,
+        # corrupt) stops realize/release/reconcile, not the reports.
+        self._ledger = ledger
         self.lock_path = os.path.join(self.conf.state_path, 'locks')
         # Type policies (vendor parameters) as of the last look at the tree.
         self.policies = {}
+        self._said = set()          # warnings given once
+
+    @property
+    def ledger(self):
+        if self._ledger is None:
+            self._ledger = ledger_mod.Ledger(
+                os.path.join(self.conf.state_path, 'ledger.sqlite'))
+        return self._ledger
+
+    def _say_once(self, key, text, *args):
+        if key not in self._said:
+            self._said.add(key)
+            LOG.warning(text, *args)
 
     # -- what the allocations ask for --------------------------------------
     def _report_after_change(self):
@@ -96,7 +143,13 @@ class Host:
                         e)
 
     def _our_providers(self, held=()):
-        """{provider uuid: (DesiredProvider, {class: type id})}.
+        """{provider uuid: (DesiredProvider, {class: type id})}."""
+        return self._read_facts(held)[1]
+
+    def _read_facts(self, held=()):
+        """(snapshot, ours, managed): the host, the providers of its
+        desired tree that Placement has, and every child we manage there
+        ({uuid: name}, including children whose device is not read now).
 
         When our cached tree knows every provider in ``held`` (a claim
         made on the tree we reported: the usual realize), it maps them
@@ -114,7 +167,9 @@ class Host:
             if child.name in view:
                 ours[view[child.name]['uuid']] = (child, {
                     rc: t for t, rc in child.plan.classes.items()})
-        return ours
+        managed = {p['uuid']: name for name, p in view.items()
+                   if traits_mod.MANAGED in p.get('traits', ())}
+        return snapshot, ours, managed
 
     def _report_first(self):
         """(snapshot, desired tree, Placement's view) after a report."""
@@ -154,6 +209,11 @@ class Host:
         name = 'vgpu-parent-' + re.sub(r'[^A-Za-z0-9_.-]', '_', device)
         return lockutils.lock(name, external=True, lock_path=self.lock_path)
 
+    def _consumer_lock(self, consumer):
+        # Consumers are canonical UUIDs (checked where they come in).
+        return lockutils.lock('vgpu-consumer-' + consumer, external=True,
+                              lock_path=self.lock_path)
+
     def _params(self, type_id):
         policy = self.policies.get(type_id)
         return dict(policy.vendor_params) if policy else {}
@@ -161,18 +221,22 @@ class Host:
     # -- realize ---------------------------------------------------------------
     def realize(self, consumer):
         """Create (or find again) the consumer's mdevs; report the host."""
-        allocations = scheduler.current_allocations(
-            self.client, consumer)['allocations']
-        ours = self._our_providers(held=allocations)
-        wanted = self.wanted(consumer, allocations, ours)
-        if not wanted:
-            raise exceptions.VgpuPlacementError(
-                'consumer %s has no vGPU allocations on host %s'
-                % (consumer, self.conf.host))
-        done = []
-        for want in wanted:
-            with self._lock(want.device):
-                done.append(self._realize_one(consumer, want))
+        with self._consumer_lock(consumer):
+            # The consumer wants its vGPUs now: a release owed from an
+            # earlier delete (Placement was down) must not undo this.
+            self.ledger.released(consumer)
+            allocations = scheduler.current_allocations(
+                self.client, consumer)['allocations']
+            ours = self._our_providers(held=allocations)
+            wanted = self.wanted(consumer, allocations, ours)
+            if not wanted:
+                raise exceptions.VgpuPlacementError(
+                    'consumer %s has no vGPU allocations on host %s'
+                    % (consumer, self.conf.host))
+            done = []
+            for want in wanted:
+                with self._lock(want.device):
+                    done.append(self._realize_one(consumer, want))
         self._report_after_change()
         return done
 
@@ -206,6 +270,12 @@ class Host:
         if mdev is not None and record and record.state == \
                 ledger_mod.ACTIVE:
             return Realized(want.uuid, want.type_id, want.device, mdev.parent)
+        if mdev is None and {want.device, record and record.parent} & \
+                raw.unreadable:
+            # Its parent could not be read: the mdev may well be there.
+            raise exceptions.MdevError('create', '%s of type %s on %s' % (
+                want.uuid, want.type_id, want.device),
+                'the parent could not be read; try again')
         parent = mdev.parent if mdev else self._kernel_parent(want, raw)
         self.ledger.put(ledger_mod.Record(
             want.uuid, consumer, want.device, parent, want.type_id,
@@ -215,7 +285,12 @@ class Host:
             try:
                 self.driver.create_mdev(parent, want.type_id, want.uuid)
             except exceptions.MdevError:
-                self.ledger.forget(want.uuid)
+                # What we knew before stays: a record of ours is evidence
+                # of ownership, not to be dropped on a refused create.
+                if record is None:
+                    self.ledger.forget(want.uuid)
+                else:
+                    self.ledger.put(record)
                 raise
             _crash_point('realize:created')
         try:
@@ -253,14 +328,24 @@ class Host:
 
     # -- free and release ------------------------------------------------------
     def free(self, consumer, report=True):
-        """Remove the consumer's mdevs (ours only); returns their UUIDs."""
+        """Remove the consumer's mdevs (ours only); returns their UUIDs.
+
+        For the consumer's own release or move: the caller has decided
+        the consumer no longer needs them here.
+        """
+        with self._consumer_lock(consumer):
+            freed = self._free_records(consumer)
+        if report and freed:
+            self._report_after_change()
+        return freed
+
+    def _free_records(self, consumer):
+        """Remove every ledger mdev of the consumer; its lock is held."""
         freed = []
         for record in self.ledger.records(consumer):
             with self._lock(record.device):
                 self._free_one(record)
             freed.append(record.uuid)
-        if report and freed:
-            self._report_after_change()
         return freed
 
     def _free_one(self, record):
@@ -270,31 +355,55 @@ class Host:
         _crash_point('free:removed')
         self.ledger.forget(record.uuid)
 
+    def _is_ours(self):
+        """A predicate on provider uuids: a child of our tree that we
+        manage. A provider the cache does not know makes it read the tree
+        once (a parent reported by another process since)."""
+        refreshed = []
+
+        def is_ours(rp_uuid):
+            known = self.reporter.cache.get('providers', {})
+            if rp_uuid not in known and not refreshed:
+                refreshed.append(True)
+                try:
+                    self.reporter.placement_view(refresh=True)
+                except exceptions.PlacementUnavailable:
+                    raise
+                except exceptions.VgpuPlacementError:
+                    pass            # no tree of ours: nothing is ours
+                known = self.reporter.cache.get('providers', {})
+            return traits_mod.MANAGED in known.get(rp_uuid, {}).get(
+                'traits', ())
+        return is_ours
+
     def release(self, consumer):
-        """Free the mdevs, then drop the allocations in Placement.
+        """Free the mdevs, then drop the consumer's allocations on our
+        providers (what it holds elsewhere stays).
 
         If Placement cannot be reached the release is owed in the ledger
-        and reconcile finishes it; nothing is lost.
+        and reconcile finishes it, unless the consumer is realized again
+        first; nothing is lost.
         """
-        # Owed first: a crash from here on is finished by reconcile.
-        self.ledger.owe_release(consumer)
-        freed = self.free(consumer, report=False)
-        _crash_point('release:freed')
-        try:
-            scheduler.release(self.client, consumer)
-        except exceptions.PlacementUnavailable:
-            LOG.warning('Placement unreachable: release of %s is owed and '
-                        'will be retried', consumer)
-            return freed, False
-        self.ledger.released(consumer)
+        with self._consumer_lock(consumer):
+            # Owed first: a crash from here on is finished by reconcile.
+            self.ledger.owe_release(consumer)
+            freed = self._free_records(consumer)
+            _crash_point('release:freed')
+            try:
+                scheduler.release(self.client, consumer, self._is_ours())
+            except exceptions.PlacementUnavailable:
+                LOG.warning('Placement unreachable: release of %s is owed '
+                            'and will be retried', consumer)
+                return freed, False
+            self.ledger.released(consumer)
         self._report_after_change()
         return freed, True
 
     # -- reconcile ---------------------------------------------------------------
-    def allocations_here(self, ours):
-        """{consumer: {provider uuid: {class: amount}}} on our providers."""
+    def allocations_here(self, providers):
+        """{consumer: {provider uuid: {class: amount}}} on ``providers``."""
         found = {}
-        for rp_uuid in sorted(ours):
+        for rp_uuid in sorted(providers):
             got = self.client.get('/resource_providers/%s/allocations'
                                   % rp_uuid)
             for consumer, alloc in got['allocations'].items():
@@ -317,55 +426,137 @@ class Host:
     def reconcile(self):
         """Make the host, the ledger and Placement agree; returns a summary.
 
-        * releases owed while Placement was down are made;
+        * releases owed while Placement was down are made (unless the
+          consumer was realized again since);
         * half-done work is finished or rolled back;
         * ledger mdevs lost (reboot, module reload) are recreated with the
           same UUIDs;
-        * owned mdevs whose consumer has no allocation here are removed;
+        * owned mdevs whose consumer holds no allocation on their provider
+          are removed; one whose consumer holds one is never removed, even
+          when its type is no longer reported (listed as kept, said once);
         * allocations here without mdevs are realized (adopting mdevs that
           carry the UUID we derive);
         * anything else on the host is not ours and is left alone;
+        * an mdev on a parent the host could not read now is left as it
+          is, and so is its record (listed as unknown);
         * an mdev the host refuses now is listed as failed and retried on
           the next pass (its allocation stays).
+
+        Each consumer is handled under its lock, on facts read again
+        under it (see the module docstring).
         """
-        summary = {'released': [], 'recreated': [], 'removed': [],
-                   'realized': [], 'rolled_back': [], 'failed': []}
+        summary = {key: [] for key in ACTIONS + LEFT}
         for consumer in self.ledger.releases_owed():
-            scheduler.release(self.client, consumer)
-            self.ledger.released(consumer)
+            with self._consumer_lock(consumer):
+                if consumer not in self.ledger.releases_owed():
+                    continue        # realized again meanwhile
+                self._free_records(consumer)
+                scheduler.release(self.client, consumer, self._is_ours())
+                self.ledger.released(consumer)
             summary['released'].append(consumer)
-        ours = self._our_providers()
-        here = self.allocations_here(ours)
-        wanted = {w.uuid: (consumer, w) for consumer, allocs in here.items()
-                  for w in self.wanted(consumer, allocs, ours)}
-        boot_id = self.driver.boot_id()
+        snapshot, ours, managed = self._read_facts()
+        facts = Facts(snapshot, ours, managed,
+                      self.allocations_here(managed))
+        by_consumer = {}
         for record in self.ledger.records():
-            with self._lock(record.device):
-                present = {m.uuid for m in self.driver.discover().mdevs()}
-                if record.state == ledger_mod.REMOVING or \
-                        record.uuid not in wanted:
-                    if record.uuid in present:
-                        self._free_one(record)
-                        summary['removed'].append(record.uuid)
-                    else:
-                        self.ledger.forget(record.uuid)
-                        if record.state == ledger_mod.CREATING:
-                            summary['rolled_back'].append(record.uuid)
-                    continue
-                consumer, want = wanted[record.uuid]
-                if record.uuid not in present or \
-                        record.state == ledger_mod.CREATING:
-                    key = 'recreated' if record.uuid not in present and \
-                        record.state == ledger_mod.ACTIVE else 'realized'
-                    self._try_realize(consumer, want, key, summary)
-                elif record.boot_id != boot_id:
-                    self.ledger.set_state(record.uuid, ledger_mod.ACTIVE,
-                                          boot_id)
-        known = {r.uuid for r in self.ledger.records()}
-        for mdev_uuid, (consumer, want) in sorted(wanted.items()):
-            if mdev_uuid not in known and mdev_uuid not in summary['failed']:
-                with self._lock(want.device):
-                    self._try_realize(consumer, want, 'realized', summary)
-        if any(summary.values()):
+            by_consumer.setdefault(record.consumer, []).append(record)
+        boot_id = self.driver.boot_id()
+        for consumer in sorted(set(by_consumer) | set(facts.here)):
+            if self._settled(consumer, by_consumer.get(consumer, []),
+                             facts, boot_id):
+                continue
+            with self._consumer_lock(consumer):
+                self._reconcile_consumer(consumer, facts, boot_id, summary)
+        if any(summary[key] for key in ACTIONS):
             self._report_after_change()
         return summary
+
+    def _held_providers(self, allocations, facts):
+        """Names of our providers on which ``allocations`` hold anything."""
+        return {facts.managed[rp] for rp, resources in allocations.items()
+                if rp in facts.managed and any(resources.values())}
+
+    def _settled(self, consumer, records, facts, boot_id):
+        """True when the facts read at the start show nothing to do for
+        the consumer (only ever a reason to do nothing)."""
+        allocations = facts.here.get(consumer, {})
+        held = self._held_providers(allocations, facts)
+        wanted = {w.uuid for w in self.wanted(consumer, allocations,
+                                              facts.ours)}
+        present = {m.uuid for m in facts.snapshot.mdevs()}
+        return {r.uuid for r in records} >= wanted and all(
+            r.state == ledger_mod.ACTIVE and r.boot_id == boot_id and
+            r.uuid in present and r.uuid in wanted and
+            self._provider_name(r.device) in held for r in records)
+
+    def _provider_name(self, device):
+        return provider_tree.provider_name(self.conf.host, device)
+
+    def _reconcile_consumer(self, consumer, facts, boot_id, summary):
+        """One consumer, its lock held: its allocations and records read
+        again, then each record and each missing mdev."""
+        allocations = {
+            rp: resources for rp, resources in scheduler.current_allocations(
+                self.client, consumer)['allocations'].items()
+            if rp in facts.managed}
+        held = self._held_providers(allocations, facts)
+        wanted = {w.uuid: w for w in self.wanted(consumer, allocations,
+                                                 facts.ours)}
+        records = self.ledger.records(consumer)
+        for record in records:
+            with self._lock(record.device):
+                self._reconcile_record(record, wanted.get(record.uuid),
+                                       held, boot_id, summary)
+        known = {r.uuid for r in records}
+        for mdev_uuid, want in sorted(wanted.items()):
+            if mdev_uuid not in known:
+                with self._lock(want.device):
+                    self._try_realize(consumer, want, 'realized', summary)
+
+    def _reconcile_record(self, record, want, held, boot_id, summary):
+        """One ledger mdev, under its parent's lock, on a fresh host read."""
+        raw = self.driver.discover()
+        if {record.parent, record.device} & raw.unreadable:
+            self._say_once(('unknown', record.uuid, 'unreadable'),
+                           'parent %s could not be read: mdev %s of %s left '
+                           'as it is', record.device, record.uuid,
+                           record.consumer)
+            summary['unknown'].append(record.uuid)
+            return
+        present = {m.uuid for m in raw.mdevs()}
+        parent_seen = any(p.name == record.parent for p in raw.parents)
+        in_use = self._provider_name(record.device) in held
+        if record.state == ledger_mod.REMOVING or not in_use:
+            # The consumer's own free began this (removing), or the
+            # consumer holds nothing on the provider any more (orphan).
+            if record.uuid in present:
+                self._free_one(record)
+                summary['removed'].append(record.uuid)
+            elif parent_seen or record.state != ledger_mod.ACTIVE:
+                self.ledger.forget(record.uuid)
+                if record.state == ledger_mod.CREATING:
+                    summary['rolled_back'].append(record.uuid)
+            else:
+                # Its parent is not there to look at: keep the record.
+                summary['unknown'].append(record.uuid)
+            return
+        if want is None:
+            # Held, but no longer asked for by what we report (type taken
+            # out of the config, parent no longer listed): kept for the
+            # consumer, who alone may release it.
+            self._say_once(('kept', record.uuid),
+                           'mdev %s (%s on %s) of %s is no longer reported '
+                           'but its consumer holds an allocation there: '
+                           'kept until the consumer releases it',
+                           record.uuid, record.type, record.device,
+                           record.consumer)
+            summary['kept'].append(record.uuid)
+            want = Wanted(record.uuid, record.device, record.type,
+                          self._provider_name(record.device))
+        if record.uuid not in present or \
+                record.state == ledger_mod.CREATING:
+            key = 'recreated' if record.uuid not in present and \
+                record.state == ledger_mod.ACTIVE else 'realized'
+            self._try_realize(record.consumer, want, key, summary)
+        elif record.boot_id != boot_id:
+            self.ledger.set_state(record.uuid, ledger_mod.ACTIVE, boot_id)

@@ -12,6 +12,8 @@ import os
 import sqlite3
 import time
 
+from vgpu_placement import exceptions
+
 CREATING, ACTIVE, REMOVING = 'creating', 'active', 'removing'
 
 _SCHEMA = """
@@ -44,16 +46,55 @@ class Record:
     boot_id: str
 
 
-class Ledger:
+class LedgerLost(exceptions.HostStateError):
+    """The ledger this host had is gone or empty."""
 
-    def __init__(self, path):
+
+def _marker(path):
+    # Written once the ledger exists: remembers that there was one.
+    return path + '.created'
+
+
+class Ledger:
+    """The ownership ledger at ``path``.
+
+    A host that had a ledger and finds it missing or emptied has lost the
+    record of which mdevs belong to whom: opening it then raises
+    LedgerLost, and nothing that needs the ledger (realize, release,
+    reconcile) runs until the operator restores the file or accepts the
+    loss (``accept_loss=True``: a new, empty ledger; reconcile then only
+    adopts mdevs it can derive from allocations, it cannot remove any).
+    A file that is not a ledger raises HostStateError naming it.
+    """
+
+    def __init__(self, path, accept_loss=False):
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        try:
+            empty = os.stat(path).st_size == 0
+        except FileNotFoundError:
+            empty = True
+        if empty and os.path.exists(_marker(path)) and not accept_loss:
+            raise LedgerLost(
+                'the ownership ledger %s is missing or empty, but this '
+                'host had one: which mdevs belong to which instance is '
+                'lost. Restore it from a backup, or accept the loss with '
+                '"vgpu-placement reconcile --accept-lost-ledger" (mdevs '
+                'nobody can claim are then left on the host)' % path)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        with self._connect() as conn:
-            conn.execute('PRAGMA journal_mode=WAL')
-            conn.executescript(_SCHEMA)
+        try:
+            with self._connect() as conn:
+                conn.execute('PRAGMA journal_mode=WAL')
+                conn.executescript(_SCHEMA)
+                conn.execute('SELECT uuid, consumer, device, parent, type, '
+                             'state, boot_id, updated FROM mdevs LIMIT 1')
+        except exceptions.HostStateError as e:
+            raise exceptions.HostStateError(
+                '%s; restore it from a backup or move it aside' % e)
+        if not os.path.exists(_marker(path)):
+            os.close(os.open(_marker(path), os.O_WRONLY | os.O_CREAT,
+                             0o600))
 
     @contextlib.contextmanager
     def _connect(self):
@@ -67,6 +108,9 @@ class Ledger:
         try:
             with conn:
                 yield conn
+        except sqlite3.DatabaseError as e:
+            raise exceptions.HostStateError(
+                'the ownership ledger %s: %s' % (self.path, e))
         finally:
             conn.close()
 

@@ -11,7 +11,13 @@ DEVICE_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$')
 
 def is_valid_name(name):
     """True if name is safe as one path component under /sys."""
-    return bool(DEVICE_NAME_RE.match(name)) and name not in ('.', '..')
+    return isinstance(name, str) and bool(DEVICE_NAME_RE.fullmatch(
+        name)) and name not in ('.', '..')
+
+
+def is_pci_address(name):
+    """True for a PCI address as the kernel writes it (0000:84:00.0)."""
+    return isinstance(name, str) and bool(PCI_ADDRESS_RE.fullmatch(name))
 
 
 _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
@@ -26,7 +32,7 @@ def canonical_uuid(value):
     them into another UUID.
     """
     text = str(value)
-    if not _UUID_RE.match(text):
+    if not _UUID_RE.fullmatch(text):
         raise ValueError('not a UUID: %r' % text)
     return text.lower()
 
@@ -60,7 +66,7 @@ class ParentDevice:
 
     @property
     def is_pci(self):
-        return bool(PCI_ADDRESS_RE.match(self.name))
+        return is_pci_address(self.name)
 
     def type(self, type_id):
         for mdev_type in self.types:
@@ -74,9 +80,18 @@ class ParentDevice:
 
 @dataclasses.dataclass(frozen=True)
 class HostSnapshot:
+    """The host as one scan saw it.
+
+    ``unreadable`` names the parents this scan could not read whole (a
+    type or the parent itself unreadable, as opposed to absent): what the
+    snapshot says of them is incomplete, so nothing may be concluded from
+    a type or an mdev missing there. Reports leave their providers as they
+    are and reconcile leaves their mdevs and ledger records alone.
+    """
     parents: tuple                # of ParentDevice, sorted by name
     # Problems met while reading (skipped entries), one line each.
     warnings: tuple = ()
+    unreadable: frozenset = frozenset()   # parent names, see above
 
     def parent(self, name):
         for parent in self.parents:
@@ -120,6 +135,11 @@ def group_virtual_functions(snapshot):
             mdevs=tuple(sorted((m for vf in vfs for m in vf.mdevs),
                                key=lambda m: m.uuid)),
             members=tuple(sorted(vf.name for vf in vfs))))
+    # A virtual function read only in part makes its GPU's figures partial.
+    physfn_of = {vf: physfn for physfn, vfs in groups.items() for vf in
+                 (v.name for v in vfs)}
     return HostSnapshot(
         parents=tuple(sorted(others + merged, key=lambda p: p.name)),
-        warnings=snapshot.warnings)
+        warnings=snapshot.warnings,
+        unreadable=frozenset(physfn_of.get(name, name)
+                             for name in snapshot.unreadable))

@@ -14,6 +14,7 @@ import uuid
 import os_resource_classes as orc
 
 from vgpu_placement import capacity
+from vgpu_placement import model
 from vgpu_placement import traits as traits_mod
 from vgpu_placement import type_config
 
@@ -118,6 +119,9 @@ class DesiredProvider:
 class DesiredTree:
     root_name: str
     children: tuple              # of DesiredProvider, sorted by name
+    # Providers of parents the scan could not read whole: what Placement
+    # holds for them stays as it is (neither updated nor retired).
+    unknown: frozenset = frozenset()
 
     def child(self, name):
         return next((c for c in self.children if c.name == name), None)
@@ -125,7 +129,7 @@ class DesiredTree:
 
 def provider_name(host, device):
     """Nova's naming: <host>_pci_0000_84_00_0, or <host>_<device name>."""
-    if re.match(r'^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$', device):
+    if model.is_pci_address(device):
         return '%s_pci_%s' % (host, re.sub(r'[:.]', '_', device))
     return '%s_%s' % (host, re.sub(r'[^A-Za-z0-9_-]', '_', device))
 
@@ -227,7 +231,9 @@ def build_tree(host, snapshot, policies, choose_model=None, counters=True):
             name=provider_name(host, parent.name), device=parent.name,
             plan=plan,
             traits=traits_mod.parent_traits([parent.type(t) for t in ids])))
-    return DesiredTree(host, tuple(sorted(children, key=lambda c: c.name)))
+    return DesiredTree(host, tuple(sorted(children, key=lambda c: c.name)),
+                       frozenset(provider_name(host, name)
+                                 for name in snapshot.unreadable))
 
 
 def keep_in_use(inventories, usages, current):

@@ -294,18 +294,25 @@ def claim(client, request, consumer, project_id, user_id, limit=50,
         rounds=rounds)
 
 
-def release(client, consumer, rounds=5):
-    """Drop the consumer's allocations, guarded by its generation."""
+def release(client, consumer, is_ours, rounds=5):
+    """Drop the consumer's allocations on the providers ``is_ours(uuid)``
+    accepts; what it holds elsewhere (VCPU, MEMORY_MB on Nova's compute
+    node) stays. Guarded by the consumer generation. Returns True when
+    something was dropped."""
     for _round in range(rounds):
         held = current_allocations(client, consumer)
-        if not held['allocations']:
+        kept = {rp: a for rp, a in held['allocations'].items()
+                if not is_ours(rp)}
+        if len(kept) == len(held['allocations']):
             return False
         try:
             client.put('/allocations/%s' % consumer, {
-                'allocations': {},
+                'allocations': {rp: {'resources': a}
+                                for rp, a in kept.items()},
                 'consumer_generation': held['consumer_generation'],
                 'project_id': held['project_id'],
-                'user_id': held['user_id'], 'consumer_type': CONSUMER_TYPE})
+                'user_id': held['user_id'],
+                'consumer_type': held.get('consumer_type') or CONSUMER_TYPE})
             return True
         except exceptions.PlacementConflict as e:
             if not e.is_generation_race:

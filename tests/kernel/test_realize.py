@@ -119,8 +119,7 @@ def mdev_inode(mdev_uuid):
     return os.stat(os.path.join(DEVICES, mdev_uuid)).st_ino
 
 
-NOTHING = {'released': [], 'recreated': [], 'removed': [], 'realized': [],
-           'rolled_back': [], 'failed': []}
+NOTHING = {key: [] for key in host_mod.ACTIONS + host_mod.LEFT}
 
 
 # -- 1 ------------------------------------------------------------------------

@@ -4,8 +4,15 @@ Start-up checks the configuration against the host and stops with one line
 if anything is wrong, then reconciles (after a reboot: the mdevs come back
 with their UUIDs). Afterwards nothing stops the loop but SIGTERM/SIGINT:
 it reports every [agent] report_interval and reconciles every
-reconcile_interval; while Placement is unreachable it retries with a
-doubling wait (up to max_backoff) and catches up as soon as it is back.
+reconcile_interval; while Placement is unreachable, or a cycle fails for
+any other reason, it logs, retries with a doubling wait (up to
+max_backoff) and catches up as soon as it can. A reconcile that fails
+does not stop the report of the same cycle.
+
+The loop runs in a worker thread, so that a signal stops the agent within
+STOP_GRACE seconds whatever the worker is waiting on (a hung Placement, a
+lock): work cut short there is finished by the next start's reconcile,
+as after a crash.
 """
 import argparse
 import logging
@@ -20,6 +27,8 @@ from vgpu_placement import report
 
 LOG = logging.getLogger('vgpu_placement.agent')
 
+STOP_GRACE = 3.0        # seconds a stopping agent waits for its cycle
+
 
 class ReportLoop:
     """The agent's loop; ``wait(seconds)`` returns True when asked to stop."""
@@ -31,20 +40,39 @@ class ReportLoop:
         self.max_backoff = max_backoff
         self.wait = wait
         self.outage_delay = None        # set while Placement is unreachable
+        self.error_delay = None         # set while cycles fail otherwise
         self.reconcile = reconcile      # callable, or None: report only
         self.reconcile_every = reconcile_every or 1
         self.cycles_to_reconcile = 0    # 0: reconcile on this cycle
 
+    def _reconcile(self):
+        """Reconcile; a failure other than an outage is said and left for
+        the next reconcile (this cycle's report still runs)."""
+        try:
+            summary = self.reconcile()
+        except exceptions.PlacementUnavailable:
+            raise
+        except exceptions.VgpuPlacementError as e:
+            LOG.error('reconcile failed: %s', e)
+            return
+        except Exception:
+            LOG.exception('reconcile failed unexpectedly')
+            return
+        self.cycles_to_reconcile = self.reconcile_every - 1
+        changed = {k: len(v) for k, v in summary.items() if v}
+        if changed:
+            LOG.warning('reconciled: %s', changed)
+
     def _one_cycle(self):
         if self.reconcile is not None and self.cycles_to_reconcile <= 0:
-            summary = self.reconcile()
-            self.cycles_to_reconcile = self.reconcile_every - 1
-            changed = {k: len(v) for k, v in summary.items() if v}
-            if changed:
-                LOG.warning('reconciled: %s', changed)
-            return self.reporter.report()
-        self.cycles_to_reconcile -= 1
+            self._reconcile()
+        else:
+            self.cycles_to_reconcile -= 1
         return self.reporter.report()
+
+    def _backoff(self, delay):
+        return self.interval if delay is None else min(delay * 2,
+                                                       self.max_backoff)
 
     def run_once(self):
         """One cycle; returns the seconds to wait before the next."""
@@ -53,15 +81,21 @@ class ReportLoop:
         except exceptions.PlacementUnavailable as e:
             if self.outage_delay is None:
                 LOG.warning('%s; retrying', e)
-                self.outage_delay = self.interval
-            else:
-                self.outage_delay = min(self.outage_delay * 2,
-                                        self.max_backoff)
+            self.outage_delay = self._backoff(self.outage_delay)
             return self.outage_delay
         except exceptions.VgpuPlacementError as e:
             # The host or Placement refused something: say it, keep going.
             LOG.error('report failed: %s', e)
-            return self.interval
+            self.error_delay = self._backoff(self.error_delay)
+            return self.error_delay
+        except Exception:
+            # A bug or a value nobody foresaw: an agent that runs for years
+            # says it and carries on rather than leaving the host
+            # unreported.
+            LOG.exception('report cycle failed unexpectedly')
+            self.error_delay = self._backoff(self.error_delay)
+            return self.error_delay
+        self.error_delay = None
         if self.outage_delay is not None:
             LOG.warning('Placement is reachable again; host reported')
             self.outage_delay = None
@@ -92,9 +126,19 @@ def _start(args):
              conf.agent.report_interval)
     every = max(1, conf.agent.reconcile_interval //
                 conf.agent.report_interval)
-    ReportLoop(reporter, conf.agent.report_interval,
-               conf.agent.max_backoff, stop.wait, reconcile=host.reconcile,
-               reconcile_every=every).run()
+    loop = ReportLoop(reporter, conf.agent.report_interval,
+                      conf.agent.max_backoff, stop.wait,
+                      reconcile=host.reconcile, reconcile_every=every)
+    worker = threading.Thread(target=loop.run, name='report-loop',
+                              daemon=True)
+    worker.start()
+    while worker.is_alive() and not stop.wait(1.0):
+        pass
+    worker.join(STOP_GRACE)
+    if worker.is_alive():
+        LOG.warning('stopping in the middle of a cycle (Placement or the '
+                    'host did not answer in %.0f s); the next start '
+                    'reconciles', STOP_GRACE)
     LOG.info('agent stopped')
 
 

@@ -249,6 +249,7 @@ class SimulatedDriver(base.Driver):
             state = {'mdevs': [dict(m) for m in self._initial_mdevs],
                      'unplugged': [],
                      'boot_id': str(uuid.uuid4())}
+        state.setdefault('unreadable', [])
         return state
 
     def _present_specs(self, state):
@@ -269,10 +270,14 @@ class SimulatedDriver(base.Driver):
     def discover(self):
         with state_file.locked(self.state_path):
             state = self._load_state()
-        parents = []
+        parents, unreadable = [], set()
+        failing = {(p, t) for p, t in state['unreadable']}
         for spec in self._present_specs(state):
             existing = self._mdev_types(state, spec)
             for name, physfn in kernel_parents(spec):
+                if (name, None) in failing:
+                    unreadable.add(name)     # not listed at all
+                    continue
                 mdevs = tuple(sorted(
                     (model.Mdev(m['uuid'], m['type'], name)
                      for m in state['mdevs'] if m['parent'] == name),
@@ -283,11 +288,13 @@ class SimulatedDriver(base.Driver):
                     model.MdevType(t.id, t.name, t.description, 'vfio-pci',
                                    0 if full else self._shown(spec, existing,
                                                               t))
-                    for t in spec.types)
+                    for t in spec.types if (name, t.id) not in failing)
+                if len(types) < len(spec.types):
+                    unreadable.add(name)
                 parents.append(model.ParentDevice(name, types, mdevs,
                                                   physfn=physfn))
         return model.HostSnapshot(parents=tuple(sorted(
-            parents, key=lambda p: p.name)))
+            parents, key=lambda p: p.name)), unreadable=frozenset(unreadable))
 
     @staticmethod
     def _shown(spec, existing, type_spec):
@@ -380,6 +387,20 @@ class SimulatedDriver(base.Driver):
             gone = {n for n, _ in kernel_parents(spec)} if spec else {parent}
             state['mdevs'] = [m for m in state['mdevs']
                               if m['parent'] not in gone]
+            state_file.write_json(self.state_path, state)
+
+    def fail_reads(self, parent, type_id=None):
+        """Reads of the parent (or of one of its types) fail, as a
+        transient sysfs error would, until restore_reads()."""
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+            state['unreadable'].append([parent, type_id])
+            state_file.write_json(self.state_path, state)
+
+    def restore_reads(self):
+        with state_file.locked(self.state_path):
+            state = self._load_state()
+            state['unreadable'] = []
             state_file.write_json(self.state_path, state)
 
     def plug_parent(self, parent):

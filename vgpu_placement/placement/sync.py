@@ -239,7 +239,12 @@ class TreeSync:
                 c.plan.classes)) for c in desired.children)
             return changes
         existing = self.children(root_uuid)
+        for name in sorted(desired.unknown):
+            LOG.warning('provider %s left as it is: its device could not be '
+                        'read whole', name)
         for want in desired.children:
+            if want.name in desired.unknown:
+                continue
             if want.name in existing:
                 rp_uuid, cached = existing[want.name]
                 if rp_uuid not in self.just_read and any(
@@ -251,6 +256,7 @@ class TreeSync:
                 self._create(root_uuid, want, changes, dry_run)
         for name, (rp_uuid, cached) in sorted(existing.items()):
             if desired.child(name) is None and \
+                    name not in desired.unknown and \
                     traits_mod.MANAGED in cached['traits']:
                 self._retire(rp_uuid, cached, changes, dry_run)
         return changes
