@@ -70,3 +70,34 @@ def test_reconcile_at_start_then_every_n_cycles_and_after_an_outage():
     # tried again on the very next cycle.
     assert calls == [0, 3, 3]
     assert reporter.calls == 6
+
+
+def test_unexpected_errors_back_off_and_the_loop_goes_on(caplog):
+    # int('²') in a sysfs read, a corrupt database: not ours, still not
+    # a reason to leave the host unreported for good.
+    reporter = ScriptedReporter([ValueError("invalid literal for int(): "
+                                            "'²'"), KeyError('x'),
+                                 Result(), Result()])
+    waits = []
+    agent.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
+                     reporter.outcomes or len(waits) > 5).run()
+    assert waits == [10, 20, 10, 10]
+    assert reporter.calls == 4
+    assert 'report cycle failed unexpectedly' in caplog.text
+
+
+def test_a_failing_reconcile_does_not_stop_the_report():
+    reporter = ScriptedReporter([Result(), Result()])
+    tried = []
+
+    def reconcile():
+        tried.append(reporter.calls)
+        raise exceptions.HostStateError('the ownership ledger x is lost')
+    waits = []
+    # Stops when the script ends, or after 4 cycles should it not.
+    agent.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
+                     reporter.outcomes or len(waits) > 3,
+                     reconcile=reconcile, reconcile_every=5).run()
+    # Both cycles reported; the failed reconcile is tried again next cycle.
+    assert reporter.calls == 2 and tried == [0, 1]
+    assert waits == [10, 10]

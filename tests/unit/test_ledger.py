@@ -1,0 +1,49 @@
+"""The ownership ledger: a lost or corrupt file is said, never papered over."""
+import os
+import stat
+
+import pytest
+
+from vgpu_placement import exceptions
+from vgpu_placement import ledger as ledger_mod
+
+
+def record(uuid='6b1d8f2a-52c4-5e0b-9c7e-3f4a1d2b8e61'):
+    return ledger_mod.Record(uuid, 'c', 'mtty', 'mtty', 'mtty-1',
+                             ledger_mod.ACTIVE, 'boot')
+
+
+def test_records_round_trip_and_files_are_private(tmp_path):
+    path = str(tmp_path / 'state' / 'ledger.sqlite')
+    ledger = ledger_mod.Ledger(path)
+    ledger.put(record())
+    assert ledger.get(record().uuid) == record()
+    assert ledger.get('00000000-0000-0000-0000-000000000000') is None
+    for name in os.listdir(tmp_path / 'state'):
+        mode = stat.S_IMODE(os.stat(tmp_path / 'state' / name).st_mode)
+        assert mode == 0o600, name
+
+
+@pytest.mark.parametrize('damage', ['deleted', 'truncated'])
+def test_a_lost_ledger_is_refused_until_the_loss_is_accepted(tmp_path,
+                                                             damage):
+    path = str(tmp_path / 'ledger.sqlite')
+    ledger_mod.Ledger(path).put(record())
+    if damage == 'deleted':
+        os.unlink(path)
+    else:
+        open(path, 'w').close()
+    with pytest.raises(ledger_mod.LedgerLost) as err:
+        ledger_mod.Ledger(path)
+    assert path in str(err.value) and 'accept-lost-ledger' in str(err.value)
+    assert ledger_mod.Ledger(path, accept_loss=True).records() == []
+    assert ledger_mod.Ledger(path).records() == []   # accepted: new ledger
+
+
+def test_a_corrupt_ledger_names_its_file(tmp_path):
+    path = str(tmp_path / 'ledger.sqlite')
+    with open(path, 'wb') as f:
+        f.write(b'this is not a database' * 100)
+    with pytest.raises(exceptions.HostStateError) as err:
+        ledger_mod.Ledger(path)
+    assert path in str(err.value)
