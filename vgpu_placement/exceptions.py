@@ -98,8 +98,10 @@ class PlacementError(VgpuPlacementError):
 
     def __init__(self, method, url, status, code=None, detail=None):
         self.status, self.code, self.detail = status, code, detail or ''
+        # A query can be as long as a flavor makes it: its start names it.
+        shown = url if len(url) <= 120 else url[:117] + '...'
         super().__init__('Placement %s %s -> %s %s: %s' % (
-            method, url, status, code or '', (detail or '').strip()))
+            method, shown, status, code or '', (detail or '').strip()))
 
     @property
     def is_inventory_gone(self):

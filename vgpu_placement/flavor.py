@@ -69,13 +69,14 @@ def on_different_parents(specs, count):
     """One numbered group's extra specs (group N) repeated in groups N ..
     N+count-1 under group_policy=isolate: count of it, each on its own
     provider."""
-    matches = [_GROUP_RE.match(key) for key in specs]
+    matches = [_GROUP_RE.fullmatch(key) for key in specs]
     suffixes = {m.group(2) if m else None for m in matches}
     suffix = suffixes.pop() if len(suffixes) == 1 else None
     if not (suffix and suffix.isdigit()):
         raise exceptions.VgpuPlacementError(
             'asking for %d vGPUs on different parents needs the specs of '
-            'one numbered group, not %s' % (count, ', '.join(sorted(specs))))
+            'one numbered group, not %s' % (
+                count, quote(', '.join(sorted(specs)))))
     out = {}
     for m, value in zip(matches, specs.values()):
         kind, _suffix, name = m.groups()
@@ -87,17 +88,36 @@ def on_different_parents(specs, count):
 
 # -- extra specs -> a Placement request ------------------------------------
 
-_GROUP_RE = re.compile(r'^(resources|trait)(\d+|_[A-Za-z0-9_-]{1,63})?:(.+)$')
-_CUSTOM_RE = re.compile(r'^CUSTOM_[A-Z0-9_]+$')
+# Placement's integers (amounts, and here group numbers) are 32-bit signed.
+MAX_INT = 2 ** 31 - 1
+# Far more than any flavor needs; bounds the work and the query built.
+MAX_EXTRA_SPECS = 1000
+# ASCII only, by explicit classes and re.ASCII: \d and \w would also take
+# other scripts' digits and letters. Placement allows 64-character group
+# suffixes and 255-character class and trait names. Always fullmatch: '$'
+# accepts a trailing newline.
+_GROUP_RE = re.compile(r'(resources|trait)([0-9]{1,10}|_[A-Za-z0-9_-]{1,63})?'
+                       r':([A-Za-z0-9_]+)', re.ASCII)
+_AMOUNT_RE = re.compile(r'[0-9]{1,10}', re.ASCII)
+_CUSTOM_RE = re.compile(r'CUSTOM_[A-Z0-9_]{1,248}', re.ASCII)
 # Keys a tenant might use to reach vendor parameters or sysfs: refused.
 _VENDOR_RE = re.compile(r'(vgpu|mdev|vendor)[_:-]?param|vgpu_placement:|'
                         r'^mdev:', re.IGNORECASE)
 
 
+def quote(text, limit=60):
+    """repr(text), cut to at most ``limit`` characters ending in '...':
+    errors quote what they were given, which can be any size."""
+    text = repr(str(text))
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 class BadExtraSpec(exceptions.VgpuPlacementError):
     def __init__(self, key, problem):
         self.key = key
-        super().__init__('flavor extra spec %r: %s' % (key, problem))
+        where = ('flavor extra specs' if key is None else
+                 'flavor extra spec %s' % quote(key))
+        super().__init__('%s: %s' % (where, problem))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,17 +157,27 @@ class Request:
 
 
 def _check_class(key, rc):
-    if rc in orc.STANDARDS or _CUSTOM_RE.match(rc):
+    if rc in orc.STANDARDS or _CUSTOM_RE.fullmatch(rc):
         return rc
-    raise BadExtraSpec(key, 'unknown resource class %r (a standard class '
-                       'or CUSTOM_[A-Z0-9_]+)' % rc)
+    # The key, quoted first, names the class.
+    raise BadExtraSpec(key, 'unknown resource class (a standard class or '
+                       'CUSTOM_[A-Z0-9_]+, at most 255 characters)')
 
 
 def _check_trait(key, trait):
-    if _CUSTOM_RE.match(trait) or not os_traits.check_traits([trait])[1]:
+    if _CUSTOM_RE.fullmatch(trait) or not os_traits.check_traits([trait])[1]:
         return trait
-    raise BadExtraSpec(key, 'unknown trait %r (a standard trait or '
-                       'CUSTOM_[A-Z0-9_]+)' % trait)
+    raise BadExtraSpec(key, 'unknown trait (a standard trait or '
+                       'CUSTOM_[A-Z0-9_]+, at most 255 characters)')
+
+
+def _check_amount(key, value):
+    # Not str.isdigit(): it takes '²' (which int() refuses) and other
+    # scripts' digits (which int() takes).
+    if _AMOUNT_RE.fullmatch(value) and int(value) <= MAX_INT:
+        return int(value)
+    raise BadExtraSpec(key, 'amount %s is not a whole number from 0 to %d'
+                       % (quote(value), MAX_INT))
 
 
 def parse_extra_specs(extra_specs):
@@ -157,11 +187,20 @@ def parse_extra_specs(extra_specs):
     forbidden, group_policy=isolate|none. Other keys (hw:..., etc.) are
     not ours and are ignored; keys reaching for vendor parameters are
     refused: operators set those per type in config, tenants never do.
+    A key that starts like ours but is malformed is refused, not ignored:
+    ignoring it would schedule without what the flavor asks for.
     """
+    if len(extra_specs) > MAX_EXTRA_SPECS:
+        raise BadExtraSpec(None, '%d of them; at most %d are accepted' % (
+            len(extra_specs), MAX_EXTRA_SPECS))
     resources, required, forbidden = {}, {}, {}
+    trait_keys = {}                 # suffix -> one of its trait keys
     policy = None
     for key, value in sorted(extra_specs.items()):
         value = str(value).strip()
+        if not key.isascii():
+            # Nova's API stores ASCII keys only: this is a lookalike.
+            raise BadExtraSpec(key, 'malformed key: not ASCII')
         if _VENDOR_RE.search(key):
             raise BadExtraSpec(key, 'vendor parameters cannot be set from '
                                'a flavor; an operator sets them per type in '
@@ -171,18 +210,22 @@ def parse_extra_specs(extra_specs):
                 raise BadExtraSpec(key, 'must be isolate or none')
             policy = value
             continue
-        match = _GROUP_RE.match(key)
+        match = _GROUP_RE.fullmatch(key)
         if not match:
+            if key.startswith(('resources', 'trait')):
+                raise BadExtraSpec(key, 'malformed key: write resources'
+                                   '[N|_S]:CLASS or trait[N|_S]:NAME')
             continue
         kind, suffix, name = match.group(1), match.group(2) or '', \
             match.group(3)
+        if suffix.isdigit() and int(suffix) > MAX_INT:
+            raise BadExtraSpec(key, 'malformed key: group number over %d'
+                               % MAX_INT)
         if kind == 'resources':
             rc = _check_class(key, name)
-            if not value.isdigit() or int(value) < 0:
-                raise BadExtraSpec(key, 'amount %r is not a whole number'
-                                   % value)
-            if int(value):
-                resources.setdefault(suffix, {})[rc] = int(value)
+            amount = _check_amount(key, value)
+            if amount:
+                resources.setdefault(suffix, {})[rc] = amount
         else:
             trait = _check_trait(key, name)
             if value == 'required':
@@ -191,14 +234,20 @@ def parse_extra_specs(extra_specs):
                 forbidden.setdefault(suffix, set()).add(trait)
             else:
                 raise BadExtraSpec(key, 'must be required or forbidden, '
-                                   'not %r' % value)
-    for suffix in set(required) | set(forbidden):
-        if suffix and suffix not in resources:
-            raise BadExtraSpec('trait%s:...' % suffix, 'group %s asks for '
-                               'traits but no resources' % suffix)
+                                   'not %s' % quote(value))
+            trait_keys.setdefault(suffix, key)
     if not resources:
         raise BadExtraSpec('resources:...', 'the flavor asks for no '
                            'resources')
+    # Placement refuses traits in a group without resources: dropping them
+    # would quietly give hosts without (or with) the trait.
+    for suffix, key in sorted(trait_keys.items()):
+        if suffix not in resources:
+            raise BadExtraSpec(key, (
+                'group %s asks for traits but no resources' % suffix
+                if suffix else 'Placement refuses traits without resources '
+                'in their group: put it in a numbered group (trait1:...) or '
+                'give unsuffixed resources'))
     if len([s for s in resources if s]) > 1 and policy is None:
         raise BadExtraSpec('group_policy', 'required with more than one '
                            'numbered request group (isolate or none)')

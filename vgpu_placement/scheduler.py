@@ -283,7 +283,7 @@ class Scheduler:
                 got.took(allocations)
                 return Claim(consumer, allocations, attempts)
         raise NoValidHost('no host can give %s (%s)' % (
-            consumer, request.query()))
+            consumer, flavor.quote(request.query(), 200)))
 
 
 def claim(client, request, consumer, project_id, user_id, limit=50,

@@ -26,8 +26,8 @@ def run(args, conf_path=None, check=True):
     return proc
 
 
-def one_line_error(proc, starts):
-    assert proc.returncode == 1
+def one_line_error(proc, starts, returncode=1):
+    assert proc.returncode == returncode, proc.stderr[:1000]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert 'Traceback' not in proc.stderr
@@ -114,6 +114,60 @@ def test_flavor_spec_for_vgpus_on_different_parents(sysfs_host):
     one_line_error(run(['flavor-spec', 'mtty-2', '--count', '2', '--group',
                         '_A'], sysfs_host, check=False),
                    'vgpu-placement: error: asking for 2 vGPUs')
+
+
+@pytest.mark.parametrize('args,starts', [
+    (['claim', '--limit', '0'], 'claim: error: argument --limit:'),
+    (['claim', '--limit', '-1'], 'claim: error: argument --limit:'),
+    (['claim', '--limit', '\u00b2'], 'claim: error: argument --limit:'),
+    (['flavor-spec', 'mtty-2', '--count', '0'],
+     'flavor-spec: error: argument --count:'),
+    (['flavor-spec', 'mtty-2', '--count', '65'],
+     'flavor-spec: error: argument --count:'),
+    (['flavor-spec', 'mtty-2', '--count', '9' * 100000],
+     'flavor-spec: error: argument --count:'),
+])
+def test_limit_and_count_out_of_range_are_one_usage_line(sysfs_host, args,
+                                                         starts):
+    run(['report'], sysfs_host)
+    if args[0] == 'claim':
+        args += ['--instance', str(uuid.uuid4()),
+                 'resources1:CUSTOM_MDEV_MTTY_1=1']
+    line = one_line_error(run(args, sysfs_host, check=False),
+                          'vgpu-placement ' + starts, returncode=2)
+    assert len(line) < 200, line[:300]
+
+
+@pytest.mark.parametrize('command', ['claim', 'realize', 'release'])
+def test_instance_with_a_trailing_newline_is_refused(sysfs_host, command):
+    args = [command, '--instance', '%s\n' % uuid.uuid4()]
+    if command == 'claim':
+        args.append('resources1:CUSTOM_MDEV_MTTY_1=1')
+    one_line_error(run(args, sysfs_host, check=False),
+                   'vgpu-placement: error: --instance ')
+
+
+@pytest.mark.parametrize('args,words', [
+    # 20,000 request groups: the whole query used to be the error line.
+    (['resources%d:CUSTOM_MDEV_MTTY_1=1' % i for i in range(1, 20001)] +
+     ['group_policy=isolate'], 'at most 1000'),
+    (['resources1:CUSTOM_MDEV_MTTY_1=1'] + ['hw:k%d=1' % i
+                                            for i in range(20000)],
+     'at most 1000'),
+    (['resources1:CUSTOM_' + 'A' * 100000 + '=1'], 'at most 255'),
+    (['resources1:CUSTOM_MDEV_MTTY_1=' + '1' * 100000], 'amount'),
+    (['resources1' + 'A' * 100000 + '=1'], 'malformed'),
+    (['x' * 100000], 'KEY=VALUE'),
+    (['--instance', 'x' * 100000, 'resources1:VGPU=1'], 'not a UUID'),
+], ids=['groups', 'foreign-specs', 'class', 'amount', 'key', 'item',
+        'instance'])
+def test_huge_input_gives_a_short_error_line(sysfs_host, args, words):
+    run(['report'], sysfs_host)
+    if '--instance' not in args:
+        args = ['--instance', str(uuid.uuid4())] + args
+    line = one_line_error(run(['claim'] + args, sysfs_host, check=False),
+                          'vgpu-placement: error: ')
+    assert words in line and len(line) < 300, line[:300]
 
 
 @pytest.mark.parametrize('text,starts', [

@@ -1,7 +1,9 @@
 """Never destroy what is in use: reconcile, release and realize against the
 real embedded Placement and the simulated host, with the faults that made
 them do it (issue 13)."""
+import json
 import logging
+import os
 import random
 import subprocess
 import sys
@@ -275,3 +277,21 @@ def test_ledger_lost_stops_host_work_until_accepted(world):
     # Its allocation names it: adopted again, never removed.
     assert summary['realized'] == [mdev] and summary['removed'] == []
     assert mdev in host_mdevs(h)
+
+
+def test_cli_says_the_ledger_is_lost_and_accepts_the_loss(served):
+    from tests.functional.test_host import cli
+    _server, conf = served
+    h = host_mod.Host(report.Reporter(conf_of(conf)))
+    h.reporter.report()
+    [mdev] = realized(h, new())
+    os.unlink(h.ledger.path)
+    refused = cli(conf, 'reconcile')
+    assert refused.returncode == 1
+    [line] = refused.stderr.splitlines()
+    assert h.ledger.path in line and '--accept-lost-ledger' in line
+    accepted = cli(conf, 'reconcile', '--accept-lost-ledger', '--format',
+                   'json')
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)['realized'] == [mdev]
+    assert cli(conf, 'reconcile').returncode == 0

@@ -186,7 +186,7 @@ def test_a_remembered_card_gone_is_skipped_for_one_with_room(cards,
     [x] = placed[0].allocations
     [y] = placed[-1].allocations
     assert x != y and all(list(c.allocations) == [x] for c in placed[:4])
-    scheduler.release(placement, placed[-1].consumer)
+    scheduler.release(placement, placed[-1].consumer, lambda rp: True)
     y_name = cards.cache['providers'][y]['name']
     cards.driver.unplug_parent(next(
         p.name for p in cards.discover().parents

@@ -1,5 +1,7 @@
 """vgpu-placement: discover, report, status and the demo."""
 import argparse
+import os
+import re
 import sys
 
 from vgpu_placement.cmd import common
@@ -9,6 +11,7 @@ from vgpu_placement import drivers
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement import host as host_mod
+from vgpu_placement import ledger as ledger_mod
 from vgpu_placement import model
 from vgpu_placement import report
 from vgpu_placement import scheduler
@@ -79,7 +82,7 @@ def _instance(value):
         return model.canonical_uuid(value)
     except ValueError:
         raise exceptions.VgpuPlacementError(
-            '--instance %r is not a UUID' % value)
+            '--instance %s is not a UUID' % flavor.quote(value))
 
 
 def _extra_specs(items):
@@ -88,17 +91,19 @@ def _extra_specs(items):
         key, sep, value = item.partition('=')
         if not sep or not key:
             raise exceptions.VgpuPlacementError(
-                'extra spec %r: write KEY=VALUE, e.g. '
-                'resources1:CUSTOM_MDEV_MTTY_2=1' % item)
+                'extra spec %s: write KEY=VALUE, e.g. '
+                'resources1:CUSTOM_MDEV_MTTY_2=1' % flavor.quote(item))
         specs[key] = value
     return specs
 
 
 def cmd_claim(args):
+    # Checked before any work: a bad argument costs nothing.
+    instance = _instance(args.instance)
     conf = common.load_conf(args)
     request = flavor.parse_extra_specs(_extra_specs(args.extra_specs))
     client = report.placement_client(conf)
-    got = scheduler.claim(client, request, _instance(args.instance),
+    got = scheduler.claim(client, request, instance,
                           args.project_id, args.user_id, limit=args.limit)
     data = {'instance': got.consumer, 'allocations': got.allocations,
             'attempts': got.attempts, 'request': request.query()}
@@ -117,9 +122,10 @@ def _host(args):
 
 
 def cmd_realize(args):
-    done = _host(args).realize(_instance(args.instance))
+    instance = _instance(args.instance)
+    done = _host(args).realize(instance)
     if args.format == 'json':
-        common.print_json({'instance': args.instance,
+        common.print_json({'instance': instance,
                            'mdevs': [r.as_dict() for r in done]})
         return
     for r in done:
@@ -128,8 +134,9 @@ def cmd_realize(args):
 
 
 def cmd_release(args):
-    freed, released = _host(args).release(_instance(args.instance))
-    data = {'instance': args.instance, 'freed_mdevs': freed,
+    instance = _instance(args.instance)
+    freed, released = _host(args).release(instance)
+    data = {'instance': instance, 'freed_mdevs': freed,
             'allocations_released': released}
     if args.format == 'json':
         common.print_json(data)
@@ -141,7 +148,12 @@ def cmd_release(args):
 
 
 def cmd_reconcile(args):
-    summary = _host(args).reconcile()
+    host = _host(args)
+    if args.accept_lost_ledger:
+        host = host_mod.Host(host.reporter, ledger=ledger_mod.Ledger(
+            os.path.join(host.conf.state_path, 'ledger.sqlite'),
+            accept_loss=True))
+    summary = host.reconcile()
     if args.format == 'json':
         common.print_json(summary)
     else:
@@ -149,8 +161,39 @@ def cmd_reconcile(args):
             print('%-12s %d %s' % (key, len(uuids), ' '.join(uuids)))
 
 
+# More vGPUs than any server has GPUs; each is a request group Placement
+# combines with every other.
+MAX_COUNT = 64
+
+
+def _whole_number(low, high):
+    """argparse type: an ASCII whole number from low to high."""
+    def parse(text):
+        # Not int() alone: it takes ' 5', '+5', '5_0' and other scripts'
+        # digits, and a 5000-digit value raises a ValueError of its own.
+        if re.fullmatch(r'[0-9]{1,10}', text, re.ASCII) and \
+                low <= int(text) <= high:
+            return int(text)
+        raise argparse.ArgumentTypeError(
+            'must be a whole number from %d to %d, not %s'
+            % (low, high, flavor.quote(text)))
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line, like every other error (the usage is
+    what --help is for)."""
+
+    def error(self, message):
+        message = ' '.join(message.split())
+        if len(message) > 200:          # e.g. unrecognized arguments
+            message = message[:197] + '...'
+        self.exit(2, '%s: error: %s (see %s --help)\n' % (
+            self.prog, message, self.prog))
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=common.PROG,
         description='Report mediated-device (vGPU) types to OpenStack '
                     'Placement.')
@@ -180,17 +223,19 @@ def build_parser():
     p.add_argument('type', help='mdev type id, e.g. mtty-2')
     p.add_argument('--group', default='1',
                    help='request group suffix (default: %(default)s)')
-    p.add_argument('--count', type=int, default=1,
+    p.add_argument('--count', type=_whole_number(1, MAX_COUNT), default=1,
                    help='vGPUs, each on a different parent: that many '
                         'numbered groups from --group on, group_policy='
-                        'isolate (default: %(default)s)')
+                        'isolate; at most %d (default: %%(default)s)'
+                        % MAX_COUNT)
     p = command('claim', cmd_claim,
                 'Scheduler side: claim vGPUs in Placement for an instance '
                 'from flavor extra specs.')
     p.add_argument('--instance', required=True, help='instance UUID')
     p.add_argument('--project-id', default='vgpu-placement-cli')
     p.add_argument('--user-id', default='vgpu-placement-cli')
-    p.add_argument('--limit', type=int, default=50,
+    p.add_argument('--limit', type=_whole_number(1, flavor.MAX_INT),
+                   default=50,
                    help='candidates asked of Placement')
     p.add_argument('extra_specs', nargs='+', metavar='KEY=VALUE',
                    help='e.g. resources1:CUSTOM_MDEV_MTTY_2=1')
@@ -201,9 +246,14 @@ def build_parser():
              'host and release its allocations.')):
         p = command(name, func, text)
         p.add_argument('--instance', required=True, help='instance UUID')
-    command('reconcile', cmd_reconcile,
-            'Make the host, the ledger and Placement agree (after a crash '
-            'or a reboot).')
+    p = command('reconcile', cmd_reconcile,
+                'Make the host, the ledger and Placement agree (after a '
+                'crash or a reboot).')
+    p.add_argument('--accept-lost-ledger', action='store_true',
+                   help='the ownership ledger was lost (deleted or '
+                        'emptied): start a new one; mdevs whose instance '
+                        'holds allocations are adopted again, the others '
+                        'are left on the host')
     p = command('demo', demo.run, demo.__doc__.splitlines()[0],
                 formats=False)
     demo.add_arguments(p)
