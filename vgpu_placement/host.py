@@ -29,12 +29,11 @@ import re
 import uuid
 from xml.sax import saxutils
 
-from oslo_concurrency import lockutils
-
 from vgpu_placement import exceptions
 from vgpu_placement import ledger as ledger_mod
 from vgpu_placement import provider_tree
 from vgpu_placement import scheduler
+from vgpu_placement import state_file
 from vgpu_placement import traits as traits_mod
 
 LOG = logging.getLogger(__name__)
@@ -207,12 +206,12 @@ class Host:
 
     def _lock(self, device):
         name = 'vgpu-parent-' + re.sub(r'[^A-Za-z0-9_.-]', '_', device)
-        return lockutils.lock(name, external=True, lock_path=self.lock_path)
+        return state_file.external_lock(name, self.lock_path)
 
     def _consumer_lock(self, consumer):
         # Consumers are canonical UUIDs (checked where they come in).
-        return lockutils.lock('vgpu-consumer-' + consumer, external=True,
-                              lock_path=self.lock_path)
+        return state_file.external_lock('vgpu-consumer-' + consumer,
+                                        self.lock_path)
 
     def _params(self, type_id):
         policy = self.policies.get(type_id)

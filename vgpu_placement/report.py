@@ -54,13 +54,45 @@ class Reporter:
         self.warned = set()
 
     def _load_cache(self):
-        try:
-            cache = state_file.read_json(self.cache_file, {})
-        except ValueError:
-            cache = {}      # unreadable cache: rebuilt from Placement
-        if cache.get('endpoint') != self.client.endpoint:
+        """The cache file if it is well formed and of this Placement; else
+        an empty cache, which the next sync rebuilds from Placement."""
+        from vgpu_placement.redact import redact
+
+        def is_str(*values):
+            return all(isinstance(v, str) for v in values)
+
+        def provider_ok(p):
+            if not (isinstance(p, dict) and is_str(p.get('name')) and
+                    isinstance(p.get('generation', ''), (int, type(None)))):
+                return False
+            if p.get('parent') is None:
+                return True         # the root: nothing more is cached
+            inventories, usages = p.get('inventories'), p.get('usages')
+            return (is_str(p['parent']) and isinstance(p.get('traits'), list)
+                    and isinstance(inventories, dict) and
+                    all(isinstance(i, dict) for i in inventories.values())
+                    and isinstance(usages, dict) and
+                    all(isinstance(n, int) for n in usages.values()))
+
+        def cache_ok(cache):
+            if not isinstance(cache, dict):
+                return False
+            root = cache.get('root', {'name': '', 'uuid': ''})
+            providers = cache.get('providers', {})
+            return (isinstance(root, dict) and
+                    is_str(root.get('name'), root.get('uuid')) and
+                    isinstance(providers, dict) and
+                    all(provider_ok(p) for p in providers.values()) and
+                    all(isinstance(cache.get(k, []), list)
+                        for k in ('classes', 'traits')) and
+                    isinstance(cache.get('endpoint'), (str, type(None))))
+
+        # The endpoint may carry a password: the file keeps none.
+        endpoint = redact(self.client.endpoint)
+        cache = state_file.read_checked(self.cache_file, cache_ok) or {}
+        if cache.get('endpoint') != endpoint:
             cache = {}      # another Placement: nothing in it is ours yet
-        cache['endpoint'] = self.client.endpoint
+        cache['endpoint'] = endpoint
         return cache
 
     def save_cache(self):
@@ -73,10 +105,11 @@ class Reporter:
     def _remember_empty(self, snapshot):
         """Record what each parent offers while it has no mdevs, so costs
         of a driver we do not know can be inferred later."""
-        try:
-            seen = state_file.read_json(self.empty_file, {})
-        except ValueError:
-            seen = {}
+        seen = state_file.read_checked(self.empty_file, lambda data: (
+            isinstance(data, dict) and all(
+                isinstance(types, dict) and
+                all(isinstance(n, int) for n in types.values())
+                for types in data.values()))) or {}
         changed = False
         for parent in snapshot.parents:
             if parent.types and not parent.mdevs:

@@ -15,6 +15,13 @@ from vgpu_placement import model
 LOG = logging.getLogger(__name__)
 
 _CUSTOM_CLASS_RE = re.compile(r'^CUSTOM_[A-Z0-9_]+$')
+# provider_tree.counter_class names the shared counters of a parent so:
+# a type reported as one would have its inventory replaced by the counter.
+COUNTER_CLASS_PREFIX = 'CUSTOM_VGPU_UNITS_'
+# Vendor parameter values: unsigned 32-bit, in ASCII digits only (int()
+# alone also takes signs, '1_000' and other scripts' digits).
+_PARAM_VALUE_RE = re.compile(r'[0-9]{1,10}')
+_PARAM_VALUE_MAX = 2 ** 32 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +49,12 @@ def _group_option(type_id, option):
 
 
 def _check_class(type_id, rc):
+    if rc.startswith(COUNTER_CLASS_PREFIX):
+        raise exceptions.ConfigError(
+            _group_option(type_id, 'mdev_class'),
+            '%s is a shared counter class (%s...)' % (
+                rc, COUNTER_CLASS_PREFIX),
+            'use VGPU or another CUSTOM_* name')
     if rc == orc.VGPU or (_CUSTOM_CLASS_RE.match(rc) and len(rc) <= 255):
         return rc
     raise exceptions.ConfigError(
@@ -64,12 +77,16 @@ def parse_vendor_params(type_id, items, allowed):
                     item, type_id),
                 'use key=value with key one of: %s' % (
                     ', '.join(sorted(allowed)) or 'none for this type'))
-        try:
-            params[key] = int(value)
-        except ValueError:
+        if key in params:
             raise exceptions.ConfigError(
-                option, '%s=%r is not an integer' % (key, value),
-                'give an integer value')
+                option, '%s is given twice' % key, 'give each key once')
+        if not (_PARAM_VALUE_RE.fullmatch(value) and
+                int(value) <= _PARAM_VALUE_MAX):
+            raise exceptions.ConfigError(
+                option, '%s=%r is not an integer from 0 to %d' % (
+                    key, value, _PARAM_VALUE_MAX),
+                'give a plain decimal number')
+        params[key] = int(value)
     return tuple(sorted(params.items()))
 
 
@@ -82,6 +99,7 @@ def load_policies(conf, snapshot, param_keys=None):
     offered = snapshot.type_ids()
     enabled = list(conf.devices.enabled_mdev_types)
     explicit = bool(enabled)
+    missing = []
     for type_id in enabled:
         if not model.is_valid_name(type_id):
             raise exceptions.ConfigError(
@@ -89,17 +107,29 @@ def load_policies(conf, snapshot, param_keys=None):
                 '%r is not an mdev type id' % type_id,
                 'list type ids such as nvidia-35 or mtty-2')
         if type_id not in offered:
+            missing.append(type_id)
+    if len(set(enabled)) != len(enabled):
+        raise exceptions.ConfigError(
+            '[devices] enabled_mdev_types', 'a type is listed twice',
+            'list each type once')
+    for type_id in missing:
+        if not snapshot.unreadable:
             raise exceptions.ConfigError(
                 '[devices] enabled_mdev_types',
                 'type %s is not offered by any parent device on this host'
                 % type_id,
                 'remove it or use one of: %s'
                 % (', '.join(offered) or 'none (no mdev parents found)'))
-    if len(set(enabled)) != len(enabled):
-        raise exceptions.ConfigError(
-            '[devices] enabled_mdev_types', 'a type is listed twice',
-            'list each type once')
-    type_ids = enabled if explicit else offered
+        # It may be on a parent this scan could not read: not reported
+        # this time, and no reason to stop.
+        LOG.warning('[devices] enabled_mdev_types lists %s, which no '
+                    'readable parent offers (unreadable: %s); not reported '
+                    'this time', type_id, ', '.join(sorted(
+                        snapshot.unreadable)))
+    if explicit:
+        type_ids = [t for t in enabled if t not in missing]
+    else:
+        type_ids = offered
     devices_conf.register_dynamic_opts(conf, type_ids)
 
     policies = {}

@@ -14,6 +14,7 @@ refused, 8 realizes, 6 releases). Placement requests are what costs under
 TCG (a tenth of a second or more each): the walk's checks read the one
 provider that changed, and all of Placement at the end.
 """
+import ctypes
 import os
 import random
 import subprocess
@@ -23,6 +24,7 @@ import uuid
 import pytest
 
 from tests.kernel import kmod
+from tests.kernel.conftest import BUS
 from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import available
 from tests.kernel.conftest import count_step
@@ -568,4 +570,52 @@ def test_crash_after_create_then_reconcile(served, reporter, placement):
         boot_id())]
     usages = read_child(placement, providers(reporter)['mtty'])['usages']
     assert usages['CUSTOM_MDEV_MTTY_2'] == 1
+    count_step()
+
+
+# -- 6 ------------------------------------------------------------------------
+
+def _bind_over(source, target):
+    """Mount ``source`` over ``target`` (a file): reads of target then
+    show source, through the real VFS."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    ms_bind = 4096
+    if libc.mount(source.encode(), target.encode(), None, ms_bind, None):
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+    return lambda: libc.umount2(target.encode(), 0)
+
+
+def test_transient_unreadable_type_keeps_every_in_use_mdev(reporter,
+                                                           tmp_path):
+    """One type's available_instances shows garbage for one reconcile
+    (a transient read error): that type is unknown, not unwanted; every
+    mdev of a running instance stays, and so does its record."""
+    h = host_mod.Host(reporter)
+    desired = reporter.report().desired
+    for type_id in ('mtty-2', 'mtty-1', 'mbochs-small'):
+        consumer = new()
+        claim_here(reporter, spec(desired, type_id), consumer)
+        h.realize(consumer)
+    before, records = kernel_view()['mdevs'], h.ledger.records()
+    garbage = tmp_path / 'garbage'
+    garbage.write_text('\u00b2 not a count\n')
+    target = os.path.realpath(os.path.join(
+        BUS, 'mtty', 'mdev_supported_types', 'mtty-2',
+        'available_instances'))
+    undo = _bind_over(str(garbage), target)
+    try:
+        with open(target) as f:
+            if f.read() != garbage.read_text():
+                pytest.fail('set-up: the bind mount did not take')
+        summary = h.reconcile()
+    finally:
+        undo()
+    assert kernel_view()['mdevs'] == before
+    assert h.ledger.records() == records
+    assert not any(summary[key] for key in host_mod.ACTIONS), summary
+    count_step()
+    # Readable again: nothing to do.
+    assert h.reconcile() == NOTHING
+    assert kernel_view()['mdevs'] == before
     count_step()

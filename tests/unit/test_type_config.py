@@ -1,4 +1,7 @@
 """Misconfigurations stop start-up with one line naming option and fix."""
+import dataclasses
+import logging
+
 import pytest
 
 from tests.conftest import make_conf
@@ -108,3 +111,64 @@ def test_driver_not_installed_or_invalid():
     assert 'simulated' in str(err.value) and 'sysfs' in str(err.value)
     with pytest.raises(exceptions.ConfigError):
         drivers.load_driver('os.system', conf)
+
+
+def params(items, allowed=('frame_rate_limiter', 'disable_vnc')):
+    return type_config.parse_vendor_params('nvidia-35', items,
+                                           frozenset(allowed))
+
+
+def test_vendor_params_are_parsed_sorted():
+    assert params(['frame_rate_limiter=0', ' disable_vnc = 1 ']) == (
+        ('disable_vnc', 1), ('frame_rate_limiter', 0))
+    assert params(['disable_vnc=%d' % (2 ** 32 - 1)]) == (
+        ('disable_vnc', 2 ** 32 - 1),)
+
+
+@pytest.mark.parametrize('value', ['-1', '+1', '1_000', '1e3', '0x10', '',
+                                   '\u0661', '1 0', '9' * 50,
+                                   str(2 ** 32)])
+def test_vendor_param_values_are_plain_unsigned_32_bit(value):
+    with pytest.raises(exceptions.ConfigError) as err:
+        params(['disable_vnc=%s' % value])
+    text = str(err.value)
+    assert text.startswith('[mdev_nvidia-35] vendor_params:')
+    assert 'disable_vnc' in text and '\n' not in text
+
+
+def test_vendor_param_given_twice():
+    with pytest.raises(exceptions.ConfigError) as err:
+        params(['disable_vnc=0', 'frame_rate_limiter=1', 'disable_vnc=1'])
+    text = str(err.value)
+    assert text.startswith('[mdev_nvidia-35] vendor_params:')
+    assert 'disable_vnc' in text and 'twice' in text
+
+
+@pytest.mark.parametrize('value', ['CUSTOM_VGPU_UNITS_MTTY',
+                                   'CUSTOM_VGPU_UNITS_MBOCHS_MEMORY',
+                                   'CUSTOM_VGPU_UNITS_'])
+def test_a_shared_counter_class_is_not_a_type_class(snapshot, value):
+    text = error(snapshot, '[mdev_mtty-1]\nmdev_class = %s\n' % value)
+    assert text.startswith('[mdev_mtty-1] mdev_class:')
+    assert 'CUSTOM_VGPU_UNITS_' in text
+
+
+def test_a_counter_class_name_comes_from_provider_tree():
+    from vgpu_placement import provider_tree
+    for single in (True, False):
+        assert provider_tree.counter_class('mtty', 'ports', single)\
+            .startswith(type_config.COUNTER_CLASS_PREFIX)
+
+
+def test_unknown_type_while_a_parent_is_unreadable_is_a_warning(
+        snapshot, caplog):
+    partial = dataclasses.replace(snapshot,
+                                  unreadable=frozenset(['0000:85:00.0']))
+    with caplog.at_level(logging.WARNING, logger='vgpu_placement'):
+        got = policies(partial, '[devices]\nenabled_mdev_types = nvidia-99, '
+                       'mtty-1\n')
+    assert list(got) == ['mtty-1']
+    assert got['mtty-1'].resource_class == 'VGPU'
+    assert 'nvidia-99' in caplog.text and '0000:85:00.0' in caplog.text
+    # Every parent read whole: still an error.
+    test_unknown_type(snapshot)

@@ -1,6 +1,7 @@
 """What every command shares: config loading and one-line errors."""
 import json
 import logging
+import os
 import sys
 
 from oslo_config import cfg
@@ -9,8 +10,15 @@ from oslo_log import log as oslo_logging
 from vgpu_placement import conf as conf_mod
 from vgpu_placement.conf import opts as conf_opts
 from vgpu_placement import exceptions
+from vgpu_placement import redact
+from vgpu_placement import state_file
 
 PROG = 'vgpu-placement'
+# Placement names are at most 200 characters, and a parent's provider is
+# <host>_pci_0000_84_00_0: the host name must leave room for the suffix.
+HOST_MAX_LENGTH = 200 - len('_pci_0000_84_00_0')
+# An error line stays readable (and a runaway message bounded).
+MAX_ERROR_LINE = 500
 
 
 def add_config_args(parser):
@@ -51,6 +59,8 @@ def load_conf(args, prog=PROG, quiet=True):
         conf.set_override('debug', True)
     check_values(conf)
     oslo_logging.setup(conf, 'vgpu-placement')
+    redact.redact_handlers()
+    state_file.tighten_dir(conf.state_path)
     return conf
 
 
@@ -70,6 +80,79 @@ def check_values(conf):
                 raise exceptions.ConfigError(
                     '[%s] %s' % (name, opt.dest), _one_line(e),
                     'fix the value in the configuration file')
+    _check_host(conf.host)
+    _check_state_path(conf.state_path)
+    if conf.embedded_placement.enabled:
+        _check_file('[embedded_placement] database',
+                    conf.embedded_placement.database, make_dirs=True)
+    _check_log_files(conf)
+
+
+def _check_host(host):
+    option = '[DEFAULT] host'
+    if not host:
+        raise exceptions.ConfigError(option, 'empty',
+                                     'give this host\'s name')
+    if len(host) > HOST_MAX_LENGTH:
+        raise exceptions.ConfigError(
+            option, '%d characters, more than %d' % (
+                len(host), HOST_MAX_LENGTH),
+            'use a shorter name (Placement names are at most 200 '
+            'characters, <host>_pci_0000_84_00_0 included)')
+    if any(c.isspace() or not c.isprintable() for c in host):
+        raise exceptions.ConfigError(
+            option, '%r holds whitespace or a control character' % host,
+            'give the name as Nova knows the host')
+
+
+def _check_state_path(path):
+    option = '[DEFAULT] state_path'
+    if not os.path.isabs(path):
+        # Relative to wherever each command happens to start.
+        raise exceptions.ConfigError(
+            option, '%s is not an absolute path' % path,
+            'give an absolute directory such as /var/lib/vgpu-placement')
+    real = os.path.realpath(path)
+    if any(real == top or real.startswith(top + '/')
+           for top in ('/proc', '/sys')):
+        raise exceptions.ConfigError(
+            option, '%s is in a kernel file system' % path,
+            'give a directory on disk such as /var/lib/vgpu-placement')
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise exceptions.ConfigError(
+            option, '%s is not a directory' % path,
+            'give a directory (it is created if missing)')
+
+
+def _check_file(option, path, make_dirs=False):
+    """path must be a file we can write, or one we can create (with
+    make_dirs, its missing directories too): said now, naming the option,
+    rather than as an OSError from deep inside a library."""
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        ok = os.path.isfile(path) and os.access(path, os.W_OK)
+    else:
+        parent = os.path.dirname(path)
+        while make_dirs and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        ok = os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)
+    if not ok:
+        raise exceptions.ConfigError(
+            option, 'cannot write %s' % path,
+            'give a path in a directory this user can write')
+
+
+def _check_log_files(conf):
+    # oslo.log opens <log_dir>/<log_file> (or <log_dir>/<program>.log) and
+    # makes no directory.
+    if conf.log_dir and not (os.path.isdir(conf.log_dir) and os.access(
+            conf.log_dir, os.W_OK | os.X_OK)):
+        raise exceptions.ConfigError(
+            '[DEFAULT] log_dir', '%s is not a directory this user can '
+            'write' % conf.log_dir, 'create it or give another directory')
+    if conf.log_file:
+        _check_file('[DEFAULT] log_file',
+                    os.path.join(conf.log_dir or '', conf.log_file))
 
 
 def _one_line(error):
@@ -93,15 +176,22 @@ def table(headers, rows):
     return '\n'.join(out)
 
 
+def _print_error(line):
+    """One line on stderr: no password, at most MAX_ERROR_LINE long."""
+    line = redact.redact(' '.join(line.split()))
+    if len(line) > MAX_ERROR_LINE:
+        line = line[:MAX_ERROR_LINE - 3] + '...'
+    print(line, file=sys.stderr)
+
+
 def run(func, args, prog=PROG):
     """Run a command; errors become one line on stderr and exit 1."""
     try:
         return func(args) or 0
     except exceptions.VgpuPlacementError as e:
-        print('%s: error: %s' % (prog, _one_line(e)), file=sys.stderr)
+        _print_error('%s: error: %s' % (prog, e))
     except cfg.Error as e:
-        print('%s: configuration error: %s' % (prog, _one_line(e)),
-              file=sys.stderr)
+        _print_error('%s: configuration error: %s' % (prog, e))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -112,6 +202,6 @@ def run(func, args, prog=PROG):
         if getattr(args, 'debug', False):
             raise
         logging.getLogger(prog).debug('unexpected error', exc_info=True)
-        print('%s: unexpected error: %s: %s (run with --debug for details)'
-              % (prog, type(e).__name__, _one_line(e)), file=sys.stderr)
+        _print_error('%s: unexpected error: %s: %s (run with --debug for '
+                     'details)' % (prog, type(e).__name__, e))
     return 1

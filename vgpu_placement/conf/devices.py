@@ -27,7 +27,8 @@ mdev_type_opts = [
                      'type only.'),
     cfg.StrOpt('mdev_class', default=None,
                help='Resource class this type is reported as: VGPU or a '
-                    'CUSTOM_* class. Default: VGPU when [devices] '
+                    'CUSTOM_* class (not CUSTOM_VGPU_UNITS_*: those are the '
+                    'shared counters). Default: VGPU when [devices] '
                     'enabled_mdev_types lists types, CUSTOM_MDEV_<TYPE> '
                     'when it is empty.'),
     cfg.IntOpt('max_instances', min=1, default=None,
@@ -41,7 +42,8 @@ mdev_type_opts = [
                      'driver\'s allow-list (NVIDIA vgpu_params: '
                      'frame_rate_limiter, disable_vnc, enable_uvm, '
                      'enable_debugging, enable_profiling, loglevel, '
-                     'intervaltime, vgaintervaltime; integer values). '
+                     'intervaltime, vgaintervaltime; each key once, values '
+                     'from 0 to 4294967295 in decimal digits). '
                      'Example: frame_rate_limiter=0, disable_vnc=1. Only '
                      'operators set these; flavors cannot.'),
 ]

@@ -27,6 +27,22 @@ embedded_opts = [
 ]
 
 
+# keystoneauth's session has no timeout by default: a Placement that
+# accepts connections and never answers (stopped, or behind a stuck proxy)
+# would hang every command and the agent for good.
+DEFAULT_TIMEOUT = 30
+
+
+def _session_opts():
+    opts = ks_loading.get_session_conf_options()
+    for opt in opts:
+        if opt.dest == 'timeout':
+            opt.default = DEFAULT_TIMEOUT
+            opt.help = ('Seconds to wait for Placement to answer a request '
+                        'before it counts as unreachable.')
+    return opts
+
+
 def _adapter_opts(include_versions=False):
     opts = [o for o in ks_loading.get_adapter_conf_options(
         include_deprecated=False) if include_versions or o.dest not in
@@ -50,7 +66,8 @@ def register_opts(conf):
     conf.register_group(cfg.OptGroup(placement_group.name,
                                      title=placement_group.title,
                                      help=placement_group.help))
-    ks_loading.register_session_conf_options(conf, placement_group.name)
+    # As ks_loading.register_session_conf_options does, with our default.
+    conf.register_opts(_session_opts(), group=placement_group.name)
     ks_loading.register_auth_conf_options(conf, placement_group.name)
     # The version options are registered (keystoneauth's loader reads
     # them) but not documented: the client pins its microversion.
@@ -62,7 +79,7 @@ def register_opts(conf):
 def list_opts():
     return {
         placement_group: (
-            ks_loading.get_session_conf_options() +
+            _session_opts() +
             ks_loading.get_auth_common_conf_options() +
             ks_loading.get_auth_plugin_conf_options('password') +
             ks_loading.get_auth_plugin_conf_options('admin_token') +

@@ -5,6 +5,7 @@ Errors become the project's typed exceptions: PlacementConflict for 409
 reached or answers 5xx, PlacementError otherwise.
 """
 import dataclasses
+import os
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
@@ -54,9 +55,22 @@ class PlacementClient:
                 ks_exc.UnknownConnectionError) as e:
             raise exceptions.PlacementUnavailable(
                 'Placement is unreachable (%s %s): %s'
-                % (method, path, str(e).splitlines()[0]))
+                % (method, path, _first_line(e)))
+        except ks_exc.ClientException as e:
+            # Any other keystoneauth failure (TLS, auth, ...): no answer
+            # from Placement either, said in one line.
+            raise exceptions.PlacementUnavailable(
+                'Placement %s %s failed: %s: %s'
+                % (method, path, type(e).__name__, _first_line(e)))
         if resp.status_code in ok:
-            return resp.json() if resp.content else None
+            if not resp.content:
+                return None
+            try:
+                return resp.json()
+            except ValueError:
+                raise exceptions.PlacementUnavailable(
+                    'Placement %s %s answered %s with a body that is not '
+                    'JSON (a proxy?)' % (method, path, resp.status_code))
         code = detail = None
         try:
             error = resp.json()['errors'][0]
@@ -85,11 +99,33 @@ class PlacementClient:
         return self.request('DELETE', path, **kw)
 
 
+def _first_line(error):
+    return (str(error).splitlines() or [''])[0]
+
+
+def _check_tls_files(conf):
+    """Each TLS file named must be readable now, not at the first request
+    (where it fails as an unreachable Placement)."""
+    for option in ('cafile', 'certfile', 'keyfile'):
+        path = conf.placement[option]
+        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise exceptions.ConfigError(
+                '[placement] %s' % option,
+                '%s is not a readable file' % path,
+                'give the path of a PEM file this user can read')
+
+
 def adapter_from_conf(conf):
     """A keystoneauth1 adapter from the [placement] options, as Nova does."""
     group = 'placement'
+    _check_tls_files(conf)
     try:
         auth = ks_loading.load_auth_from_conf_options(conf, group)
+    except ks_exc.NoMatchingPlugin as e:
+        raise exceptions.ConfigError(
+            '[placement] auth_type', str(e),
+            'use an installed keystoneauth1 plugin, e.g. password, '
+            'v3applicationcredential or admin_token')
     except ks_exc.MissingRequiredOptions as e:
         raise exceptions.ConfigError(
             '[placement] auth_type',

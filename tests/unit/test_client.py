@@ -1,0 +1,134 @@
+"""The Placement client turns every failure into one typed, one-line error."""
+import contextlib
+import http.server
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.conftest import make_conf
+from vgpu_placement import exceptions
+from vgpu_placement.placement import client as client_mod
+
+
+def admin_token(endpoint, extra=''):
+    return make_conf('[placement]\nauth_type = admin_token\nendpoint = %s\n'
+                     'token = admin\nconnect_retries = 0\n%s'
+                     % (endpoint, extra))
+
+
+def new_client(endpoint, extra=''):
+    return client_mod.PlacementClient(
+        client_mod.adapter_from_conf(admin_token(endpoint, extra)))
+
+
+@contextlib.contextmanager
+def http_server(status, body, content_type):
+    """127.0.0.1:<port> answering every GET with this status and body."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.send_header('Content-Type', content_type)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def one_line(err):
+    text = str(err.value)
+    assert '\n' not in text
+    return text
+
+
+def test_a_proxy_answering_html_with_200():
+    with http_server(200, b'<html>login</html>', 'text/html') as port:
+        client = new_client('http://127.0.0.1:%d' % port)
+        with pytest.raises(exceptions.PlacementUnavailable) as err:
+            client.get('/x')
+    assert one_line(err) == ('Placement GET /x answered 200 with a body '
+                             'that is not JSON (a proxy?)')
+
+
+def test_tls_to_a_plain_http_server_is_placement_unavailable():
+    # keystoneauth raises its SSLError: any ClientException is one line.
+    with http_server(200, b'{}', 'application/json') as port:
+        client = new_client('https://127.0.0.1:%d' % port)
+        with pytest.raises(exceptions.PlacementUnavailable) as err:
+            client.get('/resource_providers')
+    assert 'GET /resource_providers' in one_line(err)
+
+
+def test_a_hung_placement_times_out():
+    # A listening socket completes connections in the kernel and never
+    # answers, as a SIGSTOPped Placement does.
+    with socket.socket() as listener:
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(8)
+        client = new_client('http://127.0.0.1:%d' % listener.getsockname()[1],
+                            'timeout = 1\n')
+        outcome = []
+
+        def call():
+            try:
+                client.get('/resource_providers')
+            except Exception as e:       # noqa: checked below
+                outcome.append(e)
+        thread = threading.Thread(target=call, daemon=True)
+        start = time.monotonic()
+        thread.start()
+        thread.join(20)
+        assert not thread.is_alive(), 'the request hangs'
+    assert time.monotonic() - start < 10
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], exceptions.PlacementUnavailable)
+
+
+def test_the_session_waits_30_seconds_by_default():
+    adapter = client_mod.adapter_from_conf(admin_token('http://127.0.0.1:1'))
+    assert adapter.session.timeout == 30
+
+
+def test_unknown_auth_type():
+    conf = make_conf('[placement]\nauth_type = passwrod\n')
+    with pytest.raises(exceptions.ConfigError) as err:
+        client_mod.adapter_from_conf(conf)
+    assert one_line(err).startswith('[placement] auth_type:')
+    assert 'passwrod' in str(err.value)
+
+
+@pytest.mark.parametrize('option', ['cafile', 'certfile', 'keyfile'])
+def test_missing_tls_files(tmp_path, option):
+    conf = admin_token('https://127.0.0.1:1', '%s = %s\n' % (
+        option, tmp_path / 'missing.pem'))
+    with pytest.raises(exceptions.ConfigError) as err:
+        client_mod.adapter_from_conf(conf)
+    assert one_line(err).startswith('[placement] %s:' % option)
+
+
+def test_directory_as_cafile(tmp_path):
+    conf = admin_token('https://127.0.0.1:1', 'cafile = %s\n' % tmp_path)
+    with pytest.raises(exceptions.ConfigError) as err:
+        client_mod.adapter_from_conf(conf)
+    assert one_line(err).startswith('[placement] cafile:')
+
+
+def test_readable_cafile_is_accepted(tmp_path):
+    (tmp_path / 'ca.pem').write_text('not checked here')
+    conf = admin_token('https://127.0.0.1:1', 'cafile = %s\n'
+                       % (tmp_path / 'ca.pem'))
+    assert client_mod.adapter_from_conf(conf).session.verify == str(
+        tmp_path / 'ca.pem')
