@@ -131,14 +131,19 @@ def disagreements(type_offers):
 
 # -- building models from what the kernel shows ----------------------------
 
-_MB_RE = re.compile(r'(\d+)\s*MB video memory')
+# Placement's integers are signed 32-bit: a figure (or a pool made of
+# figures) beyond this cannot be reported, so a description claiming one
+# is not believed and the type falls back to a more careful model.
+PLACEMENT_INT_MAX = 2 ** 31 - 1
+
+_MB_RE = re.compile(r'([0-9]{1,10})\s*MB video memory')
 _GVT_RE = {
-    'low_gm': re.compile(r'low_gm_size:\s*(\d+)MB'),
-    'high_gm': re.compile(r'high_gm_size:\s*(\d+)MB'),
-    'fence': re.compile(r'fence:\s*(\d+)'),
+    'low_gm': re.compile(r'low_gm_size:\s*([0-9]{1,10})MB'),
+    'high_gm': re.compile(r'high_gm_size:\s*([0-9]{1,10})MB'),
+    'fence': re.compile(r'fence:\s*([0-9]{1,10})'),
 }
-_NV_FB_RE = re.compile(r'framebuffer=(\d+)M')
-_NV_MAX_RE = re.compile(r'max_instance=(\d+)')
+_NV_FB_RE = re.compile(r'framebuffer=([0-9]{1,10})M')
+_NV_MAX_RE = re.compile(r'max_instance=([0-9]{1,10})')
 # GVT-g allows at most 7 vGPUs (idr limit GVT_MAX_VGPU 8, id 0 idle) and
 # available_instances does not show it.
 GVT_MAX_VGPUS = 7
@@ -171,6 +176,12 @@ def known_costs(types):
     return None
 
 
+def _reportable(model):
+    """The model, or None when a pool it implies cannot be reported."""
+    return model if all(0 <= n <= PLACEMENT_INT_MAX
+                        for n in model.pools.values()) else None
+
+
 def pool_from_costs(costs, max_instances, existing, available, source):
     """Pool sizes from known costs and what the kernel shows now.
 
@@ -185,7 +196,7 @@ def pool_from_costs(costs, max_instances, existing, available, source):
                        for t in costs)
             need = held + available.get(type_id, 0) * units
             pools[pool] = max(pools.get(pool, 0), need)
-    return Pool(pools, costs, max_instances, source)
+    return _reportable(Pool(pools, costs, max_instances, source))
 
 
 def infer_single_pool(empty_available):
@@ -200,8 +211,9 @@ def infer_single_pool(empty_available):
         return None
     size = math.lcm(*counts.values())
     costs = {t: {'units': size // n} for t, n in counts.items()}
-    return Pool({'units': size}, costs, None,
-                'inferred from an empty parent %s' % sorted(counts.items()))
+    return _reportable(Pool({'units': size}, costs, None,
+                            'inferred from an empty parent %s'
+                            % sorted(counts.items())))
 
 
 def exclusive_from_descriptions(types, existing, slots=None):
@@ -219,6 +231,8 @@ def exclusive_from_descriptions(types, existing, slots=None):
             maxima[x.id] = x.available_instances
         else:
             return None
+        if sizes[x.id] * maxima[x.id] > PLACEMENT_INT_MAX:
+            return None         # its framebuffer counter could not be
     return Exclusive(sizes, maxima, slots)
 
 
@@ -245,15 +259,18 @@ def choose_model(parent, override=None, empty_seen=None):
         if known:
             costs, cap, source = known
             model = pool_from_costs(costs, cap, existing, available, source)
-            if empty_seen and set(empty_seen) == set(available):
+            if model is not None and empty_seen and \
+                    set(empty_seen) == set(available):
                 # Pools are constants: what the parent showed empty bounds
                 # them too, often closer (a remainder no type can use yet
                 # is invisible once mdevs exist).
                 seen = pool_from_costs(costs, cap, {}, empty_seen, source)
-                model = dataclasses.replace(model, pools={
-                    p: max(n, seen.pools.get(p, 0))
-                    for p, n in model.pools.items()})
-            return model, source
+                if seen is not None:
+                    model = dataclasses.replace(model, pools={
+                        p: max(n, seen.pools.get(p, 0))
+                        for p, n in model.pools.items()})
+            if model is not None:
+                return model, source
         empty = available if not any(existing.values()) else empty_seen
         if empty and set(empty) == set(available):
             model = infer_single_pool(empty)

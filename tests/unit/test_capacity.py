@@ -171,3 +171,34 @@ def test_gvt_pools_remembered_from_the_empty_parent_are_tighter(tmp_path):
     consumed = {t.id: busy.count_mdevs(t.id) for t in busy.types}
     observed = {t.id: t.available_instances for t in busy.types}
     assert remembered.free_after(consumed, list(observed)) == observed
+
+
+@pytest.mark.parametrize('types', [
+    # A description claiming an absurd framebuffer (or maximum).
+    [model.MdevType('nvidia-1', 'x', 'framebuffer=99999999999999M, '
+                    'max_instance=4', 'vfio-pci', 4)],
+    [model.MdevType('nvidia-1', 'x', 'framebuffer=1048576M, '
+                    'max_instance=4096', 'vfio-pci', 4)],
+    # mbochs-like video memory beyond what Placement can count.
+    [model.MdevType('mbochs-x', 'x', '3000000000 MB video memory',
+                    'vfio-pci', 1)],
+    # Counts whose least common multiple is beyond it.
+    [model.MdevType('odd-%d' % n, 'x', '', 'vfio-pci', n) for n in
+     (2147483629, 2147483587)],
+], ids=['framebuffer', 'framebuffer-times-max', 'mbochs', 'lcm'])
+def test_a_parent_with_absurd_figures_still_reports_within_placement_ints(
+        types):
+    from vgpu_placement import provider_tree
+    from vgpu_placement import type_config
+    parent = model.ParentDevice('0000:84:00.0', tuple(types), ())
+    sane = model.ParentDevice('mtty', (
+        model.MdevType('mtty-1', 'x', '', 'vfio-pci', 24),
+        model.MdevType('mtty-2', 'x', '', 'vfio-pci', 12)), ())
+    snapshot = model.HostSnapshot((parent, sane))
+    policies = type_config.load_policies(make_conf(), snapshot)
+    tree = provider_tree.build_tree('h', snapshot, policies)
+    assert {c.device for c in tree.children} == {parent.name, 'mtty'}
+    for child in tree.children:
+        for rc, inv in child.inventories({}).items():
+            assert all(0 <= v <= capacity.PLACEMENT_INT_MAX for v in (
+                inv.total, inv.reserved, inv.max_unit or 0)), (rc, inv)
