@@ -34,6 +34,12 @@ class SysfsTree:
         if physfn:
             os.symlink('../' + physfn, os.path.join(device, 'physfn'))
 
+    def link_parent(self, parent, target):
+        """class/mdev_bus/<parent> pointing at target, wherever it is (a
+        crafted tree; the kernel only links into devices/)."""
+        os.symlink(str(target), os.path.join(self.root, 'class', 'mdev_bus',
+                                             parent))
+
     def type_dir(self, parent, type_id):
         return os.path.join(self.device_dir(parent), 'mdev_supported_types',
                             type_id)

@@ -1,5 +1,7 @@
+import builtins
 import errno
 import os
+import threading
 import uuid
 
 import pytest
@@ -8,6 +10,7 @@ from tests.conftest import make_conf
 from tests import sysfs_tree
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
+from vgpu_placement import model
 
 
 def driver_for(root):
@@ -32,12 +35,61 @@ def test_discovers_parents_types_and_mdevs(tmp_path):
     assert snap.warnings == ()
 
 
+def deny(monkeypatch, name, path, module=os):
+    """module.<name> raises EACCES for path (the tests may run as root,
+    where a chmod would not stop a read)."""
+    real = getattr(module, name)
+    target = os.path.realpath(path)
+
+    def call(p, *args, **kw):
+        if os.path.realpath(p) == target:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), p)
+        return real(p, *args, **kw)
+    monkeypatch.setattr(module, name, call)
+
+
 @pytest.mark.parametrize('make', ['missing', 'empty'])
 def test_no_mdev_bus_means_no_parents(tmp_path, make):
+    """A sysfs-like root without the mdev module (no class/mdev_bus), or
+    with it but no parent yet: legitimately no parents."""
+    os.makedirs(tmp_path / 'devices')
     if make == 'empty':
         os.makedirs(tmp_path / 'class' / 'mdev_bus')
     snap = driver_for(tmp_path).discover()
-    assert snap.parents == ()
+    assert snap.parents == () and snap.unreadable == frozenset()
+
+
+@pytest.mark.parametrize('make,says', [
+    ('missing', 'does not exist'), ('empty', 'is empty'),
+    ('file', 'is not a directory')])
+def test_unusable_root_is_one_clear_error(tmp_path, make, says):
+    root = tmp_path / 'sys'
+    if make == 'empty':
+        os.makedirs(root)
+    elif make == 'file':
+        root.write_text('')
+    with pytest.raises(exceptions.HostStateError) as err:
+        driver_for(root).discover()
+    text = str(err.value)
+    assert text.startswith('[sysfs] root %s %s' % (root, says))
+    assert '\n' not in text
+
+
+@pytest.mark.parametrize('make,says', [
+    ('file', 'is not a directory'), ('denied', 'Permission denied')])
+def test_unusable_mdev_bus_is_one_clear_error(tmp_path, monkeypatch, make,
+                                              says):
+    bus = tmp_path / 'class' / 'mdev_bus'
+    if make == 'file':
+        os.makedirs(bus.parent)
+        bus.write_text('')
+    else:
+        sysfs_tree.kernel_samples(tmp_path)
+        deny(monkeypatch, 'scandir', bus)
+    with pytest.raises(exceptions.HostStateError) as err:
+        driver_for(tmp_path).discover()
+    assert str(bus) in str(err.value) and says in str(err.value)
+    assert '\n' not in str(err.value)
 
 
 def test_pci_parent_and_physfn(tmp_path):
@@ -50,6 +102,44 @@ def test_pci_parent_and_physfn(tmp_path):
     assert parent.type('nvidia-558').name == 'nvidia-558'
 
 
+@pytest.mark.parametrize('target', ['../..', '../0000:84:00.0/..', '..',
+                                    '../../../etc', '../0000:84:00.0 ',
+                                    '../0000:84:00.0\n'])
+def test_crafted_physfn_link_is_ignored(tmp_path, target):
+    tree = sysfs_tree.SysfsTree(tmp_path)
+    tree.add_parent('0000:84:00.4', {'nvidia-558': dict(available=1)})
+    os.symlink(target, os.path.join(tree.device_dir('0000:84:00.4'),
+                                    'physfn'))
+    snap = driver_for(tmp_path).discover()
+    parent = snap.parent('0000:84:00.4')
+    assert parent.physfn is None and len(parent.types) == 1
+    assert len(snap.warnings) == 1 and 'physfn' in snap.warnings[0]
+    # Reported as itself, not under a made-up physical function.
+    assert [p.name for p in model.group_virtual_functions(snap).parents] \
+        == ['0000:84:00.4']
+
+
+@pytest.mark.parametrize('denied', ['mdev_supported_types', '.'])
+def test_unreadable_virtual_function_is_still_grouped(tmp_path, monkeypatch,
+                                                      denied):
+    """A VF that cannot be listed is named unreadable, and its physfn is
+    still read so that its GPU is the one marked."""
+    tree = sysfs_tree.SysfsTree(tmp_path)
+    for vf in ('0000:84:00.4', '0000:84:00.5'):
+        tree.add_parent(vf, {'nvidia-558': dict(available=1)},
+                        physfn='0000:84:00.0')
+    tree.add_parent('0000:85:00.0', {'nvidia-35': dict(available=4)})
+    deny(monkeypatch, 'scandir', os.path.join(
+        tree.device_dir('0000:84:00.5'), denied))
+    snap = driver_for(tmp_path).discover()
+    assert snap.unreadable == {'0000:84:00.5'}
+    assert snap.parent('0000:84:00.5').physfn == '0000:84:00.0'
+    assert len(snap.warnings) == 1 and '0000:84:00.5' in snap.warnings[0]
+    grouped = model.group_virtual_functions(snap)
+    assert grouped.unreadable == {'0000:84:00.0'}
+    assert grouped.parent('0000:85:00.0').type('nvidia-35') is not None
+
+
 @pytest.mark.parametrize('garbage', ['lots\n', '-1\n', '', b'\xff\xfe\n',
                                      '3 4\n'])
 def test_garbage_available_instances_skips_that_type_only(tmp_path, garbage):
@@ -60,6 +150,122 @@ def test_garbage_available_instances_skips_that_type_only(tmp_path, garbage):
     assert [t.id for t in snap.parent('mtty').types] == ['mtty-1']
     assert len(snap.parent('mbochs').types) == 3
     assert len(snap.warnings) == 1 and 'mtty-2' in snap.warnings[0]
+    # Nothing may be concluded from mtty-2 missing: it is there.
+    assert snap.unreadable == {'mtty'}
+
+
+@pytest.mark.parametrize('value', [
+    '\u00b2',          # str.isdigit() takes it, int() does not
+    '\u0663',          # ARABIC-INDIC DIGIT THREE: int() would take it
+    '2147483648',       # 2**31: above Placement's integer limit
+    '9' * 40])
+def test_non_ascii_or_absurd_count_skips_the_type(tmp_path, value):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    tree.set_available('mtty', 'mtty-2', value)
+    snap = driver_for(tmp_path).discover()
+    assert [t.id for t in snap.parent('mtty').types] == ['mtty-1']
+    assert len(snap.warnings) == 1 and 'mtty-2' in snap.warnings[0]
+    assert snap.unreadable == {'mtty'}
+
+
+def test_largest_placement_integer_is_a_count(tmp_path):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    tree.set_available('mtty', 'mtty-2', 2 ** 31 - 1)
+    snap = driver_for(tmp_path).discover()
+    assert snap.parent('mtty').type('mtty-2').available_instances == \
+        2 ** 31 - 1
+    assert snap.warnings == () and snap.unreadable == frozenset()
+
+
+def test_fifo_in_place_of_a_file_does_not_block_discovery(tmp_path):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    fifo = os.path.join(tree.type_dir('mtty', 'mtty-2'),
+                        'available_instances')
+    os.unlink(fifo)
+    os.mkfifo(fifo)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        snap=driver_for(tmp_path).discover()), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():
+        # Stuck in open(): a writer lets it go, so the suite goes on.
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join()
+        pytest.fail('discover() blocked on a FIFO')
+    snap = result['snap']
+    assert [t.id for t in snap.parent('mtty').types] == ['mtty-1']
+    assert len(snap.warnings) == 1 and 'not a regular file' in \
+        snap.warnings[0]
+    assert snap.unreadable == {'mtty'}
+
+
+def test_parent_link_leading_outside_the_root_is_not_read(tmp_path):
+    root = tmp_path / 'sys'
+    tree = sysfs_tree.kernel_samples(root)
+    # A whole parent, readable, but outside the tree.
+    outside = sysfs_tree.SysfsTree(tmp_path / 'elsewhere')
+    outside.add_parent('evil', {'evil-1': dict(available=3)})
+    tree.link_parent('evil', outside.device_dir('evil'))
+    tree.link_parent('rel', os.path.relpath(outside.device_dir('evil'),
+                                            root / 'class' / 'mdev_bus'))
+    snap = driver_for(root).discover()
+    assert [p.name for p in snap.parents] == ['mbochs', 'mdpy', 'mtty']
+    assert snap.unreadable == {'evil', 'rel'}
+    assert len(snap.warnings) == 2 and all(
+        'outside' in w for w in snap.warnings)
+    assert len(snap.parent('mbochs').types) == 3
+
+
+def test_symlinked_type_directory_is_not_read(tmp_path):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    real = tree.type_dir('mtty', 'mtty-1')
+    os.symlink(real, tree.type_dir('mtty', 'mtty-3'))
+    snap = driver_for(tmp_path).discover()
+    assert [t.id for t in snap.parent('mtty').types] == ['mtty-1', 'mtty-2']
+    assert len(snap.warnings) == 1 and 'mtty-3' in snap.warnings[0]
+    assert snap.unreadable == {'mtty'}
+
+
+def test_symlinked_file_is_not_followed(tmp_path):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    secret = tmp_path / 'secret'
+    secret.write_text('5\n')
+    path = os.path.join(tree.type_dir('mtty', 'mtty-2'),
+                        'available_instances')
+    os.unlink(path)
+    os.symlink(str(secret), path)
+    snap = driver_for(tmp_path).discover()
+    assert [t.id for t in snap.parent('mtty').types] == ['mtty-1']
+    assert len(snap.warnings) == 1 and 'mtty-2' in snap.warnings[0]
+    assert snap.unreadable == {'mtty'}
+
+
+def test_directory_in_place_of_a_file_skips_the_type(tmp_path):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    path = os.path.join(tree.type_dir('mtty', 'mtty-2'), 'device_api')
+    os.unlink(path)
+    os.makedirs(path)
+    snap = driver_for(tmp_path).discover()
+    assert [t.id for t in snap.parent('mtty').types] == ['mtty-1']
+    assert 'not a regular file' in snap.warnings[0]
+    assert snap.unreadable == {'mtty'}
+
+
+@pytest.mark.parametrize('target', ['../mdev_supported_types/..', '..',
+                                    '../mdev_supported_types/bad name',
+                                    '../mdev_supported_types/'])
+def test_mdev_with_a_crafted_type_link_is_skipped(tmp_path, target):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    tree.add_mdev('mtty', 'mtty-2', good)
+    link = os.path.join(tree.add_mdev('mtty', 'mtty-1', bad), 'mdev_type')
+    os.unlink(link)
+    os.symlink(target, link)
+    snap = driver_for(tmp_path).discover()
+    assert [m.uuid for m in snap.mdevs()] == [good]
+    assert len(snap.warnings) == 1 and bad in snap.warnings[0]
+    assert snap.unreadable == {'mtty'}
 
 
 def test_parent_vanished_mid_scan_is_skipped(tmp_path):
@@ -69,6 +275,8 @@ def test_parent_vanished_mid_scan_is_skipped(tmp_path):
     snap = driver_for(tmp_path).discover()
     assert [p.name for p in snap.parents] == ['mbochs', 'mtty']
     assert any('mdpy' in w for w in snap.warnings)
+    # Gone is gone: not unreadable.
+    assert snap.unreadable == frozenset()
 
 
 def test_type_without_available_instances_is_skipped(tmp_path):
@@ -78,6 +286,19 @@ def test_type_without_available_instances_is_skipped(tmp_path):
     snap = driver_for(tmp_path).discover()
     assert [t.id for t in snap.parent('mbochs').types] == [
         'mbochs-medium', 'mbochs-small']
+    assert snap.unreadable == frozenset()
+
+
+def test_unreadable_count_marks_the_parent(tmp_path, monkeypatch):
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    path = os.path.join(tree.type_dir('mbochs', 'mbochs-large'),
+                        'available_instances')
+    deny(monkeypatch, 'open', path)
+    deny(monkeypatch, 'open', path, builtins)     # however it is opened
+    snap = driver_for(tmp_path).discover()
+    assert [t.id for t in snap.parent('mbochs').types] == [
+        'mbochs-medium', 'mbochs-small']
+    assert snap.unreadable == {'mbochs'}
 
 
 def test_unsafe_names_in_sysfs_are_skipped(tmp_path):
@@ -140,6 +361,43 @@ def test_remove_writes_1_and_unknown_is_not_found(tmp_path):
     with pytest.raises(exceptions.MdevNotFound) as err:
         driver.remove_mdev(str(uuid.uuid4()))
     assert 'ENOENT' in str(err.value)
+
+
+def test_writes_do_not_leave_the_root(tmp_path):
+    """bus/mdev/devices/<uuid> and class/mdev_bus/<parent> are links: one
+    leading out of the tree is refused before anything is written."""
+    root = tmp_path / 'sys'
+    tree = sysfs_tree.kernel_samples(root)
+    outside = sysfs_tree.SysfsTree(tmp_path / 'elsewhere')
+    outside.add_parent('evil', {'evil-1': dict(available=3)})
+    tree.link_parent('evil', outside.device_dir('evil'))
+    mdev = str(uuid.uuid4())
+    mdev_dir = outside.add_mdev('evil', 'evil-1', mdev)
+    os.symlink(mdev_dir, os.path.join(root, 'bus', 'mdev', 'devices', mdev))
+    driver = driver_for(root)
+    with pytest.raises(exceptions.MdevError) as err:
+        driver.remove_mdev(mdev)
+    assert 'outside' in str(err.value)
+    with pytest.raises(exceptions.MdevError) as err:
+        driver.create_mdev('evil', 'evil-1', str(uuid.uuid4()))
+    assert 'outside' in str(err.value)
+    with open(os.path.join(mdev_dir, 'remove')) as f:
+        assert f.read() == ''
+    with open(os.path.join(outside.type_dir('evil', 'evil-1'),
+                           'create')) as f:
+        assert f.read() == ''
+
+
+def test_remove_through_a_parent_when_bus_mdev_is_missing(tmp_path):
+    """A copied tree without bus/mdev: the device is found under its
+    parent (through the class link, inside the tree)."""
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    mdev = str(uuid.uuid4())
+    mdev_dir = tree.add_mdev('mdpy', 'mdpy-hd', mdev)
+    os.unlink(os.path.join(tmp_path, 'bus', 'mdev', 'devices', mdev))
+    driver_for(tmp_path).remove_mdev(mdev)
+    with open(os.path.join(mdev_dir, 'remove')) as f:
+        assert f.read() == '1'
 
 
 @pytest.mark.parametrize('code,cls', [

@@ -2,11 +2,18 @@
 
 Reads tolerate devices that vanish mid-scan and files with garbage in them:
 the entry is skipped with a warning, the rest of the host is still reported.
-Writes validate every path component and go through os.open/os.write only.
+A parent that exists but could not be read whole is named in the snapshot's
+``unreadable``, so that nothing is concluded from what is missing there.
+Reads and writes stay inside ``[sysfs] root`` (links are resolved and
+checked, files opened without following a last link) and never block on
+something that is not a regular file. Writes validate every path component
+and go through os.open/os.write only.
 """
 import errno
 import logging
 import os
+import re
+import stat
 
 from vgpu_placement.drivers import base
 from vgpu_placement import exceptions
@@ -16,6 +23,14 @@ LOG = logging.getLogger(__name__)
 
 # Errors that mean "this entry went away while we looked at it".
 _VANISHED = (errno.ENOENT, errno.ENODEV, errno.ENOTDIR)
+# A FIFO or device in place of an attribute must not block the scan (nor
+# become our controlling terminal); a link in its place is not followed.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+_WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+# Placement's integers are 32-bit signed: a larger count is not believed.
+_MAX_COUNT = 2 ** 31 - 1
+# ASCII only: str.isdigit() also takes '²', which int() then refuses.
+_COUNT_RE = re.compile(r'[0-9]+')
 
 
 class _Skip(Exception):
@@ -26,14 +41,33 @@ class _Skip(Exception):
         self.absent = absent        # not there (rather than unreadable)
 
 
+def _skip_for(path, err):
+    if err.errno in _VANISHED:
+        return _Skip('%s vanished' % path, absent=True)
+    if err.errno == errno.ELOOP:        # O_NOFOLLOW met a link
+        return _Skip('%s is a symbolic link' % path)
+    return _Skip('%s unreadable: %s' % (path, err.strerror))
+
+
+def _inside(path, real_root):
+    """True if path (already resolved) is real_root or under it."""
+    return path == real_root or path.startswith(
+        real_root.rstrip(os.sep) + os.sep)
+
+
 def _read_text(path):
     try:
-        with open(path, 'rb') as f:
-            raw = f.read(4096)
+        fd = os.open(path, _READ_FLAGS)
     except OSError as e:
-        if e.errno in _VANISHED:
-            raise _Skip('%s vanished' % path, absent=True)
-        raise _Skip('%s unreadable: %s' % (path, e.strerror))
+        raise _skip_for(path, e)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Skip('%s is not a regular file' % path)
+        raw = os.read(fd, 4096)
+    except OSError as e:
+        raise _skip_for(path, e)
+    finally:
+        os.close(fd)
     try:
         return raw.decode('utf-8')
     except UnicodeDecodeError:
@@ -42,38 +76,23 @@ def _read_text(path):
 
 def _read_count(path):
     text = _read_text(path).strip()
-    if not text.isdigit():
+    if not _COUNT_RE.fullmatch(text):
         raise _Skip('%s holds %r, not a count' % (path, text[:40]))
+    if int(text) > _MAX_COUNT:      # at most 4096 digits: int() copes
+        raise _Skip('%s holds %s, more than Placement can count'
+                    % (path, text[:40]))
     return int(text)
 
 
-def _listdir(path):
-    return [name for name, _inode in _listdir_inodes(path)]
-
-
-def _listdir_inodes(path):
-    """Sorted (name, inode) of a directory; the inodes come with the
-    listing (no stat)."""
+def _scan(path):
+    """Sorted (name, inode, is_symlink) of a directory: what the listing
+    gives without a stat (d_type)."""
     try:
         with os.scandir(path) as entries:
-            return sorted((e.name, e.inode()) for e in entries)
+            return sorted((e.name, e.inode(), e.is_symlink())
+                          for e in entries)
     except OSError as e:
-        if e.errno in _VANISHED:
-            return []
-        raise _Skip('%s unreadable: %s' % (path, e.strerror))
-
-
-def _write(path, value, action, target):
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except OSError as e:
-        raise exceptions.mdev_error_from_errno(e, action, target)
-    try:
-        os.write(fd, value.encode())
-    except OSError as e:
-        raise exceptions.mdev_error_from_errno(e, action, target)
-    finally:
-        os.close(fd)
+        raise _skip_for(path, e)
 
 
 def _read_static(type_dir, type_id):
@@ -113,73 +132,166 @@ class SysfsDriver(base.Driver):
     def discover(self):
         warnings = []
         parents = []
+        unreadable = set()
         seen = {}                    # the next self._static
-        try:
-            names = _listdir(self.bus_dir)
-        except _Skip as e:
-            names = []
-            warnings.append(str(e))
-        for name in names:
+        real_root = self._check_root()
+        for name in self._bus_names(real_root):
             if not model.is_valid_name(name):
                 warnings.append('skipped parent %r: not a device name' % name)
                 continue
-            parent = self._read_parent(name, warnings, seen)
+            parent = self._read_parent(name, real_root, warnings, seen,
+                                       unreadable)
             if parent is not None:
                 parents.append(parent)
         self._static = seen          # vanished types forgotten
         for text in warnings:
             LOG.warning('sysfs: %s', text)
         return model.HostSnapshot(parents=tuple(parents),
-                                  warnings=tuple(warnings))
+                                  warnings=tuple(warnings),
+                                  unreadable=frozenset(unreadable))
 
-    def _read_parent(self, name, warnings, seen):
-        parent_dir = os.path.join(self.bus_dir, name)
-        types_dir = os.path.join(parent_dir, 'mdev_supported_types')
+    def _check_root(self):
+        """realpath of the root, or HostStateError: a root that is not a
+        sysfs mount would otherwise read as a host with no parents."""
+        root = self.root
         try:
-            type_ids = _listdir_inodes(types_dir)
-            entries = _listdir(parent_dir)
+            with os.scandir(root) as entries:
+                empty = next(entries, None) is None
+        except FileNotFoundError:
+            raise exceptions.HostStateError(
+                '[sysfs] root %s does not exist; point it at the sysfs '
+                'mount' % root)
+        except NotADirectoryError:
+            raise exceptions.HostStateError(
+                '[sysfs] root %s is not a directory; point it at the sysfs '
+                'mount' % root)
+        except OSError as e:
+            raise exceptions.HostStateError(
+                '[sysfs] root %s cannot be read: %s' % (root, e.strerror))
+        if empty:
+            raise exceptions.HostStateError(
+                '[sysfs] root %s is empty; is sysfs mounted there?' % root)
+        return os.path.realpath(root)
+
+    def _bus_names(self, real_root):
+        """Names in class/mdev_bus; none if it does not exist (the mdev
+        module is not loaded), HostStateError if it cannot be listed."""
+        bus = self.bus_dir
+        if not _inside(os.path.realpath(bus), real_root):
+            raise exceptions.HostStateError(
+                '%s leads outside [sysfs] root %s' % (bus, self.root))
+        try:
+            with os.scandir(bus) as entries:
+                return sorted(e.name for e in entries)
+        except FileNotFoundError:
+            return []
+        except NotADirectoryError:
+            raise exceptions.HostStateError(
+                '%s is not a directory; is [sysfs] root %s a sysfs mount?'
+                % (bus, self.root))
+        except OSError as e:
+            raise exceptions.HostStateError(
+                '%s cannot be read: %s' % (bus, e.strerror))
+
+    def _read_parent(self, name, real_root, warnings, seen, unreadable):
+        """The parent as far as it could be read, None if it is gone (or
+        not ours to read); its name joins unreadable if some of it is
+        there but could not be read."""
+        # The class entry is a link into devices/: resolved once here,
+        # checked, and every path below is built on the resolved one.
+        link = os.path.join(self.bus_dir, name)
+        parent_dir = os.path.realpath(link)
+        if not _inside(parent_dir, real_root):
+            warnings.append('skipped parent %s: %s leads outside [sysfs] '
+                            'root' % (name, link))
+            unreadable.add(name)
+            return None
+        types_dir = os.path.join(parent_dir, 'mdev_supported_types')
+        types, mdevs = [], []
+        entries = type_ids = ()
+        try:
+            entries = _scan(parent_dir)
+            is_link = {n: sym for n, _inode, sym in entries}.get(
+                'mdev_supported_types')
+            if is_link is None:
+                raise _Skip('it vanished', absent=True)
+            if is_link:
+                raise _Skip('mdev_supported_types is a symbolic link')
+            type_ids = _scan(types_dir)
         except _Skip as e:
-            warnings.append('skipped parent %s: %s' % (name, e))
-            return None
-        if not os.path.isdir(types_dir):
-            # Vanished between the bus listing and now.
-            warnings.append('skipped parent %s: it vanished' % name)
-            return None
-        types = []
-        for type_id, inode in type_ids:
+            if e.absent:
+                warnings.append('skipped parent %s: %s' % (name, e))
+                return None
+            # Still reported (without what could not be read), so that
+            # a virtual function's GPU is the one marked unreadable.
+            warnings.append('parent %s not read whole: %s' % (name, e))
+            unreadable.add(name)
+        for type_id, inode, is_link in type_ids:
             if not model.is_valid_name(type_id):
                 warnings.append('skipped type %r on %s: not a type id'
                                 % (type_id, name))
                 continue
             try:
+                if is_link:         # the kernel makes real directories
+                    raise _Skip('a symbolic link')
                 types.append(self._read_type(types_dir, type_id, inode,
                                              seen))
             except _Skip as e:
                 warnings.append('skipped type %s on %s: %s'
                                 % (type_id, name, e))
-        mdevs = []
-        for entry in entries:
+                if not e.absent:
+                    unreadable.add(name)
+        for entry, _inode, is_link in entries:
             try:
                 mdev_uuid = model.canonical_uuid(entry)
             except ValueError:
                 continue
-            link = os.path.join(parent_dir, entry, 'mdev_type')
             try:
-                type_id = os.path.basename(os.readlink(link))
-            except OSError:
-                warnings.append('skipped mdev %s on %s: no mdev_type link'
-                                % (entry, name))
+                if is_link:
+                    raise _Skip('a symbolic link')
+                type_id = self._mdev_type(parent_dir, entry)
+            except _Skip as e:
+                warnings.append('skipped mdev %s on %s: %s'
+                                % (entry, name, e))
+                if not e.absent:
+                    unreadable.add(name)
                 continue
             mdevs.append(model.Mdev(mdev_uuid, type_id, name))
-        physfn = None
-        try:
-            physfn = os.path.basename(
-                os.readlink(os.path.join(parent_dir, 'physfn')))
-        except OSError:
-            pass
         return model.ParentDevice(
             name=name, types=tuple(types),
-            mdevs=tuple(sorted(mdevs, key=lambda m: m.uuid)), physfn=physfn)
+            mdevs=tuple(sorted(mdevs, key=lambda m: m.uuid)),
+            physfn=self._physfn(parent_dir, name, warnings, unreadable))
+
+    @staticmethod
+    def _mdev_type(parent_dir, entry):
+        link = os.path.join(parent_dir, entry, 'mdev_type')
+        try:
+            type_id = os.path.basename(os.readlink(link))
+        except OSError as e:
+            raise _skip_for(link, e)
+        if not model.is_valid_name(type_id):
+            raise _Skip('%s names %r, not a type id' % (link, type_id))
+        return type_id
+
+    @staticmethod
+    def _physfn(parent_dir, name, warnings, unreadable):
+        """The physical function of an SR-IOV virtual function; read even
+        when the rest of the parent was not, so that its GPU is the one
+        marked unreadable."""
+        link = os.path.join(parent_dir, 'physfn')
+        try:
+            physfn = os.path.basename(os.readlink(link))
+        except OSError as e:
+            if e.errno not in _VANISHED:
+                warnings.append('%s: %s' % (name, _skip_for(link, e)))
+                unreadable.add(name)
+            return None
+        if not model.is_pci_address(physfn):
+            # The kernel links ../<PCI address>: anything else is made up.
+            warnings.append('%s: ignored its physfn %r, not a PCI address'
+                            % (name, physfn))
+            return None
+        return physfn
 
     def _read_type(self, types_dir, type_id, inode, seen):
         type_dir = os.path.join(types_dir, type_id)
@@ -195,6 +307,31 @@ class SysfsDriver(base.Driver):
                               available)
 
     # -- changes ---------------------------------------------------------
+    def _write(self, path, value, action, target):
+        """One write(2) to an attribute inside the root. The directories
+        on the way are links in sysfs (class/mdev_bus/<parent>,
+        bus/mdev/devices/<uuid>): resolved and checked; the file itself
+        is not followed and must be a regular file (no blocking on a
+        FIFO)."""
+        real = os.path.join(os.path.realpath(os.path.dirname(path)),
+                            os.path.basename(path))
+        if not _inside(real, os.path.realpath(self.root)):
+            raise exceptions.MdevError(action, target, '%s leads outside '
+                                       '[sysfs] root %s' % (path, self.root))
+        try:
+            fd = os.open(real, _WRITE_FLAGS)
+        except OSError as e:
+            raise exceptions.mdev_error_from_errno(e, action, target)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise exceptions.MdevError(action, target,
+                                           '%s is not a regular file' % path)
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise exceptions.mdev_error_from_errno(e, action, target)
+        finally:
+            os.close(fd)
+
     def create_mdev(self, parent, type_id, mdev_uuid):
         mdev_uuid = base.checked_uuid(mdev_uuid, 'create', 'mdev on %s'
                                       % parent)
@@ -204,13 +341,14 @@ class SysfsDriver(base.Driver):
                     'create', '%s %r' % (what, value), 'not a device name')
         path = os.path.join(self.bus_dir, parent, 'mdev_supported_types',
                             type_id, 'create')
-        _write(path, mdev_uuid, 'create',
-               '%s of type %s on %s' % (mdev_uuid, type_id, parent))
+        self._write(path, mdev_uuid, 'create',
+                    '%s of type %s on %s' % (mdev_uuid, type_id, parent))
 
     def remove_mdev(self, mdev_uuid):
         mdev_uuid = base.checked_uuid(mdev_uuid, 'remove', 'mdev')
         path = self._device_dir(mdev_uuid)
-        _write(os.path.join(path, 'remove'), '1', 'remove', 'mdev ' + mdev_uuid)
+        self._write(os.path.join(path, 'remove'), '1', 'remove',
+                    'mdev ' + mdev_uuid)
 
     def boot_id(self):
         try:
@@ -236,9 +374,9 @@ class SysfsDriver(base.Driver):
                 'not allowed for type %s' % type_id)
         value = ' '.join('%s=%d' % (k, int(v))
                          for k, v in sorted(params.items()))
-        _write(os.path.join(self._device_dir(mdev_uuid), 'nvidia',
-                            'vgpu_params'), value,
-               'set vendor parameters on', 'mdev ' + mdev_uuid)
+        self._write(os.path.join(self._device_dir(mdev_uuid), 'nvidia',
+                                 'vgpu_params'), value,
+                    'set vendor parameters on', 'mdev ' + mdev_uuid)
 
     def _device_dir(self, mdev_uuid):
         bus_path = os.path.join(self.root, 'bus', 'mdev', 'devices', mdev_uuid)
@@ -247,8 +385,8 @@ class SysfsDriver(base.Driver):
         # A copied tree may lack bus/mdev: the device also sits under its
         # parent, as the kernel lays it out.
         try:
-            names = _listdir(self.bus_dir)
-        except _Skip:
+            names = sorted(os.listdir(self.bus_dir))
+        except OSError:
             names = []
         for name in names:
             candidate = os.path.join(self.bus_dir, name, mdev_uuid)
