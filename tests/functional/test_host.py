@@ -345,6 +345,8 @@ def test_placement_down_during_release_loses_nothing(served, placement_db,
 
 def test_claim_cli_errors_are_one_line(served):
     _server, conf = served
+    # The host's classes exist in Placement (not left to earlier tests).
+    assert cli(conf, 'report').returncode == 0
     for args, words in (
             (['claim', '--instance', new(), 'resources1:VGPUX=1'],
              'unknown resource class'),
