@@ -119,7 +119,7 @@ class Host:
     def ledger(self):
         if self._ledger is None:
             self._ledger = ledger_mod.Ledger(
-                os.path.join(self.conf.state_path, 'ledger.sqlite'))
+                ledger_mod.path_in(self.conf.state_path))
         return self._ledger
 
     def _say_once(self, key, text, *args):

@@ -50,6 +50,11 @@ class LedgerLost(exceptions.HostStateError):
     """The ledger this host had is gone or empty."""
 
 
+def path_in(state_path):
+    """Where a host keeps its ledger."""
+    return os.path.join(state_path, 'ledger.sqlite')
+
+
 def _marker(path):
     # Written once the ledger exists: remembers that there was one.
     return path + '.created'
@@ -161,3 +166,19 @@ class Ledger:
         with self._connect() as conn:
             conn.execute('DELETE FROM releases WHERE consumer = ?',
                          (consumer,))
+
+
+def owned_mdevs(ledger):
+    """UUIDs of every mdev ``ledger`` (a Ledger, or None for a host that
+    never had one) holds, whatever their state: the mdevs that realize
+    claims. Any other mdev on the host is someone else's."""
+    return frozenset() if ledger is None else frozenset(
+        r.uuid for r in ledger.records())
+
+
+def open_existing(path):
+    """The Ledger at ``path``, or None when this host never had one (a
+    report need not create it). LedgerLost/HostStateError as Ledger()."""
+    if not os.path.exists(path) and not os.path.exists(_marker(path)):
+        return None
+    return Ledger(path)

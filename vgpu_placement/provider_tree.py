@@ -52,7 +52,10 @@ class Counter:
 class ParentPlan:
     """Everything needed to turn Placement's usages into inventories."""
     classes: dict                # type id -> resource class
-    existing: dict               # type id -> mdevs on the parent
+    existing: dict               # type id -> mdevs on the parent (anyone's)
+    # type id -> those of them that realize claims (ours, in the ledger):
+    # only these are taken off what Placement has granted.
+    realized: dict
     available: dict              # type id -> kernel available_instances
     caps: dict                   # type id -> host-wide max_instances share
     model: object
@@ -60,8 +63,9 @@ class ParentPlan:
     grouped: bool = False        # a physical GPU standing for its VFs
 
     def pending(self, usages):
-        """Granted by Placement, not created yet, per type."""
-        return {t: max(0, usages.get(rc, 0) - self.existing.get(t, 0))
+        """Granted by Placement, not created yet, per type. An mdev that
+        is not ours realizes no claim: it is consumed capacity besides."""
+        return {t: max(0, usages.get(rc, 0) - self.realized.get(t, 0))
                 for t, rc in self.classes.items()}
 
     def offers(self, usages):
@@ -203,11 +207,14 @@ def counters_for(parent, model):
                  for p, size in sorted(pools.items()))
 
 
-def build_tree(host, snapshot, policies, choose_model=None, counters=True):
+def build_tree(host, snapshot, policies, choose_model=None, counters=True,
+               owned=frozenset()):
     """The desired tree: one child per parent reporting at least one type.
 
     choose_model(parent) -> capacity model (default: detect from the
     parent). counters: add shared counter classes for pool models.
+    owned: UUIDs of the mdevs that realize claims (the ledger's); every
+    other mdev is capacity consumed by someone else.
     """
     choose_model = choose_model or (
         lambda parent: capacity.choose_model(parent)[0])
@@ -223,6 +230,8 @@ def build_tree(host, snapshot, policies, choose_model=None, counters=True):
         plan = ParentPlan(
             classes={p.type_id: p.resource_class for p in reported},
             existing={t.id: parent.count_mdevs(t.id) for t in parent.types},
+            realized={t.id: sum(1 for m in parent.mdevs if m.type_id == t.id
+                                and m.uuid in owned) for t in parent.types},
             available={t.id: t.available_instances for t in parent.types},
             caps=caps[parent.name], model=model,
             counters=counters_for(parent, model) if counters else (),

@@ -6,6 +6,7 @@ import os
 from vgpu_placement import capacity
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
+from vgpu_placement import ledger as ledger_mod
 from vgpu_placement import model
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
@@ -52,6 +53,23 @@ class Reporter:
         self.empty_file = os.path.join(conf.state_path,
                                        'empty-parents.json')
         self.warned = set()
+        self._ledger = None         # read only: which mdevs are ours
+
+    def owned_mdevs(self):
+        """UUIDs of the mdevs the ledger holds. A ledger that cannot be
+        read makes every mdev count as someone else's: claims in flight
+        are then counted in full (fewer offers, never too many)."""
+        try:
+            if self._ledger is None:
+                self._ledger = ledger_mod.open_existing(
+                    ledger_mod.path_in(self.conf.state_path))
+            return ledger_mod.owned_mdevs(self._ledger)
+        except exceptions.HostStateError as e:
+            self._ledger = None
+            if ('ledger', str(e)) not in self.warned:
+                self.warned.add(('ledger', str(e)))
+                LOG.error('%s; every mdev counts as not ours meanwhile', e)
+            return frozenset()
 
     def _load_cache(self):
         """The cache file if it is well formed and of this Placement; else
@@ -143,7 +161,8 @@ class Reporter:
         return provider_tree.build_tree(
             self.conf.host, snapshot, policies,
             choose_model=lambda p: self.choose_model(p, empty_seen),
-            counters=self.conf.capacity.shared_counters)
+            counters=self.conf.capacity.shared_counters,
+            owned=self.owned_mdevs())
 
     def _check_kernel(self, desired, view):
         """Compare each model's prediction with what the kernel shows."""

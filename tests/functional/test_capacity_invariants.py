@@ -13,6 +13,12 @@ Every granted claim is realized by the host (no late failure). A burst of
 claims that carry the shared counters, with no report in between, is also
 always realized (any mix of types on pool parents, any number of one type
 on equal-size parents): Placement checks the counters in each claim.
+
+Realized claims go into the ledger, as the host side records them; mdevs
+of other owners (mdevctl, an operator) come and go between steps, each
+taking capacity nobody has been granted (one made into capacity already
+granted would make a claim fail whatever we report): they must count as
+consumed, never as the realization of a claim.
 """
 import tempfile
 import uuid
@@ -31,6 +37,7 @@ from tests.functional.conftest import placement_ini
 from vgpu_placement.drivers import simulated
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
+from vgpu_placement import ledger as ledger_mod
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement import report
 
@@ -59,9 +66,11 @@ class HostUnderClaims(RuleBasedStateMachine):
                          driver='simulated', simulated__profile=self.profile,
                          state_path=tempfile.mkdtemp(), host=self.host)
         self.reporter = report.Reporter(conf)
+        self.ledger = ledger_mod.Ledger(ledger_mod.path_in(conf.state_path))
         self.placement = client_mod.PlacementClient(PLACEMENT_DB['adapter']())
         self.specs = {s.name: s for s in self.reporter.driver.specs}
         self.granted = {}       # consumer -> (device, type, mdev uuid|None)
+        self.foreign = {}       # mdev uuid -> device, made by another owner
         self.report()
         self.type_ids = sorted(
             t for c in self.desired.children for t in c.plan.classes)
@@ -99,14 +108,26 @@ class HostUnderClaims(RuleBasedStateMachine):
         self.granted[consumer] = (child.device, type_id, None)
         return consumer
 
+    def free_target(self, device):
+        """Where a new mdev of the device goes (an SR-IOV card: a free
+        virtual function)."""
+        spec = self.specs[device]
+        if spec.rule != 'sriov':
+            return device
+        busy = {m.parent for m in self.reporter.driver.discover().mdevs()}
+        return next(vf for vf in simulated.vf_names(spec) if vf not in busy)
+
+    def consumed(self, device):
+        """Type ids of every mdev on the device and every claim granted
+        there and not realized yet."""
+        parent = self.reporter.discover().parent(device)
+        return [m.type_id for m in parent.mdevs] + [
+            t for d, t, m in self.granted.values() if d == device and
+            m is None]
+
     def realize(self, consumer):
         device, type_id, _ = self.granted[consumer]
-        target = device
-        spec = self.specs[device]
-        if spec.rule == 'sriov':
-            busy = {m.parent for m in self.reporter.driver.discover().mdevs()}
-            target = next(vf for vf in simulated.vf_names(spec)
-                          if vf not in busy)
+        target = self.free_target(device)
         mdev = str(uuid.uuid4())
         try:
             self.reporter.driver.create_mdev(target, type_id, mdev)
@@ -115,6 +136,9 @@ class HostUnderClaims(RuleBasedStateMachine):
             raise AssertionError('late failure: Placement granted %s on %s '
                                  'but the host refused: %s'
                                  % (type_id, device, e))
+        self.ledger.put(ledger_mod.Record(
+            mdev, consumer, device, target, type_id, ledger_mod.ACTIVE,
+            self.reporter.driver.boot_id()))
         self.granted[consumer] = (device, type_id, mdev)
 
     # -- rules -------------------------------------------------------------
@@ -127,19 +151,45 @@ class HostUnderClaims(RuleBasedStateMachine):
                                    self.granted.values()))
     @rule(data=st.data())
     def realize_one(self, data):
-        pending = sorted(c for c, (_, _, m) in self.granted.items()
-                         if m is None)
+        # Insertion order, not UUID order: a replayed example must make
+        # the same choices (UUIDs are new each run).
+        pending = [c for c, (_, _, m) in self.granted.items()
+                   if m is None]
         self.realize(data.draw(st.sampled_from(pending)))
         self.report()
 
     @precondition(lambda self: self.granted)
     @rule(data=st.data())
     def release_one(self, data):
-        consumer = data.draw(st.sampled_from(sorted(self.granted)))
+        consumer = data.draw(st.sampled_from(list(self.granted)))
         _, _, mdev = self.granted.pop(consumer)
         if mdev:
             self.reporter.driver.remove_mdev(mdev)
+            self.ledger.forget(mdev)
         self.placement.delete('/allocations/%s' % consumer)
+        self.report()
+
+    @rule(data=st.data())
+    def foreign_created(self, data):
+        """Another owner makes an mdev where nothing granted needs room."""
+        device = data.draw(st.sampled_from(sorted(self.specs)))
+        spec = self.specs[device]
+        fits = [t.id for t in spec.types
+                if true_free(spec, self.consumed(device), t)]
+        if not fits:
+            return
+        mdev = str(uuid.uuid4())
+        self.reporter.driver.create_mdev(
+            self.free_target(device), data.draw(st.sampled_from(fits)), mdev)
+        self.foreign[mdev] = device
+        self.report()
+
+    @precondition(lambda self: self.foreign)
+    @rule(data=st.data())
+    def foreign_removed(self, data):
+        mdev = data.draw(st.sampled_from(list(self.foreign)))
+        del self.foreign[mdev]
+        self.reporter.driver.remove_mdev(mdev)
         self.report()
 
     @rule(data=st.data(), size=st.integers(2, 6))
@@ -167,17 +217,10 @@ class HostUnderClaims(RuleBasedStateMachine):
     # -- the invariant -------------------------------------------------------
     @invariant()
     def offers_are_safe_and_tight(self):
-        pending_by_device = {}
-        for device, type_id, mdev in self.granted.values():
-            if mdev is None:
-                pending_by_device.setdefault(device, []).append(type_id)
-        snapshot = self.reporter.discover()
         view = dict(self.reporter.placement_view(refresh=False))
         for child in self.desired.children:
             spec = self.specs[child.device]
-            parent = snapshot.parent(child.device)
-            consumed = [m.type_id for m in parent.mdevs] + \
-                pending_by_device.get(child.device, [])
+            consumed = self.consumed(child.device)
             inventories = view[child.name]['inventories']
             usages = view[child.name]['usages']
             for type_id, rc in child.plan.classes.items():

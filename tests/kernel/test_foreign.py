@@ -49,3 +49,40 @@ def test_foreign_mdevs_in_odd_spellings_are_listed_canonically(
     reporter.report()
     check_inventories()
     count_step(3)
+
+
+def test_claims_pending_beside_a_hand_made_mdev_all_realize(reporter):
+    """A hand-made mtty-2 takes 2 of the 24 ports; mtty-1 and mtty-2 are
+    claimed in turn (the host reporting between claims, realizing none)
+    until both are refused. Placement must have granted no more than the
+    kernel can create: every claim then realizes, none fails late."""
+    from tests.kernel.test_realize import claim_here
+    from tests.kernel.test_realize import spec
+    from vgpu_placement import host as host_mod
+    from vgpu_placement import scheduler
+    foreign = str(uuid.uuid4())
+    write_once(create_file('mtty', 'mtty-2'), foreign)
+    ports = available('mtty', 'mtty-1')
+    desired = reporter.report().desired
+    granted, refused = [], set()
+    while refused != {'mtty-1', 'mtty-2'}:
+        for type_id in sorted({'mtty-1', 'mtty-2'} - refused):
+            consumer = str(uuid.uuid4())
+            try:
+                claim_here(reporter, spec(desired, type_id), consumer)
+            except scheduler.NoValidHost:
+                refused.add(type_id)
+                continue
+            granted.append((consumer, type_id))
+            desired = reporter.report().desired
+    units = sum(2 if t == 'mtty-2' else 1 for _c, t in granted)
+    assert units == ports
+    count_step()
+    h = host_mod.Host(reporter)
+    for consumer, _type_id in granted:
+        h.realize(consumer)
+    view = kernel_view()
+    assert foreign in view['mdevs'] and len(view['mdevs']) == \
+        len(granted) + 1
+    assert available('mtty', 'mtty-1') == 0
+    count_step()

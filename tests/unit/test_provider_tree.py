@@ -17,13 +17,17 @@ def test_provider_names_follow_nova(device, name):
     assert provider_tree.provider_name('cn1', device) == name
 
 
-def build(tmp_path, tree_setup, **options):
+def build(tmp_path, tree_setup, owned_all=True, **options):
+    """(snapshot, desired tree); owned_all: every mdev is one of ours
+    (realizes a claim), else none is."""
     tree = sysfs_tree.kernel_samples(tmp_path)
     tree_setup(tree)
     conf = make_conf(sysfs__root=str(tmp_path), **options)
     snap = sysfs.SysfsDriver(conf).discover()
+    owned = frozenset(m.uuid for m in snap.mdevs()) if owned_all else \
+        frozenset()
     return snap, provider_tree.build_tree(
-        'cn1', snap, type_config.load_policies(conf, snap))
+        'cn1', snap, type_config.load_policies(conf, snap), owned=owned)
 
 
 def test_total_is_existing_plus_available(tmp_path):
@@ -45,6 +49,28 @@ def test_total_is_existing_plus_available(tmp_path):
                 'total': expected, 'reserved': 0, 'min_unit': 1,
                 'max_unit': expected, 'step_size': 1,
                 'allocation_ratio': 1.0}
+
+
+def test_an_mdev_not_ours_is_never_taken_for_a_granted_claim(tmp_path):
+    """The same usages, but the mdevs are someone else's: each granted
+    claim is still to be made, besides the mdevs that exist."""
+    def setup(tree):
+        for _ in range(2):
+            tree.add_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
+        tree.set_available('mtty', 'mtty-2', 10)    # as the kernel says
+        tree.set_available('mtty', 'mtty-1', 20)
+    snap, ours = build(tmp_path, setup)
+    _snap, theirs = build(tmp_path / 'again', setup, owned_all=False)
+    usages = {'CUSTOM_MDEV_MTTY_2': 2, 'CUSTOM_VGPU_UNITS_MTTY': 4}
+    mtty = provider_tree.provider_name('cn1', 'mtty')
+    assert ours.child(mtty).plan.pending(usages) == {'mtty-1': 0,
+                                                     'mtty-2': 0}
+    assert theirs.child(mtty).plan.pending(usages) == {'mtty-1': 0,
+                                                       'mtty-2': 2}
+    # 24 ports: 4 taken by the mdevs; 4 more by the two claims when the
+    # mdevs are not theirs.
+    free = lambda tree: tree.child(mtty).plan.offers(usages)['mtty-1'].free
+    assert (free(ours), free(theirs)) == (20, 16)
 
 
 def test_a_type_with_nothing_left_stays_closed_at_its_empty_size(tmp_path):

@@ -151,8 +151,7 @@ def cmd_reconcile(args):
     host = _host(args)
     if args.accept_lost_ledger:
         host = host_mod.Host(host.reporter, ledger=ledger_mod.Ledger(
-            os.path.join(host.conf.state_path, 'ledger.sqlite'),
-            accept_loss=True))
+            ledger_mod.path_in(host.conf.state_path), accept_loss=True))
     summary = host.reconcile()
     if args.format == 'json':
         common.print_json(summary)
