@@ -65,6 +65,7 @@ from vgpu_placement import capacity  # noqa: E402
 from vgpu_placement.drivers import simulated  # noqa: E402
 from vgpu_placement import exceptions  # noqa: E402
 from vgpu_placement import flavor  # noqa: E402
+from vgpu_placement import ledger as ledger_mod  # noqa: E402
 from vgpu_placement.placement import client as client_mod  # noqa: E402
 from vgpu_placement.placement import embedded  # noqa: E402
 from vgpu_placement import profiles as profiles_mod  # noqa: E402
@@ -297,6 +298,9 @@ class TraceRun:
             embedded_placement__enabled=True,
             embedded_placement__database=bench.db)
         self.reporter = report.Reporter(conf)
+        # What the host side records of each mdev it makes for a claim: the
+        # report counts only these as claims made real.
+        self.ledger = ledger_mod.Ledger(ledger_mod.path_in(self.tmp))
         self.pc = bench.pc
         self.consumers = {}          # consumer -> (device, type, mdev uuid)
         self.result = {'placed': 0, 'arrivals': 0, 'late': 0,
@@ -390,6 +394,9 @@ class TraceRun:
                         % (type_id, device))
                 target = free[0]
             driver.create_mdev(target, type_id, mdev)
+            self.ledger.put(ledger_mod.Record(
+                mdev, consumer, device, target, type_id, ledger_mod.ACTIVE,
+                driver.boot_id()))
         except exceptions.NoCapacity:
             self.result['late'] += 1
             self.result['late_by_kind'][self.kind_of[device]] += 1
