@@ -31,12 +31,19 @@ class TypePolicy:
     device_addresses: frozenset      # empty: every parent offering the type
     max_instances: int = None
     vendor_params: tuple = ()        # ((key, int value), ...) sorted
+    # Without device_addresses: parents other listed types claim (Nova's
+    # default type goes to "the GPUs that aren't used by other types").
+    excluded: frozenset = frozenset()
 
     def applies_to(self, parent):
         """True if reported on this model.ParentDevice (a physical GPU
         matches its own address or any of its virtual functions')."""
-        return not self.device_addresses or bool(
-            self.device_addresses & ({parent.name} | set(parent.members)))
+        names = {parent.name} | set(parent.members)
+        if self.device_addresses:
+            return bool(self.device_addresses & names)
+        # A GPU with one virtual function claimed is left whole to that
+        # type: one parent here is one provider, it cannot be split.
+        return not self.excluded & names
 
 
 def default_class(type_id):
@@ -93,6 +100,8 @@ def parse_vendor_params(type_id, items, allowed):
 def load_policies(conf, snapshot, param_keys=None):
     """Return {type_id: TypePolicy} for the types to report on this host.
 
+    Listed types are read as Nova's libvirt driver reads them (README,
+    "Coming from Nova's [devices] vGPU support"); none listed: every type.
     param_keys(type_id) gives the driver's vendor parameter allow-list.
     """
     param_keys = param_keys or (lambda type_id: frozenset())
@@ -126,16 +135,38 @@ def load_policies(conf, snapshot, param_keys=None):
                     'readable parent offers (unreadable: %s); not reported '
                     'this time', type_id, ', '.join(sorted(
                         snapshot.unreadable)))
+    # Every listed type's group is read, an unreported one's too: the
+    # parents it claims are not the default type's.
+    devices_conf.register_dynamic_opts(conf, enabled or offered)
+    groups = {t: conf[devices_conf.mdev_group_name(t)]
+              for t in enabled or offered}
+    address_owner = _address_owners(groups, snapshot)
     if explicit:
-        type_ids = [t for t in enabled if t not in missing]
+        type_ids = [t for t in _nova_types(enabled, groups)
+                    if t not in missing]
     else:
         type_ids = offered
-    devices_conf.register_dynamic_opts(conf, type_ids)
 
     policies = {}
-    address_owner = {}
     for type_id in type_ids:
-        group = conf[devices_conf.mdev_group_name(type_id)]
+        group = groups[type_id]
+        rc = group.mdev_class or (orc.VGPU if explicit
+                                  else default_class(type_id))
+        default_type = explicit and not group.device_addresses
+        policies[type_id] = TypePolicy(
+            type_id, _check_class(type_id, rc),
+            frozenset(group.device_addresses), group.max_instances,
+            parse_vendor_params(type_id, group.vendor_params,
+                                param_keys(type_id)),
+            frozenset(address_owner) if default_type else frozenset())
+    check_collisions(policies, snapshot)
+    return policies
+
+
+def _address_owners(groups, snapshot):
+    """{address: type id} from each group's device_addresses, checked."""
+    address_owner = {}
+    for type_id, group in groups.items():
         for address in group.device_addresses:
             if not model.is_valid_name(address):
                 raise exceptions.ConfigError(
@@ -155,15 +186,27 @@ def load_policies(conf, snapshot, param_keys=None):
                 LOG.warning('%s lists %s, which is not an mdev parent on '
                             'this host', _group_option(
                                 type_id, 'device_addresses'), address)
-        rc = group.mdev_class or (orc.VGPU if explicit
-                                  else default_class(type_id))
-        policies[type_id] = TypePolicy(
-            type_id, _check_class(type_id, rc),
-            frozenset(group.device_addresses), group.max_instances,
-            parse_vendor_params(type_id, group.vendor_params,
-                                param_keys(type_id)))
-    check_collisions(policies, snapshot)
-    return policies
+    return address_owner
+
+
+def _nova_types(enabled, groups):
+    """The listed types Nova uses: all with device_addresses, and the first
+    without (its default type); later ones without are dropped, as Nova's
+    _get_supported_vgpu_types drops them."""
+    used, default = [], None
+    for type_id in enabled:
+        if groups[type_id].device_addresses:
+            used.append(type_id)
+        elif default is None:
+            default = type_id
+            used.append(type_id)
+        else:
+            LOG.warning('[devices] enabled_mdev_types: %s is not '
+                        'reported: like %s, listed before it, it has no '
+                        'device_addresses, and only the first such type is '
+                        'used (as in Nova); give it device_addresses',
+                        type_id, default)
+    return used
 
 
 def types_on_parent(policies, parent):

@@ -182,7 +182,8 @@ def test_huge_input_gives_a_short_error_line(sysfs_host, args, words):
     ('[mdev_mtty-1]\ndevice_addresses = mtty\n'
      '[mdev_mtty-2]\ndevice_addresses = mtty\n',
      'vgpu-placement: error: [mdev_mtty-2] device_addresses:'),
-    ('[devices]\nenabled_mdev_types = mtty-1, mtty-2\n',
+    # Every type reported (empty list), two of one parent given one class.
+    ('[mdev_mtty-1]\nmdev_class = VGPU\n[mdev_mtty-2]\nmdev_class = VGPU\n',
      'vgpu-placement: error: [mdev_mtty-2] mdev_class:'),
     ('[DEFAULT\nbroken', 'vgpu-placement: configuration error:'),
 ])

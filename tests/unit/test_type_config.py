@@ -9,6 +9,7 @@ from tests import sysfs_tree
 from vgpu_placement import drivers
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
+from vgpu_placement import model
 from vgpu_placement import type_config
 
 
@@ -82,10 +83,60 @@ def test_invalid_class(snapshot, value):
 
 
 def test_colliding_classes_on_one_parent(snapshot):
-    text = error(snapshot, devices__enabled_mdev_types=['nvidia-35',
-                                                        'nvidia-36'])
+    text = error(snapshot, '[mdev_nvidia-35]\nmdev_class = VGPU\n'
+                 '[mdev_nvidia-36]\nmdev_class = VGPU\n')
     assert 'mdev_class' in text and 'VGPU' in text
     assert 'device_addresses' in text          # the fix names both ways
+
+
+def test_listed_types_without_addresses_do_not_collide(snapshot):
+    # As in Nova: the first is the default type, the second is dropped.
+    got = policies(snapshot, devices__enabled_mdev_types=['nvidia-35',
+                                                          'nvidia-36'])
+    assert list(got) == ['nvidia-35']
+
+
+def test_default_type_is_not_reported_on_a_pinned_types_parent(snapshot):
+    # Distinct classes: no collision to stop start-up, so only the reading
+    # of the default type keeps it off the pinned type's GPU.
+    got = policies(snapshot, '[devices]\nenabled_mdev_types = nvidia-35, '
+                   'nvidia-36\n[mdev_nvidia-36]\ndevice_addresses = '
+                   '0000:85:00.0\nmdev_class = CUSTOM_B\n')
+    assert got['nvidia-35'].applies_to(snapshot.parent('0000:84:00.0'))
+    assert not got['nvidia-35'].applies_to(snapshot.parent('0000:85:00.0'))
+
+
+def test_default_type_skips_parents_claimed_by_an_unreadable_type(snapshot):
+    # nvidia-99 may be on 0000:85:00.0, which this scan could not read: its
+    # parent stays its own, not the default type's.
+    partial = dataclasses.replace(snapshot,
+                                  unreadable=frozenset(['0000:85:00.0']))
+    got = policies(partial, '[devices]\nenabled_mdev_types = nvidia-35, '
+                   'nvidia-99\n[mdev_nvidia-99]\ndevice_addresses = '
+                   '0000:85:00.0\n')
+    assert list(got) == ['nvidia-35']
+    assert got['nvidia-35'].applies_to(snapshot.parent('0000:84:00.0'))
+    assert not got['nvidia-35'].applies_to(snapshot.parent('0000:85:00.0'))
+
+
+def test_default_type_skips_a_gpu_with_a_claimed_virtual_function():
+    gpu = model.ParentDevice('0000:41:00.0', (), (), members=(
+        '0000:41:00.4', '0000:41:00.5'))
+    claimed = type_config.TypePolicy(
+        'nvidia-558', 'VGPU', frozenset(),
+        excluded=frozenset(['0000:41:00.5']))
+    assert not claimed.applies_to(gpu)
+    free = dataclasses.replace(claimed, excluded=frozenset(['0000:42:00.0']))
+    assert free.applies_to(gpu)
+
+
+def test_empty_list_keeps_every_type_on_every_parent(snapshot):
+    # The project's extension: no default type, so nothing is claimed away.
+    got = policies(snapshot, '[mdev_nvidia-36]\ndevice_addresses = '
+                   '0000:84:00.0\nmdev_class = CUSTOM_B\n')
+    assert got['nvidia-35'].applies_to(snapshot.parent('0000:84:00.0'))
+    assert got['nvidia-35'].applies_to(snapshot.parent('0000:85:00.0'))
+    assert not got['nvidia-36'].applies_to(snapshot.parent('0000:85:00.0'))
 
 
 def test_explicit_same_custom_class_on_one_parent(snapshot):
@@ -166,9 +217,21 @@ def test_unknown_type_while_a_parent_is_unreadable_is_a_warning(
                                   unreadable=frozenset(['0000:85:00.0']))
     with caplog.at_level(logging.WARNING, logger='vgpu_placement'):
         got = policies(partial, '[devices]\nenabled_mdev_types = nvidia-99, '
-                       'mtty-1\n')
+                       'mtty-1\n[mdev_nvidia-99]\ndevice_addresses = '
+                       '0000:85:00.0\n')
     assert list(got) == ['mtty-1']
     assert got['mtty-1'].resource_class == 'VGPU'
     assert 'nvidia-99' in caplog.text and '0000:85:00.0' in caplog.text
     # Every parent read whole: still an error.
     test_unknown_type(snapshot)
+
+
+def test_unknown_type_keeps_its_place_as_the_default_type(snapshot):
+    # As in Nova, the first listed type without device_addresses is the
+    # default even if no readable parent offers it: the choice does not
+    # flip with what one scan could read.
+    partial = dataclasses.replace(snapshot,
+                                  unreadable=frozenset(['0000:85:00.0']))
+    got = policies(partial, '[devices]\nenabled_mdev_types = nvidia-99, '
+                   'mtty-1\n')
+    assert got == {}
