@@ -217,7 +217,7 @@ def run_ours(tmp, key, extra_ini, claim_class):
             '[placement]\nauth_type = admin_token\nendpoint = %s\n'
             'token = admin\n' % server.url + extra_ini,
             driver='simulated', simulated__profile=profile,
-            state_path=state, host=host)
+            state_path=state, host=host, create_root_provider=True)
         rows, plan = [], []
         reporters = {}
 
@@ -545,9 +545,18 @@ def main():
                         help="print only the project's figures")
     parser.add_argument('--details', action='store_true',
                         help='list every request of every scenario')
+    parser.add_argument('--install-nova', action='store_true',
+                        help='only make .cache/nova-venv (nova 34.0.0, for '
+                             'this bench and tests/functional/'
+                             'test_beside_nova.py) and exit')
     parser.add_argument('--serve', help=argparse.SUPPRESS)
     parser.add_argument('--nova-worker', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.install_nova:
+        reason = ensure_nova_venv()
+        if reason:
+            print('nova venv: %s' % reason, file=sys.stderr)
+        return 1 if reason else 0
     if args.serve:
         return serve(args.serve)
     if args.nova_worker:

@@ -107,6 +107,8 @@ HARNESS = os.path.join(ROOT, 'tools', 'placement-server', 'placement-server')
 BENCH_PROFILES = os.path.join(ROOT, 'benches', 'profiles')
 PROJECT, USER = 'scale-run-project', 'scale-run-user'
 INI = """\
+[DEFAULT]
+create_root_provider = true
 [placement]
 auth_type = admin_token
 endpoint = %s

@@ -122,3 +122,17 @@ class PlacementConflict(PlacementError):
 
 class PlacementUnavailable(VgpuPlacementError):
     """Placement could not be reached at all."""
+
+
+class RootProviderMissing(VgpuPlacementError):
+    """Placement has no root provider for this host, and we may not create
+    it (nova-compute does, for its compute node)."""
+
+    def __init__(self, name):
+        self.name = name
+        super().__init__(
+            'Placement has no root provider named %s yet: nova-compute '
+            'creates it for its compute node (start it, or check that '
+            '[DEFAULT] host is its hypervisor hostname); on a host '
+            'without Nova set [DEFAULT] create_root_provider = true'
+            % name)

@@ -4,6 +4,7 @@ import logging
 import os
 
 from vgpu_placement import capacity
+from vgpu_placement.conf import base as conf_base
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
 from vgpu_placement import ledger as ledger_mod
@@ -103,6 +104,9 @@ class Reporter:
                     all(provider_ok(p) for p in providers.values()) and
                     all(isinstance(cache.get(k, []), list)
                         for k in ('classes', 'traits')) and
+                    isinstance(cache.get('retired', {}), dict) and
+                    all(isinstance(t, (int, float)) for t in
+                        cache.get('retired', {}).values()) and
                     isinstance(cache.get('endpoint'), (str, type(None))))
 
         # The endpoint may carry a password: the file keeps none.
@@ -185,11 +189,18 @@ class Reporter:
                         'smaller', child.device, type_id, predicted, observed)
         return found
 
-    def report(self, dry_run=False):
+    def report(self, dry_run=False, delete_retired=False):
+        """One sync. delete_retired: delete every retired provider that
+        holds no allocation now, whatever its age (an operator's
+        request)."""
         snapshot = self.discover()
         desired = self.desired_tree(snapshot)
         before = dataclasses.replace(self.client.count)
-        tree_sync = sync.TreeSync(self.client, self.cache)
+        tree_sync = sync.TreeSync(
+            self.client, self.cache,
+            create_root=conf_base.create_root_provider(self.conf),
+            delete_retired_after=0 if delete_retired else
+            self.conf.delete_retired_providers_after)
         try:
             changes = tree_sync.run(desired, dry_run=dry_run)
         finally:
@@ -215,9 +226,7 @@ class Reporter:
         else:
             root_uuid = (self.cache.get('root') or {}).get('uuid')
         if root_uuid is None:
-            raise exceptions.VgpuPlacementError(
-                'Placement has no provider named %s yet; run '
-                '"vgpu-placement report" first' % self.conf.host)
+            raise exceptions.RootProviderMissing(self.conf.host)
         children = tree_sync.children(root_uuid)
         return [(name, dict(p, uuid=u))
                 for name, (u, p) in sorted(children.items())]

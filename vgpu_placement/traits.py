@@ -15,6 +15,9 @@ _RES_RE = re.compile(r'\b(\d{2,5})x(\d{2,5})\b')
 _MB_RE = re.compile(r'\b(\d+)\s*MB video memory')
 
 MANAGED = 'CUSTOM_VGPU_PLACEMENT_MANAGED'
+# On a managed provider whose device is gone (kept for caches like
+# nova-compute's; see placement.sync).
+RETIRED = 'CUSTOM_VGPU_PLACEMENT_RETIRED'
 
 
 def parse_description(description):

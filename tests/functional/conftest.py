@@ -25,7 +25,9 @@ embedded_only = pytest.mark.skipif(
 def placement_ini(database=None):
     """The config section reaching the Placement under test."""
     if EXTERNAL:
-        return ('[placement]\nauth_type = admin_token\nendpoint = %s\n'
+        # A standalone host on a shared Placement: it makes its root.
+        return ('[DEFAULT]\ncreate_root_provider = true\n'
+                '[placement]\nauth_type = admin_token\nendpoint = %s\n'
                 'token = admin\n' % EXTERNAL)
     text = '[embedded_placement]\nenabled = true\n'
     return text + ('database = %s\n' % database if database else '')

@@ -241,6 +241,7 @@ def served(placement_db, tmp_path, host):
     conf = tmp_path / 'host.conf'
     conf.write_text(
         '[DEFAULT]\nhost = %s\ndriver = simulated\nstate_path = %s\n'
+        'create_root_provider = true\n'
         '[simulated]\nprofile = kernel-samples\n[placement]\n'
         'auth_type = admin_token\nendpoint = %s\ntoken = admin\n'
         % (host, tmp_path / 'state', EXTERNAL or server.url))

@@ -106,15 +106,56 @@ def test_created_mdev_changes_one_provider_with_one_write(sim_conf, host,
         'CUSTOM_MDEV_MTTY_1': 22, 'CUSTOM_MDEV_MTTY_2': 12}
 
 
-def test_parent_gone_without_usage_deletes_its_provider(sim_conf, host,
-                                                        placement):
+def test_parent_gone_without_usage_is_retired_then_deleted_on_request(
+        sim_conf, host, placement):
     reporter = report.Reporter(sim_conf())
     reporter.report()
+    name = '%s_mdpy' % host
     reporter.driver.unplug_parent('mdpy')
     result = reporter.report()
     assert [(c.action, c.provider) for c in result.changes] == [
-        ('delete', '%s_mdpy' % host)]
-    assert '%s_mdpy' % host not in tree_in_placement(placement, host)
+        ('inventories', name), ('traits', name)]
+    # Kept for caches like nova-compute's: empty, marked, still ours.
+    kept = tree_in_placement(placement, host)[name]
+    assert kept['inventories'] == {}
+    assert {traits_mod.RETIRED, traits_mod.MANAGED} <= kept['traits']
+    assert reporter.report().requests.writes == 0       # steady
+    result = reporter.report(delete_retired=True)
+    assert [(c.action, c.provider) for c in result.changes] == [
+        ('delete', name)]
+    assert name not in tree_in_placement(placement, host)
+
+
+def test_a_retired_provider_is_deleted_after_the_age_set(sim_conf, host,
+                                                         placement):
+    reporter = report.Reporter(sim_conf(
+        delete_retired_providers_after=600))
+    reporter.report()
+    name = '%s_mdpy' % host
+    rp_uuid = tree_in_placement(placement, host)[name]['uuid']
+    reporter.driver.unplug_parent('mdpy')
+    reporter.report()
+    assert name in tree_in_placement(placement, host)
+    reporter.cache['retired'][rp_uuid] -= 601     # as if 601 s went by
+    result = reporter.report()
+    assert [(c.action, c.provider) for c in result.changes] == [
+        ('delete', name)]
+
+
+def test_a_device_back_takes_its_retired_provider_back(sim_conf, host,
+                                                       placement):
+    reporter = report.Reporter(sim_conf())
+    reporter.report()
+    before = tree_in_placement(placement, host)['%s_mdpy' % host]
+    reporter.driver.unplug_parent('mdpy')
+    reporter.report()
+    reporter.driver.plug_parent('mdpy')
+    reporter.report()
+    after = tree_in_placement(placement, host)['%s_mdpy' % host]
+    assert after['uuid'] == before['uuid']
+    assert after['inventories'] == before['inventories']
+    assert after['traits'] == before['traits']
+    assert reporter.cache['retired'] == {}
 
 
 def test_parent_gone_with_usage_keeps_used_inventory_closed(
@@ -148,7 +189,8 @@ def test_parent_gone_with_usage_keeps_used_inventory_closed(
 
 
 def test_traits_from_type_descriptions(sim_conf, host, placement):
-    conf = sim_conf('demo-host',
+    # As in Nova, one listed type may go without device_addresses.
+    conf = sim_conf('demo-host', '[mdev_mdpy-hd]\ndevice_addresses = mdpy\n',
                     devices__enabled_mdev_types=['nvidia-231', 'mdpy-hd'])
     report.Reporter(conf).report()
     tree = tree_in_placement(placement, host)
@@ -218,8 +260,10 @@ def test_existing_root_is_reused_and_left_alone(sim_conf, host, placement):
     tree = tree_in_placement(placement, host)
     assert '%s_numa0' % host in tree           # not ours: never deleted
     assert other['uuid'] == tree['%s_numa0' % host]['uuid']
+    assert tree['%s_numa0' % host]['traits'] == set()
     assert sorted(tree) == ['%s_mbochs' % host, '%s_mdpy' % host,
-                            '%s_numa0' % host]
+                            '%s_mtty' % host, '%s_numa0' % host]
+    assert tree['%s_mtty' % host]['inventories'] == {}     # retired
 
 
 def test_dry_run_writes_nothing(sim_conf, host, placement):
@@ -240,7 +284,7 @@ def test_placement_down_then_back(tmp_path, host, placement_db):
         '[placement]\nauth_type = admin_token\nendpoint = %s\n'
         'token = admin\n' % server.url,
         driver='simulated', simulated__profile='kernel-samples',
-        state_path=str(tmp_path), host=host)
+        state_path=str(tmp_path), host=host, create_root_provider=True)
     with server:
         reporter = report.Reporter(conf)
         reporter.report()

@@ -191,7 +191,7 @@ def test_a_remembered_card_gone_is_skipped_for_one_with_room(cards,
     cards.driver.unplug_parent(next(
         p.name for p in cards.discover().parents
         if provider_tree.provider_name(cards.conf.host, p.name) == y_name))
-    cards.report()
+    cards.report(delete_retired=True)
     assert y not in {rp['uuid'] for rp in placement.get(
         '/resource_providers?in_tree=%s' % root)['resource_providers']}
 

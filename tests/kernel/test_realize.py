@@ -538,6 +538,7 @@ def served(placement_db, kconf):
         path = os.path.join(kconf.state_path, 'cli.conf')
         with open(path, 'w') as f:
             f.write('[DEFAULT]\nhost = %s\ndriver = sysfs\nstate_path = %s\n'
+                    'create_root_provider = true\n'
                     '[sysfs]\nroot = /sys\n[placement]\n'
                     'auth_type = admin_token\nendpoint = %s\ntoken = admin\n'
                     % (kconf.host, kconf.state_path, server.url))

@@ -101,3 +101,16 @@ def test_a_failing_reconcile_does_not_stop_the_report():
     # Both cycles reported; the failed reconcile is tried again next cycle.
     assert reporter.calls == 2 and tried == [0, 1]
     assert waits == [10, 10]
+
+
+def test_no_root_provider_yet_is_said_once_and_tried_each_period(caplog):
+    missing = exceptions.RootProviderMissing('cn1')
+    reporter = ScriptedReporter([missing, missing, missing, Result()])
+    waits = []
+    agent.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
+                     reporter.outcomes or len(waits) > 5).run()
+    assert waits == [10, 10, 10, 10]        # no back-off: nova starts soon
+    warned = [r for r in caplog.records if 'no root provider' in
+              r.getMessage() and r.levelname == 'WARNING']
+    assert len(warned) == 1 and 'nova-compute' in warned[0].getMessage()
+    assert 'root provider found' in caplog.text

@@ -41,6 +41,7 @@ class ReportLoop:
         self.wait = wait
         self.outage_delay = None        # set while Placement is unreachable
         self.error_delay = None         # set while cycles fail otherwise
+        self.waiting_for_root = False   # said once: no root provider yet
         self.reconcile = reconcile      # callable, or None: report only
         self.reconcile_every = reconcile_every or 1
         self.cycles_to_reconcile = 0    # 0: reconcile on this cycle
@@ -50,7 +51,8 @@ class ReportLoop:
         the next reconcile (this cycle's report still runs)."""
         try:
             summary = self.reconcile()
-        except exceptions.PlacementUnavailable:
+        except (exceptions.PlacementUnavailable,
+                exceptions.RootProviderMissing):
             raise
         except exceptions.VgpuPlacementError as e:
             LOG.error('reconcile failed: %s', e)
@@ -83,6 +85,12 @@ class ReportLoop:
                 LOG.warning('%s; retrying', e)
             self.outage_delay = self._backoff(self.outage_delay)
             return self.outage_delay
+        except exceptions.RootProviderMissing as e:
+            # Normal while nova-compute starts: said once, tried each period.
+            (LOG.debug if self.waiting_for_root else LOG.warning)(
+                '%s; waiting', e)
+            self.waiting_for_root = True
+            return self.interval
         except exceptions.VgpuPlacementError as e:
             # The host or Placement refused something: say it, keep going.
             LOG.error('report failed: %s', e)
@@ -96,6 +104,9 @@ class ReportLoop:
             self.error_delay = self._backoff(self.error_delay)
             return self.error_delay
         self.error_delay = None
+        if self.waiting_for_root:
+            LOG.warning('root provider found; host reported')
+            self.waiting_for_root = False
         if self.outage_delay is not None:
             LOG.warning('Placement is reachable again; host reported')
             self.outage_delay = None

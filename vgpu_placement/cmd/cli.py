@@ -29,7 +29,8 @@ def cmd_discover(args):
 def cmd_report(args):
     conf = common.load_conf(args)
     reporter = report.Reporter(conf)
-    result = reporter.report(dry_run=args.dry_run)
+    result = reporter.report(dry_run=args.dry_run,
+                             delete_retired=args.delete_retired)
     changes = [c.as_dict() for c in result.changes]
     data = {'host': conf.host, 'dry_run': args.dry_run,
             'requests': result.requests.as_dict(), 'changes': changes}
@@ -213,6 +214,10 @@ def build_parser():
                 'Sync this host\'s provider tree to Placement once.')
     p.add_argument('--dry-run', action='store_true',
                    help='print what would change; write nothing')
+    p.add_argument('--delete-retired', action='store_true',
+                   help='also delete the providers of devices that are '
+                        'gone and hold no allocation (restart or refresh '
+                        'nova-compute first: it may have them cached)')
     command('status', cmd_status,
             'Per provider: inventories, reserved, usage and mdevs.')
     p = command('flavor-spec', cmd_flavor_spec,

@@ -24,7 +24,34 @@ opts = [
                     'mode 0600; the directory is made 0700 (also an '
                     'existing one owned by this user, unless it is sticky '
                     'and shared like /tmp).'),
+    cfg.BoolOpt('create_root_provider', default=None,
+                help='Create this host\'s root resource provider when '
+                     'Placement has none. In a Nova deployment the root is '
+                     'nova-compute\'s compute node (its UUID is the compute '
+                     'node\'s): leave this unset and the agent reports '
+                     'nothing until nova-compute has created it. Unset: '
+                     'created only with [embedded_placement] enabled (a '
+                     'trial on its own); set true for a standalone host '
+                     'reporting to a shared Placement.'),
+    cfg.IntOpt('delete_retired_providers_after', default=None, min=0,
+               help='Seconds after which a provider whose device is gone, '
+                    'and which holds no allocation, is deleted from '
+                    'Placement. Until then it stays, with no inventory and '
+                    'the trait CUSTOM_VGPU_PLACEMENT_RETIRED: nova-compute '
+                    'caches the tree between association refreshes '
+                    '([compute] resource_provider_association_refresh, '
+                    '300 s by default, or never) and fails its periodic '
+                    'task on a provider deleted under it. Unset: never '
+                    'automatically; "vgpu-placement report '
+                    '--delete-retired" deletes them on request.'),
 ]
+
+
+def create_root_provider(conf):
+    """Whether this host may create its root provider."""
+    if conf.create_root_provider is not None:
+        return conf.create_root_provider
+    return conf.embedded_placement.enabled
 
 
 def register_opts(conf):

@@ -44,14 +44,25 @@ def _q(value):
 
 
 class TreeSync:
-    """Sync one host's tree; ``cache`` is a dict persisted by the caller."""
+    """Sync one host's tree; ``cache`` is a dict persisted by the caller.
 
-    def __init__(self, client, cache):
+    create_root: create the root provider when Placement has none (else
+    RootProviderMissing: nova-compute owns it). delete_retired_after:
+    seconds a retired provider without allocations stays before it is
+    deleted (None: never); ``clock`` gives the time for it.
+    """
+
+    def __init__(self, client, cache, create_root=True,
+                 delete_retired_after=None, clock=time.time):
         self.client = client
         self.cache = cache
+        self.create_root = create_root
+        self.delete_retired_after = delete_retired_after
+        self.clock = clock
         cache.setdefault('providers', {})
         cache.setdefault('classes', [])
         cache.setdefault('traits', [])
+        cache.setdefault('retired', {})     # provider uuid -> since (time)
         self.just_read = set()      # providers refresh() read in full
 
     # -- reading -----------------------------------------------------------
@@ -73,7 +84,7 @@ class TreeSync:
             return root['uuid']
         # A root not known (first run, or Placement lost it): nothing
         # cached about its Placement can be trusted, names included.
-        self.cache.update(providers={}, classes=[], traits=[])
+        self.cache.update(providers={}, classes=[], traits=[], retired={})
         found = self.client.get('/resource_providers?name=%s' % _q(name))
         if found['resource_providers']:
             root_uuid = found['resource_providers'][0]['uuid']
@@ -211,12 +222,26 @@ class TreeSync:
         self._update(want.uuid, want.inventories, want.traits, [], dry_run)
 
     def _retire(self, rp_uuid, cached, changes, dry_run):
-        """A provider we manage whose device is gone."""
-        if any(cached['usages'].values()):
-            # In use: keep what is used, closed (reserved == total).
+        """A provider we manage whose device is gone.
+
+        It stays in Placement: nova-compute caches the tree between its
+        association refreshes (or for good) and fails every periodic task
+        on a provider deleted under it (GET .../allocations -> 404). Its
+        inventories go but those in use (kept closed: reserved == total),
+        and it carries RETIRED; it is deleted once unused and retired for
+        delete_retired_after seconds.
+        """
+        since = self.cache['retired'].get(rp_uuid)
+        if since is None and not dry_run:
+            since = self.cache['retired'][rp_uuid] = self.clock()
+        old_enough = self.delete_retired_after is not None and (
+            since is None or
+            self.clock() - since >= self.delete_retired_after)
+        if any(cached['usages'].values()) or not old_enough:
             self._update(rp_uuid, lambda usages, current:
                          provider_tree.keep_in_use({}, usages, current),
-                         set(cached['traits']), changes, dry_run)
+                         set(cached['traits']) | {traits_mod.RETIRED},
+                         changes, dry_run)
             return
         changes.append(Change('delete', cached['name']))
         if dry_run:
@@ -224,6 +249,7 @@ class TreeSync:
         try:
             self.client.delete('/resource_providers/%s' % rp_uuid)
             del self.cache['providers'][rp_uuid]
+            self.cache['retired'].pop(rp_uuid, None)
         except exceptions.PlacementConflict:
             # Claimed since we read it: next report keeps it in use.
             LOG.info('provider %s got allocations, kept', cached['name'])
@@ -231,9 +257,12 @@ class TreeSync:
 
     def run(self, desired, dry_run=False):
         """Sync and return the list of Change made (or, dry, to make)."""
-        root_uuid = self.refresh(desired.root_name, create_root=not dry_run)
+        root_uuid = self.refresh(desired.root_name,
+                                 create_root=self.create_root and not dry_run)
         changes = []
         if root_uuid is None:
+            if not (dry_run and self.create_root):
+                raise exceptions.RootProviderMissing(desired.root_name)
             changes.append(Change('create', desired.root_name, 'root'))
             changes.extend(Change('create', c.name, '%d inventories' % len(
                 c.plan.classes)) for c in desired.children)
@@ -247,6 +276,9 @@ class TreeSync:
                 continue
             if want.name in existing:
                 rp_uuid, cached = existing[want.name]
+                if not dry_run:
+                    # Its device is back (or was never gone): in service.
+                    self.cache['retired'].pop(rp_uuid, None)
                 if rp_uuid not in self.just_read and any(
                         want.plan.pending(cached['usages']).values()):
                     self._reread_usages(rp_uuid)
