@@ -15,6 +15,16 @@ def is_valid_name(name):
         name)) and name not in ('.', '..')
 
 
+def nodedev_name(device):
+    """libvirt's node-device name of a parent device, by which Nova names
+    it: pci_0000_84_00_0 for a PCI device; <class>_<name> for a virtual
+    one, which the kernel's sample drivers register as
+    /sys/devices/virtual/<name>/<name> (mtty -> mtty_mtty)."""
+    if is_pci_address(device):
+        return 'pci_' + re.sub(r'[:.]', '_', device)
+    return '%s_%s' % (device, device)
+
+
 def is_pci_address(name):
     """True for a PCI address as the kernel writes it (0000:84:00.0)."""
     return isinstance(name, str) and bool(PCI_ADDRESS_RE.fullmatch(name))

@@ -132,10 +132,10 @@ class DesiredTree:
 
 
 def provider_name(host, device):
-    """Nova's naming: <host>_pci_0000_84_00_0, or <host>_<device name>."""
-    if model.is_pci_address(device):
-        return '%s_pci_%s' % (host, re.sub(r'[:.]', '_', device))
-    return '%s_%s' % (host, re.sub(r'[^A-Za-z0-9_-]', '_', device))
+    """Nova's naming, <host>_<libvirt node-device name>:
+    <host>_pci_0000_84_00_0, <host>_mtty_mtty."""
+    return '%s_%s' % (host, re.sub(r'[^A-Za-z0-9_-]', '_',
+                                   model.nodedev_name(device)))
 
 
 def host_caps(snapshot, policies):

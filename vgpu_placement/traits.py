@@ -24,13 +24,14 @@ def parse_description(description):
     """Return {'heads': int, 'resolution': (w, h), 'framebuffer_mb': int}."""
     pairs = {k: v.strip() for k, v in _PAIR_RE.findall(description)}
     props = {}
-    if pairs.get('num_heads', '').isdigit():
+    # ASCII digits: str.isdigit() takes '²', which int() refuses.
+    if re.fullmatch(r'[0-9]{1,4}', pairs.get('num_heads', '')):
         props['heads'] = int(pairs['num_heads'])
     res = _RES_RE.search(pairs.get('max_resolution') or
                          pairs.get('resolution') or description)
     if res:
         props['resolution'] = (int(res.group(1)), int(res.group(2)))
-    fb = re.match(r'^(\d+)M$', pairs.get('framebuffer', ''))
+    fb = re.fullmatch(r'([0-9]{1,10})M', pairs.get('framebuffer', ''))
     mb = fb or _MB_RE.search(description)
     if mb:
         props['framebuffer_mb'] = int(mb.group(1))

@@ -62,7 +62,7 @@ def _check_class(type_id, rc):
             '%s is a shared counter class (%s...)' % (
                 rc, COUNTER_CLASS_PREFIX),
             'use VGPU or another CUSTOM_* name')
-    if rc == orc.VGPU or (_CUSTOM_CLASS_RE.match(rc) and len(rc) <= 255):
+    if rc == orc.VGPU or (_CUSTOM_CLASS_RE.fullmatch(rc) and len(rc) <= 255):
         return rc
     raise exceptions.ConfigError(
         _group_option(type_id, 'mdev_class'),
@@ -155,7 +155,7 @@ def load_policies(conf, snapshot, param_keys=None):
         default_type = explicit and not group.device_addresses
         policies[type_id] = TypePolicy(
             type_id, _check_class(type_id, rc),
-            frozenset(group.device_addresses), group.max_instances,
+            _addresses(group, snapshot), group.max_instances,
             parse_vendor_params(type_id, group.vendor_params,
                                 param_keys(type_id)),
             frozenset(address_owner) if default_type else frozenset())
@@ -163,11 +163,27 @@ def load_policies(conf, snapshot, param_keys=None):
     return policies
 
 
+def parent_named(address, snapshot):
+    """The parent a device_addresses entry names, as the kernel names it:
+    Nova writes a virtual parent by its libvirt node-device name
+    (mtty_mtty for mtty); PCI addresses are the same in both."""
+    names = {p.name for p in snapshot.parents}
+    if address in names:
+        return address
+    return next((n for n in sorted(names)
+                 if model.nodedev_name(n) == address), address)
+
+
+def _addresses(group, snapshot):
+    return frozenset(parent_named(a, snapshot)
+                     for a in group.device_addresses)
+
+
 def _address_owners(groups, snapshot):
     """{address: type id} from each group's device_addresses, checked."""
     address_owner = {}
     for type_id, group in groups.items():
-        for address in group.device_addresses:
+        for address in sorted(_addresses(group, snapshot)):
             if not model.is_valid_name(address):
                 raise exceptions.ConfigError(
                     _group_option(type_id, 'device_addresses'),

@@ -121,7 +121,7 @@ def unplug_then_refresh(nova, ours, placement, host):
     assert {n: p['uuid'] for n, p in after.items()} == {
         n: p['uuid'] for n, p in before.items()}
     assert all(traits_mod.MANAGED in p['traits'] for p in after.values())
-    assert traits_mod.RETIRED in after['%s_mdpy' % host]['traits']
+    assert traits_mod.RETIRED in after['%s_mdpy_mdpy' % host]['traits']
 
 
 def root_is_novas(nova, placement, host):

@@ -13,6 +13,7 @@ from tests.functional.conftest import embedded_only
 from tests.functional.conftest import placement_ini
 from tests import sysfs_tree
 from vgpu_placement import flavor
+from vgpu_placement import provider_tree
 
 
 def run(args, conf_path=None, check=True):
@@ -61,13 +62,14 @@ def test_discover_report_status_json_match_the_formula(sysfs_host):
                                 sysfs_host).stdout)
     expected = {}
     for parent in discovered['parents']:
-        name = '%s_%s' % (host_of(sysfs_host), parent['name'])
+        name = provider_tree.provider_name(host_of(sysfs_host),
+                                           parent['name'])
         expected[name] = {
             'CUSTOM_MDEV_%s' % t['id'].upper().replace('-', '_'):
             t['mdevs'] + t['available_instances'] for t in parent['types']}
-    mtty = '%s_mtty' % host_of(sysfs_host)
+    mtty = '%s_mtty_mtty' % host_of(sysfs_host)
     assert expected[mtty] == {'CUSTOM_MDEV_MTTY_1': 22,
-                                         'CUSTOM_MDEV_MTTY_2': 12}
+                              'CUSTOM_MDEV_MTTY_2': 12}
     first = json.loads(run(['report', '--format', 'json'], sysfs_host).stdout)
     assert first['requests']['writes'] > 0
     # Type classes only: the shared counters are checked elsewhere.
@@ -95,7 +97,7 @@ def test_dry_run_then_table_output(sysfs_host):
     dry = run(['report', '--dry-run'], sysfs_host).stdout
     assert 'would make' in dry and 'create' in dry
     out = run(['report'], sysfs_host).stdout
-    assert '%s_mtty' % host_of(sysfs_host) in out
+    assert '%s_mtty_mtty' % host_of(sysfs_host) in out
     assert 'CUSTOM_MDEV_MTTY_2' in out
 
 

@@ -94,7 +94,7 @@ def test_claim_realize_release_round_trip(world, placement):
 def test_capacity_shrinks_and_grows_with_realized_instances(world,
                                                            placement):
     h = world()
-    name = '%s_mtty' % h.conf.host
+    name = '%s_mtty_mtty' % h.conf.host
 
     def free(rc):
         tree = tree_in_placement(placement, h.conf.host)[name]
@@ -186,7 +186,7 @@ def test_foreign_mdevs_are_counted_never_touched(world, placement):
     h.reconcile()
     assert list(host_mdevs(h)) == [foreign]
     inv = tree_in_placement(placement, h.conf.host)[
-        '%s_mtty' % h.conf.host]['inventories']
+        '%s_mtty_mtty' % h.conf.host]['inventories']
     assert inv['CUSTOM_VGPU_UNITS_MTTY']['reserved'] == 2   # its 2 ports
 
 

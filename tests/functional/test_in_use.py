@@ -70,7 +70,7 @@ def test_unreadable_for_one_scan_keeps_mdevs_and_records(world, placement,
 
 def test_report_never_retires_an_unreadable_parent(world, placement):
     h = world()
-    name = '%s_mbochs' % h.conf.host
+    name = '%s_mbochs_mbochs' % h.conf.host
     assert name in tree_in_placement(placement, h.conf.host)
     h.driver.fail_reads('mbochs')
     h.reporter.report()

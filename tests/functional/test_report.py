@@ -41,8 +41,8 @@ def test_first_report_creates_the_tree_by_the_formula(sim_conf, host,
     tree = tree_in_placement(placement, host)
     assert totals_in(tree) == expected_totals(reporter.driver.discover(),
                                               host)
-    assert sorted(tree) == ['%s_mbochs' % host, '%s_mdpy' % host,
-                            '%s_mtty' % host]
+    assert sorted(tree) == ['%s_mbochs_mbochs' % host, '%s_mdpy_mdpy' % host,
+                            '%s_mtty_mtty' % host]
     for rp in tree.values():
         for inv in rp['inventories'].values():
             assert (inv['reserved'], inv['min_unit'], inv['step_size'],
@@ -64,7 +64,7 @@ def test_a_claim_in_placement_reserves_what_it_will_take_from_others(
         sim_conf, host, placement):
     reporter = report.Reporter(sim_conf())
     reporter.report()
-    name = '%s_mtty' % host
+    name = '%s_mtty_mtty' % host
     mtty = tree_in_placement(placement, host)[name]
     claim(placement, mtty['uuid'], {'CUSTOM_MDEV_MTTY_2': 1})
     result = reporter.report()
@@ -96,13 +96,13 @@ def test_created_mdev_changes_one_provider_with_one_write(sim_conf, host,
     reporter.driver.create_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
     result = reporter.report()
     assert [(c.action, c.provider) for c in result.changes] == [
-        ('inventories', '%s_mtty' % host)]
+        ('inventories', '%s_mtty_mtty' % host)]
     assert result.requests.writes == 1
     tree = tree_in_placement(placement, host)
     assert totals_in(tree) == expected_totals(reporter.driver.discover(),
                                               host)
     # mtty-2 took two of the 24 ports: mtty-1 shows 22, mtty-2 1 + 11.
-    assert totals_in(tree)['%s_mtty' % host] == {
+    assert totals_in(tree)['%s_mtty_mtty' % host] == {
         'CUSTOM_MDEV_MTTY_1': 22, 'CUSTOM_MDEV_MTTY_2': 12}
 
 
@@ -110,7 +110,7 @@ def test_parent_gone_without_usage_is_retired_then_deleted_on_request(
         sim_conf, host, placement):
     reporter = report.Reporter(sim_conf())
     reporter.report()
-    name = '%s_mdpy' % host
+    name = '%s_mdpy_mdpy' % host
     reporter.driver.unplug_parent('mdpy')
     result = reporter.report()
     assert [(c.action, c.provider) for c in result.changes] == [
@@ -131,7 +131,7 @@ def test_a_retired_provider_is_deleted_after_the_age_set(sim_conf, host,
     reporter = report.Reporter(sim_conf(
         delete_retired_providers_after=600))
     reporter.report()
-    name = '%s_mdpy' % host
+    name = '%s_mdpy_mdpy' % host
     rp_uuid = tree_in_placement(placement, host)[name]['uuid']
     reporter.driver.unplug_parent('mdpy')
     reporter.report()
@@ -146,12 +146,12 @@ def test_a_device_back_takes_its_retired_provider_back(sim_conf, host,
                                                        placement):
     reporter = report.Reporter(sim_conf())
     reporter.report()
-    before = tree_in_placement(placement, host)['%s_mdpy' % host]
+    before = tree_in_placement(placement, host)['%s_mdpy_mdpy' % host]
     reporter.driver.unplug_parent('mdpy')
     reporter.report()
     reporter.driver.plug_parent('mdpy')
     reporter.report()
-    after = tree_in_placement(placement, host)['%s_mdpy' % host]
+    after = tree_in_placement(placement, host)['%s_mdpy_mdpy' % host]
     assert after['uuid'] == before['uuid']
     assert after['inventories'] == before['inventories']
     assert after['traits'] == before['traits']
@@ -162,7 +162,7 @@ def test_parent_gone_with_usage_keeps_used_inventory_closed(
         sim_conf, host, placement):
     reporter = report.Reporter(sim_conf())
     reporter.report()
-    name = '%s_mtty' % host
+    name = '%s_mtty_mtty' % host
     mtty = tree_in_placement(placement, host)[name]
     consumer = claim(placement, mtty['uuid'], {'CUSTOM_MDEV_MTTY_1': 2})
     reporter.driver.unplug_parent('mtty')
@@ -201,7 +201,7 @@ def test_traits_from_type_descriptions(sim_conf, host, placement):
         traits_mod.MANAGED}
     # The type (Nova's class) and the equal-size framebuffer counter.
     assert sorted(gpu['inventories']) == ['CUSTOM_VGPU_UNITS_NVIDIA', 'VGPU']
-    assert 'HW_GPU_RESOLUTION_W1920H1080' in tree['%s_mdpy' % host]['traits']
+    assert 'HW_GPU_RESOLUTION_W1920H1080' in tree['%s_mdpy_mdpy' % host]['traits']
     # A flavor asking for VGPU with 4 heads lands on the T4 only.
     found = placement.get('/allocation_candidates?resources=VGPU:1&required='
                           'HW_GPU_MAX_DISPLAY_HEADS_4')
@@ -238,7 +238,7 @@ def test_generation_conflict_is_refreshed_and_retried(sim_conf, host,
     assert racing.raced
     # Read the tree, write (409), re-read the provider, write again.
     assert result.requests.writes == 2
-    mtty = tree_in_placement(placement, host)['%s_mtty' % host]
+    mtty = tree_in_placement(placement, host)['%s_mtty_mtty' % host]
     assert mtty['inventories']['CUSTOM_MDEV_MTTY_1']['total'] == 22
     assert mtty['usages']['CUSTOM_MDEV_MTTY_1'] == 1
 
@@ -261,9 +261,9 @@ def test_existing_root_is_reused_and_left_alone(sim_conf, host, placement):
     assert '%s_numa0' % host in tree           # not ours: never deleted
     assert other['uuid'] == tree['%s_numa0' % host]['uuid']
     assert tree['%s_numa0' % host]['traits'] == set()
-    assert sorted(tree) == ['%s_mbochs' % host, '%s_mdpy' % host,
-                            '%s_mtty' % host, '%s_numa0' % host]
-    assert tree['%s_mtty' % host]['inventories'] == {}     # retired
+    assert sorted(tree) == ['%s_mbochs_mbochs' % host, '%s_mdpy_mdpy' % host,
+                            '%s_mtty_mtty' % host, '%s_numa0' % host]
+    assert tree['%s_mtty_mtty' % host]['inventories'] == {}     # retired
 
 
 def test_dry_run_writes_nothing(sim_conf, host, placement):
@@ -298,7 +298,7 @@ def test_placement_down_then_back(tmp_path, host, placement_db):
         assert loop.run_once() == 30
         assert loop.outage_delay is None
         view = dict(reporter.placement_view())
-    assert view['%s_mbochs' % host]['inventories'][
+    assert view['%s_mbochs_mbochs' % host]['inventories'][
         'CUSTOM_MDEV_MBOCHS_SMALL']['total'] == 48
 
 
@@ -320,7 +320,7 @@ def test_kernel_disagreeing_with_the_model_is_believed_and_logged(
     assert result.disagreements == [('mtty', 'mtty-1', 22, 20)]
     assert 'parent mtty type mtty-1: the capacity model predicts 22 ' \
            'available, the kernel says 20' in caplog.text
-    inv = tree_in_placement(placement, host)['%s_mtty' % host][
+    inv = tree_in_placement(placement, host)['%s_mtty_mtty' % host][
         'inventories']['CUSTOM_MDEV_MTTY_1']
     assert inv['total'] - inv['reserved'] == 20
 

@@ -23,6 +23,8 @@ import re
 
 import pytest
 
+from vgpu_placement import provider_tree
+
 IN_GUEST = os.environ.get('VGPU_KERNEL_TIER') == '1'
 
 if not IN_GUEST:
@@ -133,7 +135,7 @@ def expected_inventories(host, view):
         for p, t in view['mdevs'].values():
             if p == parent:
                 counts[t] = counts.get(t, 0) + 1
-        out['%s_%s' % (host, parent)] = {
+        out[provider_tree.provider_name(host, parent)] = {
             resource_class(t): counts.get(t, 0) + n
             for t, n in types.items() if counts.get(t, 0) + n > 0}
     return out

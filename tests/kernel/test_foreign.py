@@ -23,7 +23,7 @@ def test_foreign_mdev_is_listed_and_counted(driver, reporter, host,
     result = reporter.report()
     assert [c.action for c in result.changes] == ['inventories']
     after = check_inventories()
-    mbochs = '%s_mbochs' % host
+    mbochs = '%s_mbochs_mbochs' % host
     assert after[mbochs]['CUSTOM_MDEV_MBOCHS_MEDIUM'] == \
         1 + available('mbochs', 'mbochs-medium')
     assert after[mbochs] != before[mbochs]      # its memory is taken

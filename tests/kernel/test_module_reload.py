@@ -25,14 +25,14 @@ def test_rmmod_takes_the_parent_and_its_mdevs_insmod_brings_it_back(
     result = reporter.report()
     # Retired, not deleted: nova-compute may have it cached.
     assert [(c.action, c.provider) for c in result.changes] == [
-        ('inventories', '%s_mtty' % host), ('traits', '%s_mtty' % host)]
-    assert '%s_mtty' % host not in check_inventories()
+        ('inventories', '%s_mtty_mtty' % host), ('traits', '%s_mtty_mtty' % host)]
+    assert '%s_mtty_mtty' % host not in check_inventories()
 
     kmod.insmod('mtty')
     assert kernel_view()['available']['mtty'] == at_rest['mtty']
     result = reporter.report()
     assert [(c.action, c.provider) for c in result.changes] == [
-        ('inventories', '%s_mtty' % host), ('traits', '%s_mtty' % host)]
+        ('inventories', '%s_mtty_mtty' % host), ('traits', '%s_mtty_mtty' % host)]
     check_inventories()
     count_step(4)
 
@@ -50,7 +50,7 @@ def test_module_parameter_sets_what_the_kernel_offers(driver, reporter,
         parent = driver.discover().parent('mdpy')
         assert {t.id: t.available_instances for t in parent.types} == mdpy
         reporter.report()
-        assert check_inventories()['%s_mdpy' % host] == {
+        assert check_inventories()['%s_mdpy_mdpy' % host] == {
             'CUSTOM_MDEV_MDPY_HD': 2, 'CUSTOM_MDEV_MDPY_VGA': 2,
             'CUSTOM_MDEV_MDPY_XGA': 2}
         count_step(2)

@@ -35,6 +35,7 @@ from tests.kernel.conftest import write_once
 from vgpu_placement import flavor
 from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
+from vgpu_placement import provider_tree
 from vgpu_placement.placement import embedded
 from vgpu_placement import scheduler
 
@@ -80,8 +81,11 @@ def claim_here(reporter, request, consumer):
 def providers(reporter):
     """{parent: provider uuid} of the reporter's host (from its cache)."""
     host = reporter.conf.host
-    return {name[len(host) + 1:]: p['uuid']
-            for name, p in reporter.placement_view(refresh=False)}
+    by_name = {name: p['uuid'] for name, p in
+               reporter.placement_view(refresh=False)}
+    return {device: by_name[provider_tree.provider_name(host, device)]
+            for device in COST if provider_tree.provider_name(host, device)
+            in by_name}
 
 
 def read_child(placement, rp_uuid):

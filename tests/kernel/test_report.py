@@ -5,6 +5,7 @@ from tests.kernel.conftest import count_step
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import resource_class
 from tests.kernel.conftest import type_totals
+from vgpu_placement import provider_tree
 from vgpu_placement import report
 
 CREATES = (('mtty', 'mtty-2'), ('mtty', 'mtty-1'), ('mtty', 'mtty-1'),
@@ -17,12 +18,12 @@ def test_inventories_match_existing_plus_available(
     first = reporter.report()
     assert {c.action for c in first.changes} == {'create'}
     at_rest = check_inventories()
-    assert sorted(at_rest) == ['%s_mbochs' % host, '%s_mdpy' % host,
-                               '%s_mtty' % host]
+    assert sorted(at_rest) == ['%s_mbochs_mbochs' % host,
+                               '%s_mdpy_mdpy' % host, '%s_mtty_mtty' % host]
     # At rest every type is there, at what the kernel offers.
     view = kernel_view()
     for parent, types in view['available'].items():
-        assert at_rest['%s_%s' % (host, parent)] == {
+        assert at_rest[provider_tree.provider_name(host, parent)] == {
             resource_class(t): n for t, n in types.items()}
 
     for parent, type_id in CREATES:
@@ -33,10 +34,10 @@ def test_inventories_match_existing_plus_available(
     after = check_inventories()
     # Types share their parent's pool (mtty ports, mbochs memory, mdpy's
     # one counter): a create of one type lowers the others' totals.
-    assert after['%s_mdpy' % host] == {
+    assert after['%s_mdpy_mdpy' % host] == {
         'CUSTOM_MDEV_MDPY_HD': 1 + 2, 'CUSTOM_MDEV_MDPY_VGA': 1 + 2,
         'CUSTOM_MDEV_MDPY_XGA': 0 + 2}
-    assert after['%s_mtty' % host] == {
+    assert after['%s_mtty_mtty' % host] == {
         'CUSTOM_MDEV_MTTY_1': 2 + 20, 'CUSTOM_MDEV_MTTY_2': 1 + 10}
 
     # The Reporter's own view of Placement agrees.
@@ -67,12 +68,12 @@ def test_a_type_with_nothing_left_offers_nothing_then_reopens(
     inventories = check_inventories()
     # mtty-2: no mdev and nothing available: total 0, which the check
     # above accepts only as no inventory or a closed one.
-    assert inventories['%s_mtty' % host] == {'CUSTOM_MDEV_MTTY_1': 24}
+    assert inventories['%s_mtty_mtty' % host] == {'CUSTOM_MDEV_MTTY_1': 24}
 
     for u in made:
         driver.remove_mdev(u)
         count_step()
     reporter.report()
-    assert check_inventories()['%s_mtty' % host] == {
+    assert check_inventories()['%s_mtty_mtty' % host] == {
         'CUSTOM_MDEV_MTTY_1': 24, 'CUSTOM_MDEV_MTTY_2': 12}
     assert reporter.report().requests.writes == 0

@@ -183,3 +183,24 @@ def test_deprecated_names_are_read_with_oslo_warning(
         type_config.load_policies(make_conf(TABLE[name].config), snapshot)
     assert any('eprecated' in r.getMessage() and says in r.getMessage()
                for r in caplog.records), caplog.text
+
+
+def test_a_virtual_parent_goes_by_its_libvirt_name_as_in_nova(tmp_path):
+    """Nova's test config for the kernel's mtty sample: the parent is
+    written by its libvirt node-device name, mtty_mtty (libvirt registers
+    /sys/devices/virtual/mtty/mtty so; nova/tests/unit/virt/libvirt/
+    test_driver.py uses device_addresses = mtty_mtty), and its provider is
+    <nodename>_mtty_mtty (driver.py: '%s_%s' % (nodename, pgpu_dev_id))."""
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    del tree
+    conf = make_conf(
+        '[devices]\nenabled_mdev_types = mtty-2, mdpy-hd\n'
+        '[mdev_mtty-2]\ndevice_addresses = mtty_mtty\n'
+        '[mdev_mdpy-hd]\ndevice_addresses = mdpy\n',
+        sysfs__root=str(tmp_path))
+    snap = sysfs.SysfsDriver(conf).discover()
+    policies = type_config.load_policies(conf, snap)
+    assert policies['mtty-2'].device_addresses == {'mtty'}
+    desired = provider_tree.build_tree('cn1', snap, policies)
+    assert {c.name: sorted(c.plan.classes) for c in desired.children} == {
+        'cn1_mtty_mtty': ['mtty-2'], 'cn1_mdpy_mdpy': ['mdpy-hd']}

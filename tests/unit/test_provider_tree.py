@@ -12,7 +12,7 @@ from vgpu_placement import type_config
 @pytest.mark.parametrize('device,name', [
     ('0000:84:00.0', 'cn1_pci_0000_84_00_0'),
     ('0000:00:02.0', 'cn1_pci_0000_00_02_0'),
-    ('mtty', 'cn1_mtty')])
+    ('mtty', 'cn1_mtty_mtty')])
 def test_provider_names_follow_nova(device, name):
     assert provider_tree.provider_name('cn1', device) == name
 
@@ -80,7 +80,7 @@ def test_a_type_with_nothing_left_stays_closed_at_its_empty_size(tmp_path):
         for t in ('mdpy-vga', 'mdpy-xga', 'mdpy-hd'):
             tree.set_available('mdpy', t, 0)
     _snap, tree = build(tmp_path, setup)
-    inv = tree.child('cn1_mdpy').inventories({})
+    inv = tree.child('cn1_mdpy_mdpy').inventories({})
     # mdpy's counter of 4 is taken: hd is closed (reserved == total).
     assert (inv['CUSTOM_MDEV_MDPY_HD'].total,
             inv['CUSTOM_MDEV_MDPY_HD'].reserved) == (4, 4)
@@ -90,8 +90,8 @@ def test_a_type_with_nothing_left_stays_closed_at_its_empty_size(tmp_path):
 def test_disabled_types_and_parents_are_left_out(tmp_path):
     _snap, tree = build(tmp_path, lambda t: None,
                         devices__enabled_mdev_types=['mtty-2'])
-    assert [c.name for c in tree.children] == ['cn1_mtty']
-    assert sorted(tree.child('cn1_mtty').inventories({})) == [
+    assert [c.name for c in tree.children] == ['cn1_mtty_mtty']
+    assert sorted(tree.child('cn1_mtty_mtty').inventories({})) == [
         'CUSTOM_VGPU_UNITS_MTTY', 'VGPU']
 
 
@@ -132,7 +132,7 @@ def test_mdevs_nobody_claimed_are_reserved(tmp_path):
         tree.set_available('mtty', 'mtty-2', 11)
         tree.set_available('mtty', 'mtty-1', 22)
     _snap, tree = build(tmp_path, setup)
-    inv = tree.child('cn1_mtty').inventories({})
+    inv = tree.child('cn1_mtty_mtty').inventories({})
     assert (inv['CUSTOM_MDEV_MTTY_2'].total,
             inv['CUSTOM_MDEV_MTTY_2'].reserved) == (12, 1)
     assert inv['CUSTOM_VGPU_UNITS_MTTY'].reserved == 2     # its two ports

@@ -128,7 +128,7 @@ GOOD_CACHE = {
     'classes': ['CUSTOM_MDEV_MTTY_1'], 'traits': [],
     'providers': {
         'r': {'name': 'h1', 'parent': None, 'generation': 1},
-        'c': {'name': 'h1_mtty', 'parent': 'r', 'generation': 2,
+        'c': {'name': 'h1_mtty_mtty', 'parent': 'r', 'generation': 2,
               'inventories': {}, 'traits': [], 'usages': {}}}}
 
 
@@ -141,7 +141,7 @@ def test_a_good_cache_is_kept(tmp_path):
     '[]', '"x"', '5', 'null', '{"providers": 5}', '{"providers": {"u": 5}}',
     '{"providers": {"u": {"parent": null}}}', '{"classes": "CUSTOM_X"}',
     '{"traits": {}}', '{"root": []}', '{"root": {"name": 1, "uuid": "u"}}',
-    '{"endpoint": 5}', '{"providers": {"c": {"name": "h1_mtty", '
+    '{"endpoint": 5}', '{"providers": {"c": {"name": "h1_mtty_mtty", '
     '"parent": "r", "generation": 2, "inventories": []}}}', '{not json',
 ])
 def test_a_cache_of_the_wrong_shape_is_discarded_with_a_warning(
@@ -203,5 +203,5 @@ def test_report_command_rebuilds_corrupt_state_from_placement(tmp_path):
     assert json.loads(proc.stdout)['requests']['writes'] > 0
     cache = json.loads((state / 'placement-cache.json').read_text())
     assert sorted(p['name'] for p in cache['providers'].values()) == [
-        'corrupt-state', 'corrupt-state_mbochs', 'corrupt-state_mdpy',
-        'corrupt-state_mtty']
+        'corrupt-state', 'corrupt-state_mbochs_mbochs', 'corrupt-state_mdpy_mdpy',
+        'corrupt-state_mtty_mtty']

@@ -47,3 +47,11 @@ def test_parent_traits_only_keep_capabilities_every_type_has():
     assert os_traits.HW_GPU_MAX_DISPLAY_HEADS_4 not in got
     assert os_traits.HW_GPU_MAX_DISPLAY_HEADS_1 not in got
     assert os_traits.HW_GPU_MAX_DISPLAY_HEADS_4 in traits.parent_traits([q])
+
+
+def test_odd_digits_in_a_description_are_not_believed():
+    # '²' passes str.isdigit() and then fails int(): a report must not.
+    props = traits.parse_description(
+        'num_heads=\u00b2, framebuffer=\u0663M, max_resolution=1280x1024')
+    assert 'heads' not in props and 'framebuffer_mb' not in props
+    assert props['resolution'] == (1280, 1024)

@@ -22,7 +22,7 @@ def load_driver(name, conf):
     The name is checked before stevedore imports anything, so a config value
     can never make us import an arbitrary module.
     """
-    if not _DRIVER_NAME_RE.match(name or ''):
+    if not _DRIVER_NAME_RE.fullmatch(name or ''):
         raise exceptions.ConfigError(
             '[DEFAULT] driver', 'invalid driver name %r' % name,
             'use one of: %s' % ', '.join(available_drivers()))

@@ -206,8 +206,7 @@ def _load_parent(path, where, item):
         physfn=item.get('physfn'),
         vfs=_int(capacity.get('vfs', 0), path, where + ' vfs') if
         rule == 'sriov' else 0)
-    if rule == 'sriov' and (not spec.vfs or not model.PCI_ADDRESS_RE.match(
-            name)):
+    if rule == 'sriov' and (not spec.vfs or not model.is_pci_address(name)):
         raise _profile_error(path, where, 'the sriov rule needs a PCI '
                              'address and vfs >= 1')
     mdevs = []
