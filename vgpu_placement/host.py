@@ -204,6 +204,26 @@ class Host:
         return [Wanted(mdev_uuid_for(consumer, i), child.device, type_id,
                        child.name) for i, (child, type_id) in enumerate(out)]
 
+    @staticmethod
+    def _unmapped(allocations, ours, managed):
+        """True when some of the allocations on our providers cannot be
+        told apart now (a provider or a class not in the tree read: its
+        parent or type unreadable, retired, or no longer configured).
+        The UUIDs wanted() derives count every vGPU before them, so they
+        are not to be trusted then: mdevs are kept and recreated from the
+        ledger, never made anew from such a reading."""
+        for rp_uuid, resources in allocations.items():
+            asked = {rc for rc, n in resources.items() if n}
+            if rp_uuid not in managed or not asked:
+                continue
+            if rp_uuid not in ours:
+                return True
+            child, types = ours[rp_uuid]
+            if asked - set(types) - {c.resource_class
+                                     for c in child.plan.counters}:
+                return True
+        return False
+
     def _lock(self, device):
         name = 'vgpu-parent-' + re.sub(r'[^A-Za-z0-9_.-]', '_', device)
         return state_file.external_lock(name, self.lock_path)
@@ -226,8 +246,20 @@ class Host:
             self.ledger.released(consumer)
             allocations = scheduler.current_allocations(
                 self.client, consumer)['allocations']
-            ours = self._our_providers(held=allocations)
-            wanted = self.wanted(consumer, allocations, ours)
+            _snapshot, ours, managed = self._read_facts(held=allocations)
+            if self._unmapped(allocations, ours, managed):
+                # Again what the ledger holds for it, nothing new.
+                wanted = [Wanted(r.uuid, r.device, r.type,
+                                 self._provider_name(r.device))
+                          for r in self.ledger.records(consumer)]
+                if not wanted:
+                    raise exceptions.VgpuPlacementError(
+                        'the vGPU allocations of %s on host %s cannot all '
+                        'be told apart now (a parent or type could not be '
+                        'read, or is no longer configured); try again'
+                        % (consumer, self.conf.host))
+            else:
+                wanted = self.wanted(consumer, allocations, ours)
             if not wanted:
                 raise exceptions.VgpuPlacementError(
                     'consumer %s has no vGPU allocations on host %s'
@@ -499,8 +531,10 @@ class Host:
                 self.client, consumer)['allocations'].items()
             if rp in facts.managed}
         held = self._held_providers(allocations, facts)
-        wanted = {w.uuid: w for w in self.wanted(consumer, allocations,
-                                                 facts.ours)}
+        wanted = {} if self._unmapped(allocations, facts.ours,
+                                      facts.managed) else {
+            w.uuid: w for w in self.wanted(consumer, allocations,
+                                           facts.ours)}
         records = self.ledger.records(consumer)
         for record in records:
             with self._lock(record.device):
@@ -540,13 +574,14 @@ class Host:
                 summary['unknown'].append(record.uuid)
             return
         if want is None:
-            # Held, but no longer asked for by what we report (type taken
-            # out of the config, parent no longer listed): kept for the
-            # consumer, who alone may release it.
+            # Held, but not asked for by what we report now (type taken
+            # out of the config, or allocations this reading cannot tell
+            # apart): kept for the consumer, who alone may release it.
             self._say_once(('kept', record.uuid),
-                           'mdev %s (%s on %s) of %s is no longer reported '
-                           'but its consumer holds an allocation there: '
-                           'kept until the consumer releases it',
+                           'mdev %s (%s on %s) of %s is not what the host '
+                           'reports now but its consumer holds an '
+                           'allocation there: kept until the consumer '
+                           'releases it',
                            record.uuid, record.type, record.device,
                            record.consumer)
             summary['kept'].append(record.uuid)

@@ -92,7 +92,7 @@ def test_type_dropped_from_config_keeps_its_mdevs_and_says_so_once(
     assert first['kept'] == [mdev] and first['removed'] == []
     assert second['removed'] == []
     assert mdev in host_mdevs(later) and mdev in owned(later)
-    assert caplog.text.count('no longer reported') == 1
+    assert caplog.text.count('not what the host reports now') == 1
     # Its own release still frees it.
     freed, released = later.release(consumer)
     assert freed == [mdev] and released and host_mdevs(later) == {}
@@ -295,3 +295,35 @@ def test_cli_says_the_ledger_is_lost_and_accepts_the_loss(served):
     assert accepted.returncode == 0, accepted.stderr
     assert json.loads(accepted.stdout)['realized'] == [mdev]
     assert cli(conf, 'reconcile').returncode == 0
+
+
+def test_allocations_not_told_apart_make_no_new_mdev(world, placement):
+    """One instance with a vGPU on mdpy and one on mtty, not realized yet,
+    when mdpy goes away. Its mdevs' UUIDs count every vGPU of the instance
+    (mdpy's first): none may be made from a reading that misses one, or
+    mtty's would take mdpy's UUID and the next realize would find it on
+    the wrong GPU."""
+    h = world()
+    consumer = new()
+    by_device = {c.device: u for u, (c, _t) in h._our_providers().items()}
+    placement.put('/allocations/%s' % consumer, {
+        'allocations': {
+            by_device['mdpy']: {'resources': {'CUSTOM_MDEV_MDPY_HD': 1,
+                                              'CUSTOM_VGPU_UNITS_MDPY': 1}},
+            by_device['mtty']: {'resources': {'CUSTOM_MDEV_MTTY_2': 1,
+                                              'CUSTOM_VGPU_UNITS_MTTY': 2}}},
+        'consumer_generation': None, 'project_id': 'p', 'user_id': 'u',
+        'consumer_type': 'INSTANCE'})
+    h.driver.unplug_parent('mdpy')
+    h.reporter.report()                 # mdpy's provider retired
+    assert h.reconcile()['realized'] == []
+    with pytest.raises(exceptions.VgpuPlacementError) as err:
+        h.realize(consumer)
+    assert 'cannot all be told apart' in str(err.value)
+    assert host_mdevs(h) == {}
+    h.driver.plug_parent('mdpy')
+    summary = h.reconcile()
+    first, second = (host_mod.mdev_uuid_for(consumer, i) for i in (0, 1))
+    assert sorted(summary['realized']) == sorted([first, second])
+    assert {u: (m.parent, m.type_id) for u, m in host_mdevs(h).items()} == {
+        first: ('mdpy', 'mdpy-hd'), second: ('mtty', 'mtty-2')}
