@@ -16,6 +16,13 @@ from vgpu_placement import exceptions
 
 CREATING, ACTIVE, REMOVING = 'creating', 'active', 'removing'
 
+# The ledger outlives many upgrades. Its schema version is SQLite's
+# user_version; _MIGRATIONS[n] takes a version n-1 ledger to version n, in
+# the one transaction that opens it. Version 1 is the schema below; a
+# ledger from before versions were kept (user_version 0) already has it.
+SCHEMA_VERSION = 1
+_MIGRATIONS = {1: ()}
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mdevs (
     uuid TEXT PRIMARY KEY,
@@ -48,6 +55,10 @@ class Record:
 
 class LedgerLost(exceptions.HostStateError):
     """The ledger this host had is gone or empty."""
+
+
+class LedgerTooNew(exceptions.HostStateError):
+    """The ledger was written by a newer release."""
 
 
 def path_in(state_path):
@@ -91,15 +102,30 @@ class Ledger:
         try:
             with self._connect() as conn:
                 conn.execute('PRAGMA journal_mode=WAL')
-                conn.executescript(_SCHEMA)
+                self._migrate(conn)
                 conn.execute('SELECT uuid, consumer, device, parent, type, '
                              'state, boot_id, updated FROM mdevs LIMIT 1')
+        except LedgerTooNew:
+            raise
         except exceptions.HostStateError as e:
             raise exceptions.HostStateError(
                 '%s; restore it from a backup or move it aside' % e)
         if not os.path.exists(_marker(path)):
             os.close(os.open(_marker(path), os.O_WRONLY | os.O_CREAT,
                              0o600))
+
+    def _migrate(self, conn):
+        version = conn.execute('PRAGMA user_version').fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerTooNew(
+                'the ownership ledger %s has schema version %d, newer than '
+                'this release reads (%d): run the release that wrote it, '
+                'or a newer one' % (self.path, version, SCHEMA_VERSION))
+        conn.executescript(_SCHEMA)
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                conn.execute(statement)
+        conn.execute('PRAGMA user_version = %d' % SCHEMA_VERSION)
 
     @contextlib.contextmanager
     def _connect(self):

@@ -89,6 +89,17 @@ def write_json(path, data):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    sync_dir(directory)
+
+
+def sync_dir(directory):
+    """Make a rename in ``directory`` durable: until the directory itself
+    is synced, a power loss can bring back the old name."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def external_lock(name, lock_path):

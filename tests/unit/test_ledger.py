@@ -47,3 +47,38 @@ def test_a_corrupt_ledger_names_its_file(tmp_path):
     with pytest.raises(exceptions.HostStateError) as err:
         ledger_mod.Ledger(path)
     assert path in str(err.value)
+
+
+def test_a_ledger_from_before_schema_versions_is_migrated(tmp_path):
+    import sqlite3
+    path = str(tmp_path / 'ledger.sqlite')
+    # As the first releases wrote it: the tables, no user_version.
+    conn = sqlite3.connect(path)
+    conn.executescript(ledger_mod._SCHEMA)
+    conn.execute('INSERT INTO mdevs VALUES (?,?,?,?,?,?,?,?)',
+                 (record().uuid, 'c', 'mtty', 'mtty', 'mtty-1',
+                  ledger_mod.ACTIVE, 'boot', 0.0))
+    conn.commit()
+    conn.close()
+    assert ledger_mod.Ledger(path).records() == [record()]
+    conn = sqlite3.connect(path)
+    assert conn.execute('PRAGMA user_version').fetchone()[0] == \
+        ledger_mod.SCHEMA_VERSION >= 1
+    conn.close()
+
+
+def test_a_ledger_from_a_newer_release_is_refused_untouched(tmp_path):
+    import sqlite3
+    path = str(tmp_path / 'ledger.sqlite')
+    ledger_mod.Ledger(path).put(record())
+    conn = sqlite3.connect(path)
+    conn.execute('PRAGMA user_version = %d' % (ledger_mod.SCHEMA_VERSION + 1))
+    conn.commit()
+    conn.close()
+    with pytest.raises(ledger_mod.LedgerTooNew) as err:
+        ledger_mod.Ledger(path)
+    assert path in str(err.value) and 'newer' in str(err.value)
+    conn = sqlite3.connect(path)
+    assert conn.execute('SELECT uuid FROM mdevs').fetchall() == [
+        (record().uuid,)]
+    conn.close()

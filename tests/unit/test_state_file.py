@@ -205,3 +205,18 @@ def test_report_command_rebuilds_corrupt_state_from_placement(tmp_path):
     assert sorted(p['name'] for p in cache['providers'].values()) == [
         'corrupt-state', 'corrupt-state_mbochs_mbochs', 'corrupt-state_mdpy_mdpy',
         'corrupt-state_mtty_mtty']
+
+
+def test_write_json_syncs_the_directory_after_the_rename(tmp_path,
+                                                        monkeypatch):
+    import stat as stat_mod
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat_mod.S_ISDIR(os.fstat(fd).st_mode))
+        return real_fsync(fd)
+    monkeypatch.setattr(os, 'fsync', fsync)
+    state_file.write_json(str(tmp_path / 'x.json'), {'a': 1})
+    # The file's data, then the directory holding its new name.
+    assert synced == [False, True]

@@ -184,7 +184,12 @@ def ensure_host_tools(apt):
 
 _PROBE = r'''
 import json, os, sys
-out = {"executable": os.path.realpath(sys.executable),
+# The interpreter as invoked, not resolved: a virtualenv's bin/python is a
+# link to the base interpreter, which run by its own path knows nothing of
+# the virtualenv (its pyvenv.cfg sits beside the link) -- and so nothing of
+# the packages installed there. The resolved one is shared too.
+out = {"executable": os.path.abspath(sys.executable),
+       "resolved": os.path.realpath(sys.executable),
        "version": sys.version.split()[0],
        "prefixes": [sys.prefix, sys.base_prefix, sys.exec_prefix,
                     sys.base_exec_prefix],
@@ -234,7 +239,8 @@ def guest_shares(info):
         elif os.path.isdir(top):
             wanted.append((top, 'ro'))          # not a merged-/usr host
     candidates = info['prefixes'] + info['path'] + [
-        os.path.dirname(info['executable'])]
+        os.path.dirname(info['executable']),
+        os.path.dirname(info['resolved'])]
     for path in candidates:
         path = os.path.realpath(path)
         if os.path.isfile(path):
