@@ -8,8 +8,8 @@ from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import read
 from tests.kernel.conftest import type_dir
 
-# What the reference (shared/reference/kernel-mdev.md, A.3) says the
-# samples offer at rest with their default module parameters.
+# What the samples offer at rest with their default module parameters
+# (doc/source/reference/kernel-mdev.rst, 'The kernel's sample drivers').
 REFERENCE_AT_REST = {
     'mtty': {'mtty-1': 24, 'mtty-2': 12},
     'mbochs': {'mbochs-small': 64, 'mbochs-medium': 16, 'mbochs-large': 4},
@@ -22,7 +22,8 @@ def optional(path):
 
 
 def test_kernel_behaves_as_the_reference_says():
-    """Hard-coded numbers on purpose: this is about the kernel."""
+    """Hard-coded numbers on purpose: this is about the kernel (the figures
+    of doc/source/reference/kernel-mdev.rst)."""
     view = kernel_view()
     assert view == {'available': REFERENCE_AT_REST, 'mdevs': {}}
     for parent, types in REFERENCE_AT_REST.items():
@@ -41,11 +42,11 @@ def test_driver_finds_exactly_the_kernels_parents_and_types(driver):
     snapshot = driver.discover()
     assert snapshot.warnings == ()
     assert [p.name for p in snapshot.parents] == sorted(os.listdir(BUS))
-    # Exactly the samples and the types the reference lists...
+    # Exactly the samples and the types kernel-mdev.rst lists...
     assert {p.name: sorted(t.id for t in p.types)
             for p in snapshot.parents} == {
         parent: sorted(types) for parent, types in REFERENCE_AT_REST.items()}
-    # ...each with what the kernel's own files say (not the reference).
+    # ...each with what the kernel's own files say (not the doc).
     for parent in snapshot.parents:
         on_disk = sorted(os.listdir(os.path.join(
             BUS, parent.name, 'mdev_supported_types')))

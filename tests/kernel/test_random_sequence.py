@@ -2,8 +2,9 @@
 
 After every step: the driver's snapshot and the kernel's own listing agree
 with the test's count of the mdevs it made, the kernel's available counts
-agree with the reference's capacity models (mtty: shared ports; mbochs:
-shared memory; mdpy: one instance counter), and a report leaves Placement
+agree with the samples' capacity rules of
+doc/source/reference/kernel-mdev.rst (mtty: shared ports; mbochs: shared
+memory; mdpy: one instance counter), and a report leaves Placement
 at existing + available for every type (with no write when nothing
 changed). VGPU_KERNEL_SEED picks another walk; VGPU_KERNEL_STEPS its length.
 """
@@ -21,7 +22,8 @@ from vgpu_placement import exceptions
 SEED = int(os.environ.get('VGPU_KERNEL_SEED', '20261124'))
 STEPS = int(os.environ.get('VGPU_KERNEL_STEPS', '60'))
 
-# Units each type takes from its parent's pool (reference, A.3).
+# Units each type takes from its parent's pool: see
+# doc/source/reference/kernel-mdev.rst, 'The kernel's sample drivers'.
 COST = {'mtty': {'mtty-1': 1, 'mtty-2': 2},
         'mbochs': {'mbochs-small': 4, 'mbochs-medium': 16,
                    'mbochs-large': 64},
@@ -33,7 +35,8 @@ FULL_ERROR = {'mtty': exceptions.NoCapacity,        # ENOSPC (driver probe)
 
 
 class Model:
-    """The reference's capacity models, sized from the kernel at rest."""
+    """The samples' capacity rules (kernel-mdev.rst), sized from the
+    kernel at rest."""
 
     def __init__(self):
         self.pool = {

@@ -1,4 +1,5 @@
-"""The simulated host behaves as the kernel-mdev reference measured."""
+"""The simulated host behaves as the kernel was measured to behave
+(doc/source/reference/kernel-mdev.rst)."""
 import os
 import stat
 import uuid

@@ -4,8 +4,9 @@ import abc
 from vgpu_placement import exceptions
 from vgpu_placement import model
 
-# NVIDIA's vgpu_params keys (all take an integer); see the kernel-mdev
-# reference. Operators may set them per type; tenants never can.
+# NVIDIA's vgpu_params keys (all take an integer); see
+# doc/source/reference/kernel-mdev.rst, 'NVIDIA vGPU'. Operators may set
+# them per type; tenants never can.
 NVIDIA_VGPU_PARAMS = frozenset((
     'frame_rate_limiter', 'disable_vnc', 'enable_uvm', 'enable_debugging',
     'enable_profiling', 'loglevel', 'intervaltime', 'vgaintervaltime'))

@@ -1,9 +1,11 @@
 """OpenStack Placement (openstack-placement) inside this process.
 
 SQLite file, noauth2, reached through keystoneauth1 over wsgi-intercept (no
-socket). Two rules from the reference measurements: one Placement database
-per process (oslo.db's facade is configured once), and SQLite must never
-serve two requests at once, so every request goes through one lock.
+socket). Two rules (measured and explained in
+doc/source/reference/placement.rst, 'The embedded Placement'): one
+Placement database per process (oslo.db's facade is configured once), and
+SQLite must never serve two requests at once, so every request goes through
+one lock.
 """
 import logging
 import os
@@ -47,7 +49,8 @@ def _build_app(db_url, tuned=True):
     if tuned:
         # Multi-vGPU requests on wide trees explode in allocation_candidates
         # unless candidates are capped and generated breadth-first
-        # (upstream bugs 2070257, 2126751; measured 38 s -> 0.3 s).
+        # (upstream bugs 2070257, 2126751; measured 38 s -> 0.3 s: see
+        # doc/source/reference/placement.rst, 'Candidates on wide trees').
         conf.set_override('max_allocation_candidates', 1000,
                           group='placement')
         conf.set_override('allocation_candidates_generation_strategy',
