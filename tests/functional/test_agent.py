@@ -55,7 +55,7 @@ def test_sigterm_stops_the_agent_while_placement_hangs(tmp_path,
     finally:
         if agent.poll() is None:
             agent.kill()
-            agent.communicate()
+            agent.communicate(timeout=60)
     assert agent.returncode == 0, err
     assert 'signal %d: stopping' % signal.SIGTERM in err
     assert 'agent stopped' in err

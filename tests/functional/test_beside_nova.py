@@ -69,10 +69,10 @@ class NovaCompute:
         if self.proc.poll() is None:
             self.proc.stdin.close()
             try:
-                self.proc.wait(30)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(timeout=30)
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """The commands as a user runs them: separate processes, one state dir."""
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -225,15 +227,30 @@ def test_agent_reports_then_stops_cleanly_on_sigterm(sysfs_host):
     agent = subprocess.Popen(
         [sys.executable, '-m', 'vgpu_placement.cmd.agent', '--config-file',
          str(sysfs_host)], stderr=subprocess.PIPE, text=True)
+    # Its stderr read by a thread, so that every wait here is bounded.
+    lines = queue.Queue()
+
+    def read():
+        for line in agent.stderr:
+            lines.put(line)
+        lines.put(None)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        for line in agent.stderr:          # wait for the first report
-            if 'report done' in line:
-                break
+        seen = []
+        while not seen or 'report done' not in seen[-1]:
+            line = lines.get(timeout=120)       # the first report
+            assert line is not None, 'the agent ended: %s' % ''.join(seen)
+            seen.append(line)
         agent.send_signal(signal.SIGTERM)
-        rest = agent.stderr.read()
         assert agent.wait(timeout=60) == 0
+        reader.join(timeout=60)
+        assert not reader.is_alive()
     finally:
-        agent.kill()
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(timeout=60)
+    rest = ''.join(iter(lines.get_nowait, None))
     assert 'agent stopped' in rest and 'Traceback' not in rest
 
 

@@ -71,6 +71,16 @@ def agree(h, placement):
             assert usages.get(rc, 0) == len(owned), (child.name, rc)
 
 
+def placement_reflects_the_host(h, placement):
+    """Placement already shows the host as it is now: what Placement holds
+    (read with a client of its own) is what a further report would write,
+    and that report finds nothing to change."""
+    before = tree_in_placement(placement, h.conf.host)
+    result = report.Reporter(h.conf).report()
+    assert result.changes == []
+    assert tree_in_placement(placement, h.conf.host) == before
+
+
 def test_claim_realize_release_round_trip(world, placement):
     h = world()
     consumer = new()
@@ -166,12 +176,18 @@ def test_reboot_brings_the_same_uuids_back(world, placement):
     for c in consumers:
         claim_here(h, mtty2(), c)
         uuids += [r.uuid for r in h.realize(c)]
+    realized = tree_in_placement(placement, h.conf.host)
     h.driver.reboot()
     assert host_mdevs(h) == {}
     summary = host_mod.Host(h.reporter).reconcile()
     assert sorted(summary['recreated']) == sorted(uuids)
     assert sorted(host_mdevs(h)) == sorted(uuids)
     agree(h, placement)
+    # Reconcile reported the host once the mdevs were back (its report
+    # before them showed two claims waiting for mdevs): Placement shows
+    # what it showed before the reboot, with no report since.
+    assert tree_in_placement(placement, h.conf.host) == realized
+    placement_reflects_the_host(h, placement)
 
 
 def test_foreign_mdevs_are_counted_never_touched(world, placement):
@@ -202,6 +218,32 @@ def test_orphans_removed_and_missing_realized(world, placement):
     assert summary['removed'] == [orphan.uuid]
     assert summary['realized'] == [host_mod.mdev_uuid_for(waiting, 0)]
     agree(h, placement)
+    placement_reflects_the_host(h, placement)
+
+
+def test_reconcile_reports_the_mdevs_it_removed(world, placement):
+    """Reconcile's own report comes before it acts (it reads the tree
+    through it): after removing an orphan it must report again, or
+    Placement keeps offering the host without the orphan's capacity."""
+    h = world()
+    name = '%s_mtty_mtty' % h.conf.host
+    gone = new()
+    claim_here(h, mtty2(), gone)
+    [orphan] = h.realize(gone)
+    placement.delete('/allocations/%s' % gone)
+    inventories = tree_in_placement(placement, h.conf.host)[name][
+        'inventories']
+    assert inventories['CUSTOM_MDEV_MTTY_1']['total'] == 22
+    assert h.reconcile()['removed'] == [orphan.uuid]
+    assert host_mdevs(h) == {}
+    inventories = tree_in_placement(placement, h.conf.host)[name][
+        'inventories']
+    # All 24 ports free again: 24 mtty-1 or 12 mtty-2, nothing reserved.
+    assert {rc: (inv['total'], inv['reserved'])
+            for rc, inv in inventories.items()} == {
+        'CUSTOM_MDEV_MTTY_1': (24, 0), 'CUSTOM_MDEV_MTTY_2': (12, 0),
+        'CUSTOM_VGPU_UNITS_MTTY': (24, 0)}
+    placement_reflects_the_host(h, placement)
 
 
 def test_operator_vendor_params_are_applied(sim_conf, host):
@@ -215,6 +257,39 @@ def test_operator_vendor_params_are_applied(sim_conf, host):
     [done] = h.realize(consumer)
     assert h.driver.vendor_params(done.uuid) == {'frame_rate_limiter': 0,
                                                  'disable_vnc': 1}
+
+
+def test_realize_again_leaves_the_active_mdev_alone(sim_conf, host,
+                                                   monkeypatch):
+    """A retried realize finds the consumer's mdev active in the ledger and
+    returns it as it is: no record written again (never back to creating),
+    no set-up again. So a host that now refuses the set-up cannot make a
+    retry tear down the mdev the instance is using."""
+    conf = conf_with(sim_conf, host, '[mdev_nvidia-231]\nvendor_params = '
+                     'frame_rate_limiter=0\n', 'nvidia-t4')
+    h = host_mod.Host(report.Reporter(conf))
+    h.reporter.report()
+    consumer = new()
+    claim_here(h, flavor.parse_extra_specs(
+        {'resources1:CUSTOM_MDEV_NVIDIA_231': '1'}), consumer)
+    [done] = h.realize(consumer)
+    [record] = h.ledger.records(consumer)
+    assert record.state == ledger_mod.ACTIVE
+
+    written = []
+    put = h.ledger.put
+    monkeypatch.setattr(h.ledger, 'put',
+                        lambda r: (written.append(r.state), put(r))[1])
+
+    def refused(mdev_uuid, type_id, params):
+        raise exceptions.InvalidMdevRequest(
+            'set vendor parameters on', 'mdev ' + mdev_uuid, 'refused now')
+    monkeypatch.setattr(h.driver, 'set_vendor_params', refused)
+    assert h.realize(consumer) == [done]
+    assert written == []
+    assert h.ledger.records(consumer) == [record]
+    assert list(host_mdevs(h)) == [done.uuid]
+    assert h.driver.vendor_params(done.uuid) == {'frame_rate_limiter': 0}
 
 
 @pytest.mark.parametrize('text,words', [

@@ -192,7 +192,8 @@ def test_traits_from_type_descriptions(sim_conf, host, placement):
     # As in Nova, one listed type may go without device_addresses.
     conf = sim_conf('demo-host', '[mdev_mdpy-hd]\ndevice_addresses = mdpy\n',
                     devices__enabled_mdev_types=['nvidia-231', 'mdpy-hd'])
-    report.Reporter(conf).report()
+    reporter = report.Reporter(conf)
+    reporter.report()
     tree = tree_in_placement(placement, host)
     gpu = tree['%s_pci_0000_84_00_0' % host]
     assert gpu['traits'] == {
@@ -202,11 +203,22 @@ def test_traits_from_type_descriptions(sim_conf, host, placement):
     # The type (Nova's class) and the equal-size framebuffer counter.
     assert sorted(gpu['inventories']) == ['CUSTOM_VGPU_UNITS_NVIDIA', 'VGPU']
     assert 'HW_GPU_RESOLUTION_W1920H1080' in tree['%s_mdpy_mdpy' % host]['traits']
-    # A flavor asking for VGPU with 4 heads lands on the T4 only.
-    found = placement.get('/allocation_candidates?resources=VGPU:1&required='
-                          'HW_GPU_MAX_DISPLAY_HEADS_4')
-    assert list(found['provider_summaries']) == [gpu['uuid']] or \
-        gpu['uuid'] in found['provider_summaries']
+    # In this host's tree (the session's Placement holds many hosts), a
+    # flavor asking for VGPU lands on the T4 or on mdpy; with 4 heads
+    # required, on the T4 only.
+    root = reporter.cache['root']['uuid']
+
+    def candidates(query):
+        found = placement.get('/allocation_candidates?%s&in_tree=%s'
+                              % (query, root))
+        return sorted(
+            (rp, a['resources']) for r in found['allocation_requests']
+            for rp, a in r['allocations'].items())
+    mdpy = tree['%s_mdpy_mdpy' % host]
+    assert candidates('resources=VGPU:1') == sorted(
+        [(gpu['uuid'], {'VGPU': 1}), (mdpy['uuid'], {'VGPU': 1})])
+    assert candidates('resources=VGPU:1&required=HW_GPU_MAX_DISPLAY_HEADS_4'
+                      ) == [(gpu['uuid'], {'VGPU': 1})]
 
 
 class RacingClient(client_mod.PlacementClient):

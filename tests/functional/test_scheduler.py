@@ -1,13 +1,17 @@
 """The scheduler's choices against the real embedded Placement: K vGPUs
 on K GPUs picked without Placement's product, and remembered candidates
 that go stale."""
+import dataclasses
+import urllib.parse
 import uuid
 
 import pytest
 
 from tests.conftest import make_conf
+from tests.functional.conftest import claim
 from tests.functional.conftest import placement_ini
 from vgpu_placement import flavor
+from vgpu_placement.placement import client as client_mod
 from vgpu_placement import provider_tree
 from vgpu_placement import report
 from vgpu_placement import scheduler
@@ -58,6 +62,25 @@ def new():
     return str(uuid.uuid4())
 
 
+class CandidatesLog(client_mod.PlacementClient):
+    """Our client, keeping the parameters of each GET
+    /allocation_candidates; ``after_first`` runs once, right after the
+    first."""
+
+    def __init__(self, adapter, after_first=None):
+        super().__init__(adapter)
+        self.queries = []
+        self.after_first = after_first
+
+    def get(self, path, **kw):
+        found = super().get(path, **kw)
+        if path.startswith('/allocation_candidates?'):
+            self.queries.append(urllib.parse.parse_qs(path.split('?', 1)[1]))
+            if len(self.queries) == 1 and self.after_first:
+                self.after_first()
+        return found
+
+
 @pytest.mark.parametrize('k', [2, 3])
 def test_k_vgpus_land_on_k_cards_as_placement_would_place_them(cards, k):
     root = cards.cache['root']['uuid']
@@ -72,13 +95,18 @@ def test_k_vgpus_land_on_k_cards_as_placement_would_place_them(cards, k):
     assert cards.client.count.reads - before == 1
 
 
-def test_more_vgpus_than_cards_is_no_valid_host(cards):
+def test_more_vgpus_than_cards_is_no_valid_host(cards, new_adapter):
     root = cards.cache['root']['uuid']
     request = k_vgpus(cards, 4)
     assert placement_own_answers(cards.client, request, root) == []
+    log = CandidatesLog(new_adapter())
     with pytest.raises(scheduler.NoValidHost):
-        scheduler.Scheduler(cards.client, max_age=0).claim(
+        scheduler.Scheduler(log, limit=1, max_age=0).claim(
             request, new(), 'p', 'u', in_tree=root)
+    # The tree within the limit has 3 cards, not 4: all trees are listed
+    # once (here, the same one), then the claim gives up without a PUT.
+    assert [q.get('limit') for q in log.queries] == [['1'], None]
+    assert log.count.writes == 0
 
 
 def test_cards_fill_up_until_placement_and_we_both_say_no(cards):
@@ -133,6 +161,15 @@ def test_remembered_candidates_serve_claims_and_survive_a_rival(
     raced = ours.claim(request, new(), 'p', 'u', in_tree=root)
     assert raced.attempts == 2 and card not in raced.allocations
 
+    # The refusal is remembered: the next claim from the same answer
+    # (still fresh) does not try the full card again, though the usage we
+    # remember there (our two) would rank it first; one PUT, no GET.
+    counted = dataclasses.replace(cards.client.count)
+    after = ours.claim(request, new(), 'p', 'u', in_tree=root)
+    assert after.attempts == 1 and card not in after.allocations
+    assert (cards.client.count.reads - counted.reads,
+            cards.client.count.writes - counted.writes) == (0, 1)
+
     # Older than max_age: asked again.
     clock.now = 31
     reads = cards.client.count.reads
@@ -142,19 +179,20 @@ def test_remembered_candidates_serve_claims_and_survive_a_rival(
 
 
 def test_when_no_tree_within_the_limit_has_k_all_trees_are_listed(
-        tmp_path, placement_db):
-    """Eleven one-card hosts and one three-card host with a type no other
-    test uses; limit 1. Which tree Placement lists first follows its
-    internal order (the hosts' random names change it from run to run):
-    when it is a one-card host, the claim must ask again without the
-    limit; either way it must find the three cards."""
+        tmp_path, placement_db, placement, new_adapter):
+    """A one-card host and a three-card host, with a type no other test
+    uses; limit 1. When the claim first asks, another instance holds a
+    whole card of the three: whichever tree Placement lists within the
+    limit (its order is its own), it has fewer than 3 cards with room.
+    That instance is deleted right after; the claim must ask again
+    without the limit, and find the three cards."""
     type_id = 'nvidia-%d' % (uuid.uuid4().int % 10 ** 9)
     card = CARD.replace(TYPE, type_id)
     hosts = []
-    for i, cards in enumerate([1] * 11 + [3]):
+    for i, count in enumerate([1, 3]):
         profile = tmp_path / ('host%d.yaml' % i)
         profile.write_text(THREE_CARDS % ''.join(card % (0x84 + c)
-                                                 for c in range(cards)))
+                                                 for c in range(count)))
         reporter = report.Reporter(make_conf(
             placement_ini(placement_db), driver='simulated',
             simulated__profile=str(profile),
@@ -163,13 +201,25 @@ def test_when_no_tree_within_the_limit_has_k_all_trees_are_listed(
         reporter.report()
         hosts.append(reporter)
     three = hosts[-1]
-    got = scheduler.Scheduler(three.client, limit=1, max_age=0).claim(
+    three_cards = {rp['uuid'] for rp in placement.get(
+        '/resource_providers?in_tree=%s' % three.cache['root']['uuid'])[
+        'resource_providers'] if rp['uuid'] != three.cache['root']['uuid']}
+    assert len(three_cards) == 3
+    # 4Q: four fill a card.
+    [one] = k_vgpus(three, 1, type_id).groups
+    rival = claim(placement, sorted(three_cards)[0],
+                  {rc: 4 * n for rc, n in one.resources.items()})
+    assert len(placement_own_answers(placement, k_vgpus(three, 1, type_id),
+                                     three.cache['root']['uuid'])) == 2
+
+    log = CandidatesLog(new_adapter(), after_first=lambda: placement.delete(
+        '/allocations/%s' % rival))
+    got = scheduler.Scheduler(log, limit=1, max_age=0).claim(
         k_vgpus(three, 3, type_id), new(), 'p', 'u')
-    providers = three.client.get('/resource_providers?in_tree=%s' %
-                                 three.cache['root']['uuid'])
-    assert set(got.allocations) <= {rp['uuid'] for rp in
-                                    providers['resource_providers']}
-    assert len(got.allocations) == 3
+    # The limited query, then all trees: the fallback, every run.
+    assert [q.get('limit') for q in log.queries] == [['1'], None]
+    assert set(got.allocations) == three_cards
+    assert got.attempts == 1
 
 
 def test_a_remembered_card_gone_is_skipped_for_one_with_room(cards,
