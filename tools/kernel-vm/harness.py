@@ -613,11 +613,12 @@ def boot(kdir, initrd, info, pytest_args):
     run_dir.mkdir(parents=True)
     job = guest_job(run_dir, info, pytest_args)
     (run_dir / 'guest.env').write_text(
-        "KV_SHARES='%s'\nKV_LINKS='%s'\nKV_PYTHON='%s'\nKV_JOB='%s'\n" % (
+        "KV_SHARES='%s'\nKV_LINKS='%s'\nKV_PYTHON='%s'\n"
+        "KV_PYTHON_FILE='%s'\nKV_JOB='%s'\n" % (
             ' '.join('kv%d:%s:%s' % (i, mode, path)
                      for i, (path, mode) in enumerate(shares)),
             ' '.join('%s:%s' % link for link in links),
-            info['executable'], job))
+            info['executable'], info['resolved'], job))
     cmd = ['qemu-system-x86_64', '-accel', 'tcg',
            '-cpu', os.environ.get('KERNEL_VM_CPU', 'max'),
            '-m', os.environ.get('KERNEL_VM_MEMORY', '2048'),
