@@ -19,6 +19,11 @@ def _ensure_dir(path):
     return directory
 
 
+# Files only this project writes in a state directory.
+OWN_FILES = frozenset(('ledger.sqlite', 'ledger.sqlite.created',
+                       'placement-cache.json', 'empty-parents.json'))
+
+
 def tighten_dir(directory):
     """Make an existing state directory private (0700).
 
@@ -32,7 +37,14 @@ def tighten_dir(directory):
     except FileNotFoundError:
         return          # made 0700 when first written
     mode = stat.S_IMODE(st.st_mode)
-    if st.st_uid == os.geteuid() and not mode & stat.S_ISVTX:
+    try:
+        entries = set(os.listdir(directory))
+    except OSError:
+        entries = None
+    # Only a directory that is ours: empty, or holding our state. A
+    # state_path set to /var/lib by mistake must not lock the host out.
+    ours = entries is not None and (not entries or entries & OWN_FILES)
+    if st.st_uid == os.geteuid() and not mode & stat.S_ISVTX and ours:
         if mode != 0o700:
             os.chmod(directory, 0o700)
             LOG.info('state directory %s: mode %04o -> 0700', directory, mode)

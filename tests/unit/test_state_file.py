@@ -220,3 +220,15 @@ def test_write_json_syncs_the_directory_after_the_rename(tmp_path,
     state_file.write_json(str(tmp_path / 'x.json'), {'a': 1})
     # The file's data, then the directory holding its new name.
     assert synced == [False, True]
+
+
+def test_a_directory_that_is_not_ours_keeps_its_mode(tmp_path, caplog):
+    # state_path = /var/lib by mistake: warned about, never chmod'ed.
+    shared = tmp_path / 'lib'
+    shared.mkdir()
+    (shared / 'dpkg').mkdir()
+    shared.chmod(0o755)
+    with caplog.at_level(logging.WARNING):
+        state_file.tighten_dir(str(shared))
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
+    assert 'use a directory of its own' in caplog.text

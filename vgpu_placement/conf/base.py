@@ -22,8 +22,9 @@ opts = [
                     'state files (Placement cache, simulated host, embedded '
                     'Placement database, locks). Files are created with '
                     'mode 0600; the directory is made 0700 (also an '
-                    'existing one owned by this user, unless it is sticky '
-                    'and shared like /tmp).'),
+                    'existing one owned by this user, empty or holding '
+                    'this project\'s state, unless it is sticky and shared '
+                    'like /tmp).'),
     cfg.BoolOpt('create_root_provider', default=None,
                 help='Create this host\'s root resource provider when '
                      'Placement has none. In a Nova deployment the root is '
