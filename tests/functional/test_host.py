@@ -246,15 +246,23 @@ def test_reconcile_reports_the_mdevs_it_removed(world, placement):
     placement_reflects_the_host(h, placement)
 
 
-def test_operator_vendor_params_are_applied(sim_conf, host):
+def realized_t4(sim_conf, host, vendor_params):
+    """(host, consumer, its Realized) for one nvidia-231 on a T4-like card
+    whose type has these operator vendor parameters."""
     conf = conf_with(sim_conf, host, '[mdev_nvidia-231]\nvendor_params = '
-                     'frame_rate_limiter=0, disable_vnc=1\n', 'nvidia-t4')
+                     '%s\n' % vendor_params, 'nvidia-t4')
     h = host_mod.Host(report.Reporter(conf))
     h.reporter.report()
     consumer = new()
     claim_here(h, flavor.parse_extra_specs(
         {'resources1:CUSTOM_MDEV_NVIDIA_231': '1'}), consumer)
     [done] = h.realize(consumer)
+    return h, consumer, done
+
+
+def test_operator_vendor_params_are_applied(sim_conf, host):
+    h, _consumer, done = realized_t4(sim_conf, host,
+                                     'frame_rate_limiter=0, disable_vnc=1')
     assert h.driver.vendor_params(done.uuid) == {'frame_rate_limiter': 0,
                                                  'disable_vnc': 1}
 
@@ -265,14 +273,7 @@ def test_realize_again_leaves_the_active_mdev_alone(sim_conf, host,
     returns it as it is: no record written again (never back to creating),
     no set-up again. So a host that now refuses the set-up cannot make a
     retry tear down the mdev the instance is using."""
-    conf = conf_with(sim_conf, host, '[mdev_nvidia-231]\nvendor_params = '
-                     'frame_rate_limiter=0\n', 'nvidia-t4')
-    h = host_mod.Host(report.Reporter(conf))
-    h.reporter.report()
-    consumer = new()
-    claim_here(h, flavor.parse_extra_specs(
-        {'resources1:CUSTOM_MDEV_NVIDIA_231': '1'}), consumer)
-    [done] = h.realize(consumer)
+    h, consumer, done = realized_t4(sim_conf, host, 'frame_rate_limiter=0')
     [record] = h.ledger.records(consumer)
     assert record.state == ledger_mod.ACTIVE
 
