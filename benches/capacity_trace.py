@@ -69,7 +69,7 @@ from vgpu_placement import ledger as ledger_mod  # noqa: E402
 from vgpu_placement.placement import client as client_mod  # noqa: E402
 from vgpu_placement.placement import embedded  # noqa: E402
 from vgpu_placement import profiles as profiles_mod  # noqa: E402
-from vgpu_placement import report  # noqa: E402
+from vgpu_placement import standalone  # noqa: E402
 
 DEFAULT_PROFILES = ('kernel-samples', 'nvidia-t4x4', 'nvidia-a40x2-sriov',
                     'gvt-g-x2')
@@ -297,7 +297,7 @@ class TraceRun:
             state_path=self.tmp, host=self.host,
             embedded_placement__enabled=True,
             embedded_placement__database=bench.db)
-        self.reporter = report.Reporter(conf)
+        self.reporter = standalone.reporter_for(conf)
         # What the host side records of each mdev it makes for a claim: the
         # report counts only these as claims made real.
         self.ledger = ledger_mod.Ledger(ledger_mod.path_in(self.tmp))
@@ -314,7 +314,7 @@ class TraceRun:
 
     def setup(self):
         res = self.report()
-        self.root = self.reporter.cache['root']['uuid']
+        self.root = self.reporter.cache.root_uuid
         self.device_of = {c.uuid: c.device for c in res.desired.children}
         self.kind_of = {c.device: model_kind(c.plan.model)
                         for c in res.desired.children}
@@ -437,8 +437,7 @@ class TraceRun:
         Placement database stays small for the traces that follow."""
         for consumer in list(self.consumers):
             self.pc.delete('/allocations/%s' % consumer)
-        providers = self.reporter.cache.get('providers', {})
-        children = [u for u, p in providers.items() if p.get('parent')]
+        children = [u for u, _p in self.reporter.cache.children().values()]
         for rp in children + [self.root]:
             try:
                 self.pc.delete('/resource_providers/%s' % rp)

@@ -21,8 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from tests.conftest import make_conf  # noqa: E402
 from vgpu_placement import flavor  # noqa: E402
-from vgpu_placement import host as host_mod  # noqa: E402
-from vgpu_placement import report  # noqa: E402
+from vgpu_placement import standalone  # noqa: E402
 from vgpu_placement import scheduler  # noqa: E402
 
 
@@ -40,11 +39,11 @@ def main():
     conf = make_conf(driver='simulated', simulated__profile='kernel-samples',
                      state_path=state, host='bench-host',
                      embedded_placement__enabled=True)
-    reporter = report.Reporter(conf)
+    reporter = standalone.reporter_for(conf)
     result = reporter.report()
-    host = host_mod.Host(reporter)
+    host = standalone.host_for(reporter)
     client = reporter.client
-    root = reporter.cache['root']['uuid']
+    root = reporter.cache.root_uuid
     spec = flavor.extra_specs_for_type(result.desired, 'mtty-1')
     request = flavor.parse_extra_specs(spec['extra_specs'])
     query = request.query(limit=50, in_tree=root)

@@ -150,7 +150,7 @@ def _agent_build(db):
     from tests.conftest import make_conf
     from tests import sysfs_tree
     from vgpu_placement import flavor
-    from vgpu_placement import report
+    from vgpu_placement import standalone
     work = tempfile.mkdtemp(prefix='bench-agent-host-')
     try:
         tree = sysfs_tree.SysfsTree(os.path.join(work, 'sys'))
@@ -166,7 +166,7 @@ def _agent_build(db):
                          state_path=os.path.join(work, 'state'),
                          host=host_name(0), embedded_placement__enabled=True,
                          embedded_placement__database=db)
-        result = report.Reporter(conf).report()
+        result = standalone.reporter_for(conf).report()
         assert len(result.desired.children) == GPUS
         spec = flavor.extra_specs_for_type(result.desired, AGENT_TYPE)
         with open(db + '.json', 'w') as f:

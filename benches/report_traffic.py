@@ -193,18 +193,18 @@ def write_profile(path):
 def tree_of(reporter, host):
     """What Placement holds for our host's children after a report (the
     cache equals it then): {name suffix: {inventories, traits}}."""
-    root = reporter.cache['root']['uuid']
-    return {p['name'][len(host) + 1:]: {'inventories': p['inventories'],
-                                        'traits': sorted(p['traits'])}
-            for p in reporter.cache['providers'].values()
-            if p['parent'] == root}
+    root = reporter.cache.root_uuid
+    return {name[len(host) + 1:]: {'inventories': p.inventories,
+                                   'traits': sorted(p.traits)}
+            for name, (_u, p) in reporter.cache.children().items()
+            if p.parent == root}
 
 
 def run_ours(tmp, key, extra_ini, claim_class):
     sys.path.insert(0, ROOT)
     from tests.conftest import make_conf
     from vgpu_placement import provider_tree
-    from vgpu_placement import report
+    from vgpu_placement import standalone
 
     host = 'ours-%s' % key
     profile = os.path.join(tmp, 'profile-8xT4.yaml')
@@ -227,7 +227,7 @@ def run_ours(tmp, key, extra_ini, claim_class):
                 before()
             n0 = server.count()
             if make_reporter:
-                reporters['r'] = report.Reporter(conf)
+                reporters['r'] = standalone.reporter_for(conf)
             result = reporters['r'].report()
             counts = tally(server.since(n0))
             counts['client'] = result.requests.as_dict()
@@ -247,8 +247,7 @@ def run_ours(tmp, key, extra_ini, claim_class):
             claim(server.url, uuid_of(CLAIMED_ON), claim_class)
 
         def noticed():
-            usages = reporters['r'].cache['providers'][
-                uuid_of(CLAIMED_ON)]['usages']
+            usages = reporters['r'].cache.get(uuid_of(CLAIMED_ON)).usages
             return usages.get(claim_class) == 1
 
         scenario('first report', 'first sync', 'new', make_reporter=True)

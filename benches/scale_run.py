@@ -160,12 +160,12 @@ def flavors_for(profile, mix_arg):
     """(flavors {type: extra specs}, weights {type: w}, mix source, models
     {parent: kind}) from a throw-away simulated host of the profile."""
     from vgpu_placement import flavor
-    from vgpu_placement import report
+    from vgpu_placement import standalone
     tmp = tempfile.mkdtemp(prefix='scale-run-flavors-')
     try:
         # The endpoint is never contacted: the tree is built offline.
         conf = host_conf('http://127.0.0.1:9', profile, tmp, 'flavor-host')
-        reporter = report.Reporter(conf)
+        reporter = standalone.reporter_for(conf)
         desired = reporter.desired_tree(reporter.discover())
         type_ids = sorted({t for c in desired.children
                            for t in c.plan.classes})
@@ -385,9 +385,9 @@ class HostSim:
     """
 
     def __init__(self, index, name, conf, builds):
-        from vgpu_placement import report
+        from vgpu_placement import standalone
         self.index, self.name, self.conf = index, name, conf
-        self.agent = report.Reporter(conf)
+        self.agent = standalone.reporter_for(conf)
         self.slots = threading.Semaphore(builds)
         self.pool = []                     # idle Host objects
         self.pool_lock = threading.Lock()
@@ -396,9 +396,8 @@ class HostSim:
         self.held = {}                     # consumer -> (type, phase)
 
     def _new_host(self):
-        from vgpu_placement import host as host_mod
-        from vgpu_placement import report
-        return host_mod.Host(report.Reporter(self.conf))
+        from vgpu_placement import standalone
+        return standalone.host_for(standalone.reporter_for(self.conf))
 
     @contextlib.contextmanager
     def host(self):
@@ -622,7 +621,7 @@ class AgentProcess:
             records[u].consumer != wanted[u][0])
         out['releases_owed'] = len(host.ledger.releases_owed())
         # Each provider's usages against the mdevs on its parent.
-        view = dict(host.reporter.placement_view(refresh=True))
+        view = dict(host.tree.reporter.placement_view(refresh=True))
         for child, _types in ours.values():
             usages = view.get(child.name, {}).get('usages', {})
             on_parent = collections.Counter(
@@ -686,7 +685,7 @@ class AgentProcess:
         for h in self.hosts.values():
             host = h.compute
             try:
-                view = dict(host.reporter.placement_view(refresh=True))
+                view = dict(host.tree.reporter.placement_view(refresh=True))
                 for _name, rp in view.items():
                     if any(rp.get('usages', {}).values()):
                         out['providers_in_use'] += 1
@@ -840,6 +839,7 @@ class SchedulerProcess:
 
     def claim_one(self, phase, hold_s, wait_inflight):
         from vgpu_placement import exceptions
+        from vgpu_placement.placement import consumers
         from vgpu_placement import scheduler
         type_id = self.rng.choices(self.types, self.weights)[0]
         consumer = str(uuid.uuid4())
@@ -870,7 +870,7 @@ class SchedulerProcess:
             # Not one of our hosts (a foreign provider, with --url).
             self.emit('claim', self.sid, phase, type_id, consumer, start, end,
                       'foreign', claim.attempts, None)
-            scheduler.release(self.client, consumer,
+            consumers.release(self.client, consumer,
                               set(claim.allocations).__contains__)
             if wait_inflight:
                 self.inflight.release()
@@ -908,10 +908,10 @@ class SchedulerProcess:
         child_signals()
         logs = count_logs()
         from vgpu_placement import flavor
-        from vgpu_placement import report
+        from vgpu_placement import standalone
         from tests.conftest import make_conf
         conf = make_conf(ini(self.url))
-        self.client = report.placement_client(conf)
+        self.client = standalone.placement_client(conf)
         from vgpu_placement import scheduler
         self.scheduler = scheduler.Scheduler(self.client,
                                              max_age=self.args.remember)
@@ -1064,9 +1064,9 @@ class Run:
 
     def provider_map(self):
         """{provider uuid: host index} for every provider of our hosts."""
-        from vgpu_placement import report
+        from vgpu_placement import standalone
         from tests.conftest import make_conf
-        client = report.placement_client(make_conf(ini(self.url)))
+        client = standalone.placement_client(make_conf(ini(self.url)))
         index = {n: i for i, n in enumerate(self.names)}
         rps = client.get('/resource_providers')['resource_providers']
         roots = {rp['uuid']: index[rp['name']] for rp in rps

@@ -103,21 +103,9 @@ class PlacementError(VgpuPlacementError):
         super().__init__('Placement %s %s -> %s %s: %s' % (
             method, shown, status, code or '', (detail or '').strip()))
 
-    @property
-    def is_inventory_gone(self):
-        """400 to an allocation: a provider or inventory named in it is
-        no longer there (deleted since the candidates were listed)."""
-        return self.status == 400 and (
-            'Unable to allocate inventory' in self.detail or
-            'that does not exist' in self.detail)
-
 
 class PlacementConflict(PlacementError):
-    """409: a generation race (code placement.concurrent_update) or capacity."""
-
-    @property
-    def is_generation_race(self):
-        return self.code == 'placement.concurrent_update'
+    """409: a generation race or capacity (placement.consumers tells)."""
 
 
 class PlacementUnavailable(VgpuPlacementError):
@@ -136,3 +124,4 @@ class RootProviderMissing(VgpuPlacementError):
             '[DEFAULT] host is its hypervisor hostname); on a host '
             'without Nova set [DEFAULT] create_root_provider = true'
             % name)
+

@@ -31,10 +31,11 @@ from xml.sax import saxutils
 
 from vgpu_placement import exceptions
 from vgpu_placement import ledger as ledger_mod
+from vgpu_placement import model
+from vgpu_placement import once
+from vgpu_placement.placement import consumers
 from vgpu_placement import provider_tree
-from vgpu_placement import scheduler
 from vgpu_placement import state_file
-from vgpu_placement import traits as traits_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -59,6 +60,15 @@ def hostdev_xml(mdev_uuid):
     return ("<hostdev mode='subsystem' type='mdev' model='vfio-pci' "
             "managed='no'><source><address uuid=%s/></source></hostdev>"
             % saxutils.quoteattr(mdev_uuid))
+
+
+@dataclasses.dataclass(frozen=True)
+class TreeReading:
+    """The host and its tree as Placement has it, read together."""
+    snapshot: object             # model.HostSnapshot, VFs grouped
+    desired: object              # provider_tree.DesiredTree of the snapshot
+    placed: dict                 # child name -> (provider uuid, managed?)
+    policies: dict               # type id -> type_config.TypePolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,47 +110,44 @@ class Realized:
 
 
 class Host:
-    """Realize, free and reconcile for the host a Reporter reports."""
+    """Realize, free and reconcile the mdevs of one host.
 
-    def __init__(self, reporter, ledger=None):
-        self.reporter = reporter
-        self.conf = reporter.conf
-        self.driver = reporter.driver
-        self.client = reporter.client
+    Its collaborators, each used for one thing:
+
+    * ``name``: the host's name in Placement (providers are named after it);
+    * ``driver``: reads the host and creates or removes mdevs;
+    * ``tree``: the provider tree as Placement has it, with
+      ``reading(held=()) -> TreeReading`` (``held``: provider uuids the
+      reading must map), ``changed()`` after mdevs changed (a re-report, or
+      nothing where someone else reports) and ``is_ours()`` (a predicate on
+      provider uuids: ours to release); standalone.ReportedTree is one;
+    * ``client``: a PlacementClient for consumer reads and releases
+      (placement.consumers);
+    * ``state_path``: where the ledger and the lock files live.
+    """
+
+    def __init__(self, name, driver, tree, client, state_path, ledger=None):
+        self.name = name
+        self.driver = driver
+        self.tree = tree
+        self.client = client
+        self.state_path = state_path
         # Opened on first use: a ledger that cannot be opened (lost,
         # corrupt) stops realize/release/reconcile, not the reports.
         self._ledger = ledger
-        self.lock_path = os.path.join(self.conf.state_path, 'locks')
+        self.lock_path = os.path.join(state_path, 'locks')
         # Type policies (vendor parameters) as of the last look at the tree.
         self.policies = {}
-        self._said = set()          # warnings given once
+        self._say_once = once.SayOnce(LOG)
 
     @property
     def ledger(self):
         if self._ledger is None:
             self._ledger = ledger_mod.Ledger(
-                ledger_mod.path_in(self.conf.state_path))
+                ledger_mod.path_in(self.state_path))
         return self._ledger
 
-    def _say_once(self, key, text, *args):
-        if key not in self._said:
-            self._said.add(key)
-            LOG.warning(text, *args)
-
     # -- what the allocations ask for --------------------------------------
-    def _report_after_change(self):
-        """Re-report the host after mdevs changed.
-
-        The change is done whatever happens here: if the report keeps
-        losing generation races to claims, or Placement went away, the
-        agent's next report brings Placement up to date.
-        """
-        try:
-            self.reporter.report()
-        except exceptions.VgpuPlacementError as e:
-            LOG.warning('report after the change deferred to the agent: %s',
-                        e)
-
     def _our_providers(self, held=()):
         """{provider uuid: (DesiredProvider, {class: type id})}."""
         return self._read_facts(held)[1]
@@ -150,45 +157,18 @@ class Host:
         desired tree that Placement has, and every child we manage there
         ({uuid: name}, including children whose device is not read now).
 
-        When our cached tree knows every provider in ``held`` (a claim
-        made on the tree we reported: the usual realize), it maps them
-        without asking Placement; the report after the change syncs.
+        ``held``: provider uuids the tree must map (see Host's docstring).
         """
-        known = self.reporter.cache.get('providers', {})
-        if held and self.reporter.cache.get('root') and set(held) <= set(
-                known):
-            snapshot, desired, view = self._read(refresh=False)
-        else:
-            snapshot, desired, view = self._report_first()
-        self.policies = self.reporter.policies(snapshot)
+        reading = self.tree.reading(held)
+        self.policies = reading.policies
         ours = {}
-        for child in desired.children:
-            if child.name in view:
-                ours[view[child.name]['uuid']] = (child, {
+        for child in reading.desired.children:
+            if child.name in reading.placed:
+                ours[reading.placed[child.name][0]] = (child, {
                     rc: t for t, rc in child.plan.classes.items()})
-        managed = {p['uuid']: name for name, p in view.items()
-                   if traits_mod.MANAGED in p.get('traits', ())}
-        return snapshot, ours, managed
-
-    def _report_first(self):
-        """(snapshot, desired tree, Placement's view) after a report."""
-        try:
-            # The tree exists and our cache of it is fresh.
-            result = self.reporter.report()
-            return result.snapshot, result.desired, dict(
-                self.reporter.placement_view(refresh=False))
-        except exceptions.PlacementUnavailable:
-            raise
-        except exceptions.VgpuPlacementError as e:
-            # Claims racing on our providers: reading is enough here.
-            LOG.info('report before the change deferred (%s); reading', e)
-            return self._read(refresh=True)
-
-    def _read(self, refresh):
-        """(snapshot, desired tree, Placement's view), without writing."""
-        snapshot = self.reporter.discover()
-        return snapshot, self.reporter.desired_tree(snapshot), dict(
-            self.reporter.placement_view(refresh=refresh))
+        managed = {rp_uuid: name for name, (rp_uuid, is_managed)
+                   in reading.placed.items() if is_managed}
+        return reading.snapshot, ours, managed
 
     def wanted(self, consumer, allocations, ours):
         """[Wanted] for the consumer, in a stable order (UUIDs follow it)."""
@@ -244,7 +224,7 @@ class Host:
             # The consumer wants its vGPUs now: a release owed from an
             # earlier delete (Placement was down) must not undo this.
             self.ledger.released(consumer)
-            allocations = scheduler.current_allocations(
+            allocations = consumers.allocations(
                 self.client, consumer)['allocations']
             _snapshot, ours, managed = self._read_facts(held=allocations)
             if self._unmapped(allocations, ours, managed):
@@ -257,24 +237,25 @@ class Host:
                         'the vGPU allocations of %s on host %s cannot all '
                         'be told apart now (a parent or type could not be '
                         'read, or is no longer configured); try again'
-                        % (consumer, self.conf.host))
+                        % (consumer, self.name))
             else:
                 wanted = self.wanted(consumer, allocations, ours)
             if not wanted:
                 raise exceptions.VgpuPlacementError(
                     'consumer %s has no vGPU allocations on host %s'
-                    % (consumer, self.conf.host))
+                    % (consumer, self.name))
             done = []
             for want in wanted:
                 with self._lock(want.device):
                     done.append(self._realize_one(consumer, want))
-        self._report_after_change()
+        self.tree.changed()
         return done
 
     def _kernel_parent(self, want, raw):
         """The kernel parent to create on: the device, or for a physical
         GPU with SR-IOV a free virtual function offering the type."""
-        grouped = {p.name: p for p in self.reporter.discover().parents}
+        grouped = {p.name: p for p in
+                   model.group_virtual_functions(raw).parents}
         members = grouped[want.device].members if want.device in grouped \
             else ()
         if not members:
@@ -367,7 +348,7 @@ class Host:
         with self._consumer_lock(consumer):
             freed = self._free_records(consumer)
         if report and freed:
-            self._report_after_change()
+            self.tree.changed()
         return freed
 
     def _free_records(self, consumer):
@@ -386,27 +367,6 @@ class Host:
         _crash_point('free:removed')
         self.ledger.forget(record.uuid)
 
-    def _is_ours(self):
-        """A predicate on provider uuids: a child of our tree that we
-        manage. A provider the cache does not know makes it read the tree
-        once (a parent reported by another process since)."""
-        refreshed = []
-
-        def is_ours(rp_uuid):
-            known = self.reporter.cache.get('providers', {})
-            if rp_uuid not in known and not refreshed:
-                refreshed.append(True)
-                try:
-                    self.reporter.placement_view(refresh=True)
-                except exceptions.PlacementUnavailable:
-                    raise
-                except exceptions.VgpuPlacementError:
-                    pass            # no tree of ours: nothing is ours
-                known = self.reporter.cache.get('providers', {})
-            return traits_mod.MANAGED in known.get(rp_uuid, {}).get(
-                'traits', ())
-        return is_ours
-
     def release(self, consumer):
         """Free the mdevs, then drop the consumer's allocations on our
         providers (what it holds elsewhere stays).
@@ -421,25 +381,20 @@ class Host:
             freed = self._free_records(consumer)
             _crash_point('release:freed')
             try:
-                scheduler.release(self.client, consumer, self._is_ours())
+                consumers.release(self.client, consumer,
+                                  self.tree.is_ours())
             except exceptions.PlacementUnavailable:
                 LOG.warning('Placement unreachable: release of %s is owed '
                             'and will be retried', consumer)
                 return freed, False
             self.ledger.released(consumer)
-        self._report_after_change()
+        self.tree.changed()
         return freed, True
 
     # -- reconcile ---------------------------------------------------------------
     def allocations_here(self, providers):
         """{consumer: {provider uuid: {class: amount}}} on ``providers``."""
-        found = {}
-        for rp_uuid in sorted(providers):
-            got = self.client.get('/resource_providers/%s/allocations'
-                                  % rp_uuid)
-            for consumer, alloc in got['allocations'].items():
-                found.setdefault(consumer, {})[rp_uuid] = alloc['resources']
-        return found
+        return consumers.on_providers(self.client, providers)
 
     def _try_realize(self, consumer, want, key, summary):
         """One mdev of reconcile's: a refusal (the parent filled up while
@@ -482,7 +437,8 @@ class Host:
                 if consumer not in self.ledger.releases_owed():
                     continue        # realized again meanwhile
                 self._free_records(consumer)
-                scheduler.release(self.client, consumer, self._is_ours())
+                consumers.release(self.client, consumer,
+                                  self.tree.is_ours())
                 self.ledger.released(consumer)
             summary['released'].append(consumer)
         snapshot, ours, managed = self._read_facts()
@@ -499,7 +455,7 @@ class Host:
             with self._consumer_lock(consumer):
                 self._reconcile_consumer(consumer, facts, boot_id, summary)
         if any(summary[key] for key in ACTIONS):
-            self._report_after_change()
+            self.tree.changed()
         return summary
 
     def _held_providers(self, allocations, facts):
@@ -521,13 +477,13 @@ class Host:
             self._provider_name(r.device) in held for r in records)
 
     def _provider_name(self, device):
-        return provider_tree.provider_name(self.conf.host, device)
+        return provider_tree.provider_name(self.name, device)
 
     def _reconcile_consumer(self, consumer, facts, boot_id, summary):
         """One consumer, its lock held: its allocations and records read
         again, then each record and each missing mdev."""
         allocations = {
-            rp: resources for rp, resources in scheduler.current_allocations(
+            rp: resources for rp, resources in consumers.allocations(
                 self.client, consumer)['allocations'].items()
             if rp in facts.managed}
         held = self._held_providers(allocations, facts)
@@ -550,7 +506,8 @@ class Host:
         """One ledger mdev, under its parent's lock, on a fresh host read."""
         raw = self.driver.discover()
         if {record.parent, record.device} & raw.unreadable:
-            self._say_once(('unknown', record.uuid, 'unreadable'),
+            self._say_once(logging.WARNING,
+                           ('unknown', record.uuid, 'unreadable'),
                            'parent %s could not be read: mdev %s of %s left '
                            'as it is', record.device, record.uuid,
                            record.consumer)
@@ -577,7 +534,7 @@ class Host:
             # Held, but not asked for by what we report now (type taken
             # out of the config, or allocations this reading cannot tell
             # apart): kept for the consumer, who alone may release it.
-            self._say_once(('kept', record.uuid),
+            self._say_once(logging.WARNING, ('kept', record.uuid),
                            'mdev %s (%s on %s) of %s is not what the host '
                            'reports now but its consumer holds an '
                            'allocation there: kept until the consumer '

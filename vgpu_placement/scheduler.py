@@ -22,23 +22,13 @@ Two things keep a claim close to the cost of its PUT:
 import collections
 import dataclasses
 import logging
-import re
 import time
 
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
+from vgpu_placement.placement import consumers
 
 LOG = logging.getLogger(__name__)
-
-CONSUMER_TYPE = 'INSTANCE'
-
-# What Placement names in a refusal: "Unable to create allocation for
-# 'CUSTOM_X' on resource provider '<uuid>'. The requested amount would
-# exceed the capacity." / "Allocation for resource provider '<uuid>' that
-# does not exist."
-_DETAIL_PROVIDER = re.compile(r"resource provider '([0-9a-f-]{36})'")
-_DETAIL_CLASS = re.compile(r"allocation for '([A-Z0-9_]+)'")
-
 
 class NoValidHost(exceptions.VgpuPlacementError):
     pass
@@ -103,21 +93,19 @@ class _Candidates:
                 for rc, n in alloc.items():
                     used[rc] = used.get(rc, 0) + n
 
-    def refused(self, allocations, detail):
+    def refused(self, allocations, error):
         """Placement said no (capacity, or a provider gone): what its
         answer names is taken as full until the next GET; if it names
         nothing of ours, every provider of the allocation is."""
-        named_rp = _DETAIL_PROVIDER.search(detail)
-        named_rc = _DETAIL_CLASS.search(detail)
-        rps = [named_rp.group(1)] if named_rp and named_rp.group(1) in \
-            allocations else list(allocations)
+        named_rp, named_rc = consumers.refused_names(error)
+        rps = [named_rp] if named_rp in allocations else list(allocations)
         for rp in rps:
             p = self.providers.get(rp)
             if p is None:
                 continue
             for rc in allocations[rp]:
-                if named_rc is None or named_rc.group(1) == rc or \
-                        named_rc.group(1) not in allocations[rp]:
+                if named_rc is None or named_rc == rc or \
+                        named_rc not in allocations[rp]:
                     p.used[rc] = max(p.used.get(rc, 0),
                                      p.capacity.get(rc, 0))
 
@@ -156,14 +144,6 @@ def _identical_isolated_groups(request):
     if len(shapes) != 1:
         return None
     return groups[0], len(groups)
-
-
-def current_allocations(client, consumer):
-    """{'allocations': {rp: {class: n}}, 'consumer_generation',
-    'project_id', 'user_id'} as Placement holds them."""
-    got = client.get('/allocations/%s' % consumer)
-    return dict(got, allocations={rp: a['resources'] for rp, a in
-                                  got['allocations'].items()})
 
 
 class Scheduler:
@@ -217,15 +197,6 @@ class Scheduler:
             choices = got.spread(group, k)
         return got, choices, new
 
-    def _put(self, consumer, allocations, project_id, user_id,
-             generation=None):
-        self.client.put('/allocations/%s' % consumer, {
-            'allocations': {rp: {'resources': a} for rp, a in
-                            allocations.items()},
-            'consumer_generation': generation,
-            'project_id': project_id, 'user_id': user_id,
-            'consumer_type': CONSUMER_TYPE})
-
     def offers(self, request, in_tree=None):
         """What Placement offers for ``request`` now, best first: the
         allocations a claim would try, in that order."""
@@ -250,16 +221,17 @@ class Scheduler:
             for allocations in choices:
                 attempts += 1
                 try:
-                    self._put(consumer, allocations, project_id, user_id)
+                    consumers.put(self.client, consumer, allocations,
+                                  project_id, user_id, generation=None)
                 except exceptions.PlacementConflict as e:
-                    if not e.is_generation_race:
-                        got.refused(allocations, e.detail)
+                    if not consumers.is_generation_race(e):
+                        got.refused(allocations, e)
                         LOG.info('claim for %s: candidate full (%s); next',
                                  consumer, e.code)
                         continue
                     # Maybe our consumer holds allocations already (a
                     # retried claim): then those are the answer.
-                    held = current_allocations(self.client, consumer)[
+                    held = consumers.allocations(self.client, consumer)[
                         'allocations']
                     if held:
                         return Claim(consumer, held, attempts)
@@ -267,16 +239,16 @@ class Scheduler:
                     # (a provider gone): such a consumer has generation 0.
                     try:
                         attempts += 1
-                        self._put(consumer, allocations, project_id,
-                                  user_id, generation=0)
+                        consumers.put(self.client, consumer, allocations,
+                                      project_id, user_id, generation=0)
                     except exceptions.PlacementError as again:
                         LOG.info('claim for %s lost a race (%s); next '
                                  'candidate', consumer, again.code)
                         continue
                 except exceptions.PlacementError as e:
-                    if not e.is_inventory_gone:
+                    if not consumers.is_provider_gone(e):
                         raise
-                    got.refused(allocations, e.detail)
+                    got.refused(allocations, e)
                     LOG.info('claim for %s: a provider of the candidate is '
                              'gone; next candidate', consumer)
                     continue
@@ -293,29 +265,3 @@ def claim(client, request, consumer, project_id, user_id, limit=50,
         request, consumer, project_id, user_id, in_tree=in_tree,
         rounds=rounds)
 
-
-def release(client, consumer, is_ours, rounds=5):
-    """Drop the consumer's allocations on the providers ``is_ours(uuid)``
-    accepts; what it holds elsewhere (VCPU, MEMORY_MB on Nova's compute
-    node) stays. Guarded by the consumer generation. Returns True when
-    something was dropped."""
-    for _round in range(rounds):
-        held = current_allocations(client, consumer)
-        kept = {rp: a for rp, a in held['allocations'].items()
-                if not is_ours(rp)}
-        if len(kept) == len(held['allocations']):
-            return False
-        try:
-            client.put('/allocations/%s' % consumer, {
-                'allocations': {rp: {'resources': a}
-                                for rp, a in kept.items()},
-                'consumer_generation': held['consumer_generation'],
-                'project_id': held['project_id'],
-                'user_id': held['user_id'],
-                'consumer_type': held.get('consumer_type') or CONSUMER_TYPE})
-            return True
-        except exceptions.PlacementConflict as e:
-            if not e.is_generation_race:
-                raise
-    raise exceptions.VgpuPlacementError(
-        'gave up releasing %s after %d conflicts' % (consumer, rounds))

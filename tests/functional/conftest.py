@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import make_conf
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
-from vgpu_placement import report
+from vgpu_placement import standalone
 
 EXTERNAL = os.environ.get('VGPU_PLACEMENT_TEST_PLACEMENT')
 embedded_only = pytest.mark.skipif(
@@ -44,7 +44,7 @@ def placement_db(tmp_path_factory):
 @pytest.fixture
 def new_adapter(placement_db):
     """Make keystoneauth1 adapters to the Placement under test."""
-    return lambda: report.placement_client(
+    return lambda: standalone.placement_client(
         make_conf(placement_ini(placement_db))).adapter
 
 

@@ -18,8 +18,8 @@ from tests.functional.conftest import EXTERNAL
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
 from vgpu_placement.placement import embedded
-from vgpu_placement import report
 from vgpu_placement import traits as traits_mod
+from vgpu_placement import standalone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -87,7 +87,7 @@ def shared(placement_db, host, tmp_path):
     nova = NovaCompute(url, host)
     # Nova's [placement] lines, as an operator would copy them; no
     # create_root_provider: the root is nova-compute's.
-    ours = report.Reporter(make_conf(
+    ours = standalone.reporter_for(make_conf(
         '[placement]\nauth_type = admin_token\nendpoint = %s\n'
         'token = admin\n' % url, driver='simulated',
         simulated__profile='kernel-samples', state_path=str(tmp_path),

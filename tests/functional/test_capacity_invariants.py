@@ -39,7 +39,7 @@ from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement import ledger as ledger_mod
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement import report
+from vgpu_placement import standalone
 
 PLACEMENT_DB = {}
 
@@ -65,7 +65,7 @@ class HostUnderClaims(RuleBasedStateMachine):
         conf = make_conf(placement_ini(PLACEMENT_DB['path']),
                          driver='simulated', simulated__profile=self.profile,
                          state_path=tempfile.mkdtemp(), host=self.host)
-        self.reporter = report.Reporter(conf)
+        self.reporter = standalone.reporter_for(conf)
         self.ledger = ledger_mod.Ledger(ledger_mod.path_in(conf.state_path))
         self.placement = client_mod.PlacementClient(PLACEMENT_DB['adapter']())
         self.specs = {s.name: s for s in self.reporter.driver.specs}
@@ -80,7 +80,7 @@ class HostUnderClaims(RuleBasedStateMachine):
     def report(self):
         result = self.reporter.report()
         self.desired = result.desired
-        self.root = self.reporter.cache['root']['uuid']
+        self.root = self.reporter.cache.root_uuid
 
     def claim(self, type_id, with_counter):
         spec = flavor.extra_specs_for_type(self.desired, type_id)

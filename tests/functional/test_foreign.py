@@ -6,9 +6,8 @@ import pytest
 
 from tests.functional.test_host import claim_here
 from vgpu_placement import flavor
-from vgpu_placement import host as host_mod
-from vgpu_placement import report
 from vgpu_placement import scheduler
+from vgpu_placement import standalone
 
 
 def new():
@@ -16,7 +15,7 @@ def new():
 
 
 def request_for(h, type_id):
-    desired = h.reporter.desired_tree(h.reporter.discover())
+    desired = h.tree.reporter.desired_tree(h.tree.reporter.discover())
     return flavor.parse_extra_specs(flavor.extra_specs_for_type(
         desired, type_id)['extra_specs'])
 
@@ -36,7 +35,7 @@ def claim_until_refused(h, type_ids):
                 refused.add(type_id)
                 continue
             granted.append(consumer)
-            h.reporter.report()
+            h.tree.reporter.report()
     return granted
 
 
@@ -53,10 +52,10 @@ def claim_until_refused(h, type_ids):
 ])
 def test_claims_never_take_a_foreign_mdev_for_their_own(
         sim_conf, profile, parent, foreign_types, claimed):
-    h = host_mod.Host(report.Reporter(sim_conf(profile)))
+    h = standalone.host_for(standalone.reporter_for(sim_conf(profile)))
     for type_id in foreign_types:
         h.driver.create_mdev(parent, type_id, new())
-    h.reporter.report()
+    h.tree.reporter.report()
     granted = claim_until_refused(h, claimed)
     # Every claim Placement granted is realized on the host: none late.
     for consumer in granted:

@@ -18,8 +18,8 @@ from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
-from vgpu_placement import report
 from vgpu_placement import scheduler
+from vgpu_placement import standalone
 
 
 def new():
@@ -35,9 +35,9 @@ def mtty2():
 @pytest.fixture
 def world(sim_conf):
     def make(profile='kernel-samples'):
-        reporter = report.Reporter(sim_conf(profile))
+        reporter = standalone.reporter_for(sim_conf(profile))
         reporter.report()
-        return host_mod.Host(reporter)
+        return standalone.host_for(reporter)
     return make
 
 
@@ -49,7 +49,7 @@ def claim_here(h, request, consumer, client=None):
     """Claim on this test's host only (the session's Placement holds many
     hosts; a cloud scheduler would pick among them all)."""
     return scheduler.claim(client or h.client, request, consumer, 'p', 'u',
-                           in_tree=h.reporter.cache['root']['uuid'])
+                           in_tree=h.tree.reporter.cache.root_uuid)
 
 
 def host_mdevs(h):
@@ -58,12 +58,12 @@ def host_mdevs(h):
 
 def agree(h, placement):
     """Placement's vGPU usage per type equals the consumer-owned mdevs."""
-    tree = tree_in_placement(placement, h.conf.host)
+    tree = tree_in_placement(placement, h.name)
     records = h.ledger.records()
     assert all(r.state == ledger_mod.ACTIVE for r in records)
     mdevs = host_mdevs(h)
     assert {r.uuid for r in records} <= set(mdevs)
-    for child in h.reporter.desired_tree(h.reporter.discover()).children:
+    for child in h.tree.reporter.desired_tree(h.tree.reporter.discover()).children:
         usages = tree[child.name]['usages']
         for type_id, rc in child.plan.classes.items():
             owned = [r for r in records if r.type == type_id and
@@ -75,10 +75,10 @@ def placement_reflects_the_host(h, placement):
     """Placement already shows the host as it is now: what Placement holds
     (read with a client of its own) is what a further report would write,
     and that report finds nothing to change."""
-    before = tree_in_placement(placement, h.conf.host)
-    result = report.Reporter(h.conf).report()
+    before = tree_in_placement(placement, h.name)
+    result = standalone.reporter_for(h.tree.reporter.conf).report()
     assert result.changes == []
-    assert tree_in_placement(placement, h.conf.host) == before
+    assert tree_in_placement(placement, h.name) == before
 
 
 def test_claim_realize_release_round_trip(world, placement):
@@ -104,10 +104,10 @@ def test_claim_realize_release_round_trip(world, placement):
 def test_capacity_shrinks_and_grows_with_realized_instances(world,
                                                            placement):
     h = world()
-    name = '%s_mtty_mtty' % h.conf.host
+    name = '%s_mtty_mtty' % h.name
 
     def free(rc):
-        tree = tree_in_placement(placement, h.conf.host)[name]
+        tree = tree_in_placement(placement, h.name)[name]
         inv = tree['inventories'][rc]
         return inv['total'] - inv['reserved'] - tree['usages'].get(rc, 0)
     before = free('CUSTOM_MDEV_MTTY_1')
@@ -160,7 +160,7 @@ def test_409_race_between_two_schedulers(world, new_adapter):
     one = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MDPY_XGA': '1'})
     raced = RacedClient(new_adapter(), h.client,
                         last_three)
-    raced.root = h.reporter.cache['root']['uuid']
+    raced.root = h.tree.reporter.cache.root_uuid
     got = claim_here(h, one, new(), client=raced)
     assert raced.rival_wins == 1 and got.allocations
     # The last slot is gone now: the next one is refused cleanly.
@@ -176,17 +176,17 @@ def test_reboot_brings_the_same_uuids_back(world, placement):
     for c in consumers:
         claim_here(h, mtty2(), c)
         uuids += [r.uuid for r in h.realize(c)]
-    realized = tree_in_placement(placement, h.conf.host)
+    realized = tree_in_placement(placement, h.name)
     h.driver.reboot()
     assert host_mdevs(h) == {}
-    summary = host_mod.Host(h.reporter).reconcile()
+    summary = standalone.host_for(h.tree.reporter).reconcile()
     assert sorted(summary['recreated']) == sorted(uuids)
     assert sorted(host_mdevs(h)) == sorted(uuids)
     agree(h, placement)
     # Reconcile reported the host once the mdevs were back (its report
     # before them showed two claims waiting for mdevs): Placement shows
     # what it showed before the reboot, with no report since.
-    assert tree_in_placement(placement, h.conf.host) == realized
+    assert tree_in_placement(placement, h.name) == realized
     placement_reflects_the_host(h, placement)
 
 
@@ -201,8 +201,8 @@ def test_foreign_mdevs_are_counted_never_touched(world, placement):
     h.release(consumer)
     h.reconcile()
     assert list(host_mdevs(h)) == [foreign]
-    inv = tree_in_placement(placement, h.conf.host)[
-        '%s_mtty_mtty' % h.conf.host]['inventories']
+    inv = tree_in_placement(placement, h.name)[
+        '%s_mtty_mtty' % h.name]['inventories']
     assert inv['CUSTOM_VGPU_UNITS_MTTY']['reserved'] == 2   # its 2 ports
 
 
@@ -226,17 +226,17 @@ def test_reconcile_reports_the_mdevs_it_removed(world, placement):
     through it): after removing an orphan it must report again, or
     Placement keeps offering the host without the orphan's capacity."""
     h = world()
-    name = '%s_mtty_mtty' % h.conf.host
+    name = '%s_mtty_mtty' % h.name
     gone = new()
     claim_here(h, mtty2(), gone)
     [orphan] = h.realize(gone)
     placement.delete('/allocations/%s' % gone)
-    inventories = tree_in_placement(placement, h.conf.host)[name][
+    inventories = tree_in_placement(placement, h.name)[name][
         'inventories']
     assert inventories['CUSTOM_MDEV_MTTY_1']['total'] == 22
     assert h.reconcile()['removed'] == [orphan.uuid]
     assert host_mdevs(h) == {}
-    inventories = tree_in_placement(placement, h.conf.host)[name][
+    inventories = tree_in_placement(placement, h.name)[name][
         'inventories']
     # All 24 ports free again: 24 mtty-1 or 12 mtty-2, nothing reserved.
     assert {rc: (inv['total'], inv['reserved'])
@@ -251,8 +251,8 @@ def realized_t4(sim_conf, host, vendor_params):
     whose type has these operator vendor parameters."""
     conf = conf_with(sim_conf, host, '[mdev_nvidia-231]\nvendor_params = '
                      '%s\n' % vendor_params, 'nvidia-t4')
-    h = host_mod.Host(report.Reporter(conf))
-    h.reporter.report()
+    h = standalone.host_for(standalone.reporter_for(conf))
+    h.tree.reporter.report()
     consumer = new()
     claim_here(h, flavor.parse_extra_specs(
         {'resources1:CUSTOM_MDEV_NVIDIA_231': '1'}), consumer)
@@ -300,7 +300,7 @@ def test_realize_again_leaves_the_active_mdev_alone(sim_conf, host,
 ])
 def test_bad_vendor_params_stop_start_up(sim_conf, host, text, words):
     conf = conf_with(sim_conf, host, text, 'nvidia-t4')
-    reporter = report.Reporter(conf)
+    reporter = standalone.reporter_for(conf)
     with pytest.raises(exceptions.ConfigError) as err:
         reporter.desired_tree(reporter.discover())
     assert str(err.value).startswith('[mdev_nvidia-231] vendor_params:')
@@ -341,8 +341,8 @@ def conf_of(conf_path):
 
 def test_concurrent_realize_in_several_processes(served):
     _server, conf = served
-    h = host_mod.Host(report.Reporter(conf_of(conf)))
-    h.reporter.report()
+    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h.tree.reporter.report()
     consumers = [new() for _ in range(6)]
     spec = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MTTY_1': '1'})
     for c in consumers:
@@ -370,8 +370,8 @@ RELEASE_POINTS = [p for p in host_mod.CRASH_POINTS
 @pytest.mark.parametrize('point', REALIZE_POINTS)
 def test_crash_during_realize_then_reconcile(served, point, placement):
     _server, conf = served
-    h = host_mod.Host(report.Reporter(conf_of(conf)))
-    h.reporter.report()
+    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h.tree.reporter.report()
     consumer = new()
     claim_here(h, mtty2(), consumer)
     crashed = cli(conf, 'realize', '--instance', consumer,
@@ -385,8 +385,8 @@ def test_crash_during_realize_then_reconcile(served, point, placement):
 @pytest.mark.parametrize('point', RELEASE_POINTS)
 def test_crash_during_release_then_reconcile(served, point, placement):
     _server, conf = served
-    h = host_mod.Host(report.Reporter(conf_of(conf)))
-    h.reporter.report()
+    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h.tree.reporter.report()
     consumer, keeper = new(), new()
     for c in (consumer, keeper):
         claim_here(h, mtty2(), c)
@@ -404,8 +404,8 @@ def test_crash_during_release_then_reconcile(served, point, placement):
 def test_placement_down_during_release_loses_nothing(served, placement_db,
                                                      placement):
     server, conf = served
-    h = host_mod.Host(report.Reporter(conf_of(conf)))
-    h.reporter.report()
+    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h.tree.reporter.report()
     consumer = new()
     claim_here(h, mtty2(), consumer)
     h.realize(consumer)
@@ -459,7 +459,7 @@ def test_realize_and_release_survive_a_report_that_keeps_losing_races(
     h = world()
     consumer = new()
     claim_here(h, mtty2(), consumer)
-    h.reporter.client = h.client = AlwaysRacedClient(new_adapter(),
+    h.tree.reporter.client = h.client = AlwaysRacedClient(new_adapter(),
                                                      placement)
     [done] = h.realize(consumer)
     assert done.uuid in host_mdevs(h)

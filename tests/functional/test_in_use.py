@@ -21,8 +21,8 @@ from tests.functional.test_host import served  # noqa: F401 (fixture)
 from vgpu_placement import exceptions
 from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import report
-from vgpu_placement import scheduler
+from vgpu_placement.placement import consumers
+from vgpu_placement import standalone
 
 
 def new():
@@ -32,9 +32,9 @@ def new():
 @pytest.fixture
 def world(sim_conf):
     def make(profile='kernel-samples', config_text=''):
-        h = host_mod.Host(report.Reporter(sim_conf(
+        h = standalone.host_for(standalone.reporter_for(sim_conf(
             profile, config_text=config_text)))
-        h.reporter.report()
+        h.tree.reporter.report()
         return h
     return make
 
@@ -55,14 +55,14 @@ def test_unreadable_for_one_scan_keeps_mdevs_and_records(world, placement,
     h = world()
     consumer = new()
     [mdev] = realized(h, consumer)
-    tree_before = tree_in_placement(placement, h.conf.host)
+    tree_before = tree_in_placement(placement, h.name)
     h.driver.fail_reads(*unreadable)
     summary = h.reconcile()
     h.driver.restore_reads()
     assert mdev in host_mdevs(h) and mdev in owned(h)
     assert summary['removed'] == [] and summary['rolled_back'] == []
     # Placement's view of the parent was left as it was, not retired.
-    assert tree_in_placement(placement, h.conf.host) == tree_before
+    assert tree_in_placement(placement, h.name) == tree_before
     # Readable again: nothing to do, the instance still has its vGPU.
     assert not any(h.reconcile()[k] for k in host_mod.ACTIONS)
     assert owned(h)[mdev].state == ledger_mod.ACTIVE
@@ -70,11 +70,11 @@ def test_unreadable_for_one_scan_keeps_mdevs_and_records(world, placement,
 
 def test_report_never_retires_an_unreadable_parent(world, placement):
     h = world()
-    name = '%s_mbochs_mbochs' % h.conf.host
-    assert name in tree_in_placement(placement, h.conf.host)
+    name = '%s_mbochs_mbochs' % h.name
+    assert name in tree_in_placement(placement, h.name)
     h.driver.fail_reads('mbochs')
-    h.reporter.report()
-    assert name in tree_in_placement(placement, h.conf.host)
+    h.tree.reporter.report()
+    assert name in tree_in_placement(placement, h.name)
 
 
 def test_type_dropped_from_config_keeps_its_mdevs_and_says_so_once(
@@ -83,7 +83,7 @@ def test_type_dropped_from_config_keeps_its_mdevs_and_says_so_once(
     consumer = new()
     [mdev] = realized(h, consumer)
     # The operator stops reporting mtty-2 while an instance uses one.
-    later = host_mod.Host(report.Reporter(sim_conf(config_text=(
+    later = standalone.host_for(standalone.reporter_for(sim_conf(config_text=(
         '[devices]\nenabled_mdev_types = mtty-1\n'
         '[mdev_mtty-1]\nmdev_class = CUSTOM_MDEV_MTTY_1\n'))))
     with caplog.at_level(logging.WARNING, logger='vgpu_placement.host'):
@@ -101,7 +101,7 @@ def test_type_dropped_from_config_keeps_its_mdevs_and_says_so_once(
 def test_reconcile_does_not_undo_a_realize_that_finished_meanwhile(world):
     h = world()
     consumer = new()
-    other = host_mod.Host(h.reporter)
+    other = standalone.host_for(h.tree.reporter)
     read_facts = h.allocations_here
 
     def facts_then_realize(providers):
@@ -123,7 +123,7 @@ def test_reconcile_does_not_redo_a_release_that_finished_meanwhile(
     h = world()
     consumer = new()
     [mdev] = realized(h, consumer)
-    other = host_mod.Host(h.reporter)
+    other = standalone.host_for(h.tree.reporter)
     read_facts = h.allocations_here
 
     def facts_then_release(providers):
@@ -174,7 +174,7 @@ def test_an_owed_release_is_void_once_the_consumer_is_realized_again(
 
 def test_release_frees_only_what_the_project_claimed(world, placement):
     h = world()
-    root = h.reporter.cache['root']['uuid']
+    root = h.tree.reporter.cache.root_uuid
     # Nova's compute node inventory on the root, and an instance holding
     # CPU and memory there besides its vGPU on our child.
     inv = placement.get('/resource_providers/%s/inventories' % root)
@@ -209,7 +209,7 @@ def cli_proc(conf, *args):
         stderr=subprocess.PIPE, text=True)
 
 
-def check_agreement(h, placement, consumers):
+def check_agreement(h, placement, instances):
     """Host, ledger and Placement agree: every consumer holding vGPU
     allocations here has exactly its mdevs, owned and active; no other
     mdev of ours exists."""
@@ -217,8 +217,8 @@ def check_agreement(h, placement, consumers):
     mdevs = host_mdevs(h)
     records = owned(h)
     expected = set()
-    for consumer in consumers:
-        held = scheduler.current_allocations(placement, consumer)[
+    for consumer in instances:
+        held = consumers.allocations(placement, consumer)[
             'allocations']
         expected |= {w.uuid for w in h.wanted(consumer, held, ours)}
     assert set(records) == expected
@@ -230,8 +230,8 @@ def check_agreement(h, placement, consumers):
 def test_reconcile_races_realize_and_release_in_processes(served,
                                                           placement):
     _server, conf = served
-    h = host_mod.Host(report.Reporter(conf_of(conf)))
-    h.reporter.report()
+    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h.tree.reporter.report()
     rng = random.Random(13)
     consumers = [new() for _ in range(4)]
     claimed = set()
@@ -266,12 +266,12 @@ def test_ledger_lost_stops_host_work_until_accepted(world):
     path = h.ledger.path
     with open(path, 'w'):
         pass                    # truncated
-    again = host_mod.Host(h.reporter)
+    again = standalone.host_for(h.tree.reporter)
     with pytest.raises(ledger_mod.LedgerLost) as err:
         again.reconcile()
     assert path in str(err.value)
     assert mdev in host_mdevs(h)   # nothing was touched
-    accepted = host_mod.Host(h.reporter, ledger=ledger_mod.Ledger(
+    accepted = standalone.host_for(h.tree.reporter, ledger=ledger_mod.Ledger(
         path, accept_loss=True))
     summary = accepted.reconcile()
     # Its allocation names it: adopted again, never removed.
@@ -282,8 +282,8 @@ def test_ledger_lost_stops_host_work_until_accepted(world):
 def test_cli_says_the_ledger_is_lost_and_accepts_the_loss(served):
     from tests.functional.test_host import cli
     _server, conf = served
-    h = host_mod.Host(report.Reporter(conf_of(conf)))
-    h.reporter.report()
+    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h.tree.reporter.report()
     [mdev] = realized(h, new())
     os.unlink(h.ledger.path)
     refused = cli(conf, 'reconcile')
@@ -315,7 +315,7 @@ def test_allocations_not_told_apart_make_no_new_mdev(world, placement):
         'consumer_generation': None, 'project_id': 'p', 'user_id': 'u',
         'consumer_type': 'INSTANCE'})
     h.driver.unplug_parent('mdpy')
-    h.reporter.report()                 # mdpy's provider retired
+    h.tree.reporter.report()                 # mdpy's provider retired
     assert h.reconcile()['realized'] == []
     with pytest.raises(exceptions.VgpuPlacementError) as err:
         h.realize(consumer)

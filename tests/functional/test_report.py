@@ -10,9 +10,9 @@ from vgpu_placement import exceptions
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
 from vgpu_placement import provider_tree
-from vgpu_placement import report
 from vgpu_placement import traits as traits_mod
 from vgpu_placement import type_config
+from vgpu_placement import standalone
 
 
 def expected_totals(snapshot, host):
@@ -36,7 +36,7 @@ def totals_in(tree):
 
 def test_first_report_creates_the_tree_by_the_formula(sim_conf, host,
                                                       placement):
-    reporter = report.Reporter(sim_conf())
+    reporter = standalone.reporter_for(sim_conf())
     result = reporter.report()
     tree = tree_in_placement(placement, host)
     assert totals_in(tree) == expected_totals(reporter.driver.discover(),
@@ -53,16 +53,16 @@ def test_first_report_creates_the_tree_by_the_formula(sim_conf, host,
 
 
 def test_second_report_in_a_new_process_makes_no_writes(sim_conf, host):
-    report.Reporter(sim_conf()).report()
+    standalone.reporter_for(sim_conf()).report()
     # A new Reporter reads the cache file as a new command would.
-    result = report.Reporter(sim_conf()).report()
+    result = standalone.reporter_for(sim_conf()).report()
     assert result.changes == []
     assert result.requests.as_dict() == {'reads': 1, 'writes': 0}
 
 
 def test_a_claim_in_placement_reserves_what_it_will_take_from_others(
         sim_conf, host, placement):
-    reporter = report.Reporter(sim_conf())
+    reporter = standalone.reporter_for(sim_conf())
     reporter.report()
     name = '%s_mtty_mtty' % host
     mtty = tree_in_placement(placement, host)[name]
@@ -91,7 +91,7 @@ def test_a_claim_in_placement_reserves_what_it_will_take_from_others(
 
 def test_created_mdev_changes_one_provider_with_one_write(sim_conf, host,
                                                           placement):
-    reporter = report.Reporter(sim_conf())
+    reporter = standalone.reporter_for(sim_conf())
     reporter.report()
     reporter.driver.create_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
     result = reporter.report()
@@ -108,7 +108,7 @@ def test_created_mdev_changes_one_provider_with_one_write(sim_conf, host,
 
 def test_parent_gone_without_usage_is_retired_then_deleted_on_request(
         sim_conf, host, placement):
-    reporter = report.Reporter(sim_conf())
+    reporter = standalone.reporter_for(sim_conf())
     reporter.report()
     name = '%s_mdpy_mdpy' % host
     reporter.driver.unplug_parent('mdpy')
@@ -128,7 +128,7 @@ def test_parent_gone_without_usage_is_retired_then_deleted_on_request(
 
 def test_a_retired_provider_is_deleted_after_the_age_set(sim_conf, host,
                                                          placement):
-    reporter = report.Reporter(sim_conf(
+    reporter = standalone.reporter_for(sim_conf(
         delete_retired_providers_after=600))
     reporter.report()
     name = '%s_mdpy_mdpy' % host
@@ -136,7 +136,8 @@ def test_a_retired_provider_is_deleted_after_the_age_set(sim_conf, host,
     reporter.driver.unplug_parent('mdpy')
     reporter.report()
     assert name in tree_in_placement(placement, host)
-    reporter.cache['retired'][rp_uuid] -= 601     # as if 601 s went by
+    # As if 601 s went by since it was retired.
+    reporter.cache.retire(rp_uuid, reporter.cache.retired_since(rp_uuid) - 601)
     result = reporter.report()
     assert [(c.action, c.provider) for c in result.changes] == [
         ('delete', name)]
@@ -144,7 +145,7 @@ def test_a_retired_provider_is_deleted_after_the_age_set(sim_conf, host,
 
 def test_a_device_back_takes_its_retired_provider_back(sim_conf, host,
                                                        placement):
-    reporter = report.Reporter(sim_conf())
+    reporter = standalone.reporter_for(sim_conf())
     reporter.report()
     before = tree_in_placement(placement, host)['%s_mdpy_mdpy' % host]
     reporter.driver.unplug_parent('mdpy')
@@ -155,12 +156,12 @@ def test_a_device_back_takes_its_retired_provider_back(sim_conf, host,
     assert after['uuid'] == before['uuid']
     assert after['inventories'] == before['inventories']
     assert after['traits'] == before['traits']
-    assert reporter.cache['retired'] == {}
+    assert reporter.cache.retired == {}
 
 
 def test_parent_gone_with_usage_keeps_used_inventory_closed(
         sim_conf, host, placement):
-    reporter = report.Reporter(sim_conf())
+    reporter = standalone.reporter_for(sim_conf())
     reporter.report()
     name = '%s_mtty_mtty' % host
     mtty = tree_in_placement(placement, host)[name]
@@ -192,7 +193,7 @@ def test_traits_from_type_descriptions(sim_conf, host, placement):
     # As in Nova, one listed type may go without device_addresses.
     conf = sim_conf('demo-host', '[mdev_mdpy-hd]\ndevice_addresses = mdpy\n',
                     devices__enabled_mdev_types=['nvidia-231', 'mdpy-hd'])
-    reporter = report.Reporter(conf)
+    reporter = standalone.reporter_for(conf)
     reporter.report()
     tree = tree_in_placement(placement, host)
     gpu = tree['%s_pci_0000_84_00_0' % host]
@@ -206,7 +207,7 @@ def test_traits_from_type_descriptions(sim_conf, host, placement):
     # In this host's tree (the session's Placement holds many hosts), a
     # flavor asking for VGPU lands on the T4 or on mdpy; with 4 heads
     # required, on the T4 only.
-    root = reporter.cache['root']['uuid']
+    root = reporter.cache.root_uuid
 
     def candidates(query):
         found = placement.get('/allocation_candidates?%s&in_tree=%s'
@@ -242,9 +243,9 @@ def test_generation_conflict_is_refreshed_and_retried(sim_conf, host,
                                                       placement,
                                                       new_adapter):
     conf = sim_conf()
-    report.Reporter(conf).report()
+    standalone.reporter_for(conf).report()
     racing = RacingClient(new_adapter(), placement, host)
-    reporter = report.Reporter(conf, client=racing)
+    reporter = standalone.reporter_for(conf, client=racing)
     reporter.driver.create_mdev('mtty', 'mtty-2', str(uuid.uuid4()))
     result = reporter.report()
     assert racing.raced
@@ -263,7 +264,7 @@ def test_existing_root_is_reused_and_left_alone(sim_conf, host, placement):
         'inventories': {'VCPU': {'total': 8}}})
     other = placement.post('/resource_providers', {
         'name': '%s_numa0' % host, 'parent_provider_uuid': root})
-    reporter = report.Reporter(sim_conf())
+    reporter = standalone.reporter_for(sim_conf())
     reporter.report()
     reporter.driver.unplug_parent('mtty')
     reporter.report()
@@ -279,7 +280,7 @@ def test_existing_root_is_reused_and_left_alone(sim_conf, host, placement):
 
 
 def test_dry_run_writes_nothing(sim_conf, host, placement):
-    result = report.Reporter(sim_conf()).report(dry_run=True)
+    result = standalone.reporter_for(sim_conf()).report(dry_run=True)
     assert result.requests.writes == 0
     assert [c.action for c in result.changes] == ['create'] * 4
     assert tree_in_placement(placement, host) is None
@@ -298,7 +299,7 @@ def test_placement_down_then_back(tmp_path, host, placement_db):
         driver='simulated', simulated__profile='kernel-samples',
         state_path=str(tmp_path), host=host, create_root_provider=True)
     with server:
-        reporter = report.Reporter(conf)
+        reporter = standalone.reporter_for(conf)
         reporter.report()
     loop = agent.ReportLoop(reporter, interval=30, max_backoff=120,
                             wait=None)
@@ -328,7 +329,7 @@ def test_kernel_disagreeing_with_the_model_is_believed_and_logged(
     conf = make_conf(placement_ini(placement_db), driver='sysfs',
                      sysfs__root=str(tmp_path / 'sys'), host=host,
                      state_path=str(tmp_path / 'state'))
-    result = report.Reporter(conf).report()
+    result = standalone.reporter_for(conf).report()
     assert result.disagreements == [('mtty', 'mtty-1', 22, 20)]
     assert 'parent mtty type mtty-1: the capacity model predicts 22 ' \
            'available, the kernel says 20' in caplog.text
@@ -341,7 +342,7 @@ def test_placement_that_lost_everything_is_rebuilt(sim_conf, host,
                                                    placement):
     """The tree deleted behind our back (a Placement database restored from
     an old backup, say): the next report notices and rebuilds it."""
-    reporter = report.Reporter(sim_conf())
+    reporter = standalone.reporter_for(sim_conf())
     reporter.report()
     tree = tree_in_placement(placement, host)
     for rp in tree.values():

@@ -13,8 +13,9 @@ from tests.functional.conftest import placement_ini
 from vgpu_placement import flavor
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement import provider_tree
-from vgpu_placement import report
+from vgpu_placement.placement import consumers
 from vgpu_placement import scheduler
+from vgpu_placement import standalone
 
 # Three T4-like cards (equal-size mode): 4Q fits 4 per card, 2Q 8.
 THREE_CARDS = """
@@ -38,7 +39,7 @@ def cards(sim_conf, tmp_path):
     profile = tmp_path / 'three-cards.yaml'
     profile.write_text(THREE_CARDS % ''.join(CARD % (0x84 + i)
                                              for i in range(3)))
-    reporter = report.Reporter(sim_conf(str(profile)))
+    reporter = standalone.reporter_for(sim_conf(str(profile)))
     reporter.report()
     return reporter
 
@@ -83,7 +84,7 @@ class CandidatesLog(client_mod.PlacementClient):
 
 @pytest.mark.parametrize('k', [2, 3])
 def test_k_vgpus_land_on_k_cards_as_placement_would_place_them(cards, k):
-    root = cards.cache['root']['uuid']
+    root = cards.cache.root_uuid
     request = k_vgpus(cards, k)
     expected = placement_own_answers(cards.client, request, root)
     before = cards.client.count.reads
@@ -96,7 +97,7 @@ def test_k_vgpus_land_on_k_cards_as_placement_would_place_them(cards, k):
 
 
 def test_more_vgpus_than_cards_is_no_valid_host(cards, new_adapter):
-    root = cards.cache['root']['uuid']
+    root = cards.cache.root_uuid
     request = k_vgpus(cards, 4)
     assert placement_own_answers(cards.client, request, root) == []
     log = CandidatesLog(new_adapter())
@@ -112,7 +113,7 @@ def test_more_vgpus_than_cards_is_no_valid_host(cards, new_adapter):
 def test_cards_fill_up_until_placement_and_we_both_say_no(cards):
     """4Q fits 4 per card: three-card claims succeed until the cards are
     full; each is one Placement offers at the time."""
-    root = cards.cache['root']['uuid']
+    root = cards.cache.root_uuid
     request = k_vgpus(cards, 3)
     ours = scheduler.Scheduler(cards.client, max_age=0)
     granted = 0
@@ -133,7 +134,7 @@ class Clock:
 
 def test_remembered_candidates_serve_claims_and_survive_a_rival(
         cards, placement):
-    root = cards.cache['root']['uuid']
+    root = cards.cache.root_uuid
     request = k_vgpus(cards, 1)
     clock = Clock()
     ours = scheduler.Scheduler(cards.client, max_age=30, clock=clock)
@@ -193,7 +194,7 @@ def test_when_no_tree_within_the_limit_has_k_all_trees_are_listed(
         profile = tmp_path / ('host%d.yaml' % i)
         profile.write_text(THREE_CARDS % ''.join(card % (0x84 + c)
                                                  for c in range(count)))
-        reporter = report.Reporter(make_conf(
+        reporter = standalone.reporter_for(make_conf(
             placement_ini(placement_db), driver='simulated',
             simulated__profile=str(profile),
             state_path=str(tmp_path / ('state%d' % i)),
@@ -202,15 +203,15 @@ def test_when_no_tree_within_the_limit_has_k_all_trees_are_listed(
         hosts.append(reporter)
     three = hosts[-1]
     three_cards = {rp['uuid'] for rp in placement.get(
-        '/resource_providers?in_tree=%s' % three.cache['root']['uuid'])[
-        'resource_providers'] if rp['uuid'] != three.cache['root']['uuid']}
+        '/resource_providers?in_tree=%s' % three.cache.root_uuid)[
+        'resource_providers'] if rp['uuid'] != three.cache.root_uuid}
     assert len(three_cards) == 3
     # 4Q: four fill a card.
     [one] = k_vgpus(three, 1, type_id).groups
     rival = claim(placement, sorted(three_cards)[0],
                   {rc: 4 * n for rc, n in one.resources.items()})
     assert len(placement_own_answers(placement, k_vgpus(three, 1, type_id),
-                                     three.cache['root']['uuid'])) == 2
+                                     three.cache.root_uuid)) == 2
 
     log = CandidatesLog(new_adapter(), after_first=lambda: placement.delete(
         '/allocations/%s' % rival))
@@ -228,7 +229,7 @@ def test_a_remembered_card_gone_is_skipped_for_one_with_room(cards,
     was unplugged (its provider deleted): our memory still ranks Y first.
     Placement refuses Y (400, and keeps our consumer, empty); the claim
     must still land on Z, which has room."""
-    root = cards.cache['root']['uuid']
+    root = cards.cache.root_uuid
     request = k_vgpus(cards, 1)
     ours = scheduler.Scheduler(cards.client, max_age=3600)
     placed = [ours.claim(request, new(), 'p', 'u', in_tree=root)
@@ -236,8 +237,8 @@ def test_a_remembered_card_gone_is_skipped_for_one_with_room(cards,
     [x] = placed[0].allocations
     [y] = placed[-1].allocations
     assert x != y and all(list(c.allocations) == [x] for c in placed[:4])
-    scheduler.release(placement, placed[-1].consumer, lambda rp: True)
-    y_name = cards.cache['providers'][y]['name']
+    consumers.release(placement, placed[-1].consumer, lambda rp: True)
+    y_name = cards.cache.get(y).name
     cards.driver.unplug_parent(next(
         p.name for p in cards.discover().parents
         if provider_tree.provider_name(cards.conf.host, p.name) == y_name))

@@ -24,6 +24,7 @@ import re
 import pytest
 
 from vgpu_placement import provider_tree
+from vgpu_placement import standalone
 
 IN_GUEST = os.environ.get('VGPU_KERNEL_TIER') == '1'
 
@@ -277,5 +278,4 @@ def driver(kconf):
 
 @pytest.fixture
 def reporter(kconf, driver):
-    from vgpu_placement import report
-    return report.Reporter(kconf, driver=driver)
+    return standalone.reporter_for(kconf, driver=driver)

@@ -9,6 +9,7 @@ from tests.kernel.conftest import create_file
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import write_once
 from vgpu_placement import model
+from vgpu_placement import standalone
 
 
 def test_foreign_mdev_is_listed_and_counted(driver, reporter, host,
@@ -58,7 +59,6 @@ def test_claims_pending_beside_a_hand_made_mdev_all_realize(reporter):
     kernel can create: every claim then realizes, none fails late."""
     from tests.kernel.test_realize import claim_here
     from tests.kernel.test_realize import spec
-    from vgpu_placement import host as host_mod
     from vgpu_placement import scheduler
     foreign = str(uuid.uuid4())
     write_once(create_file('mtty', 'mtty-2'), foreign)
@@ -78,7 +78,7 @@ def test_claims_pending_beside_a_hand_made_mdev_all_realize(reporter):
     units = sum(2 if t == 'mtty-2' else 1 for _c, t in granted)
     assert units == ports
     count_step()
-    h = host_mod.Host(reporter)
+    h = standalone.host_for(reporter)
     for consumer, _type_id in granted:
         h.realize(consumer)
     view = kernel_view()

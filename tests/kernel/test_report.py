@@ -6,7 +6,7 @@ from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import resource_class
 from tests.kernel.conftest import type_totals
 from vgpu_placement import provider_tree
-from vgpu_placement import report
+from vgpu_placement import standalone
 
 CREATES = (('mtty', 'mtty-2'), ('mtty', 'mtty-1'), ('mtty', 'mtty-1'),
            ('mbochs', 'mbochs-large'), ('mbochs', 'mbochs-small'),
@@ -49,7 +49,7 @@ def test_inventories_match_existing_plus_available(
     assert again.changes == []
     assert again.requests.writes == 0
     # A new process (a new Reporter reading the cache file) writes nothing.
-    fresh = report.Reporter(kconf).report()
+    fresh = standalone.reporter_for(kconf).report()
     assert fresh.changes == [] and fresh.requests.writes == 0
     count_step(2)
 

@@ -10,7 +10,9 @@ import sys
 import pytest
 
 from tests.conftest import make_conf
-from vgpu_placement import report
+from vgpu_placement import empty_parents
+from vgpu_placement.placement import cache as placement_cache
+from vgpu_placement import standalone
 from vgpu_placement import state_file
 
 SECRET_URL = 'http://user:s3cret@127.0.0.1:1/placement'
@@ -119,13 +121,13 @@ class StubClient:
 def reporter(tmp_path, endpoint='http://placement:8778'):
     conf = make_conf(driver='simulated', simulated__profile='kernel-samples',
                      state_path=str(tmp_path), host='h1')
-    return report.Reporter(conf, client=StubClient(endpoint))
+    return standalone.reporter_for(conf, client=StubClient(endpoint))
 
 
 GOOD_CACHE = {
     'endpoint': 'http://placement:8778',
     'root': {'name': 'h1', 'uuid': 'r'},
-    'classes': ['CUSTOM_MDEV_MTTY_1'], 'traits': [],
+    'classes': ['CUSTOM_MDEV_MTTY_1'], 'traits': [], 'retired': {},
     'providers': {
         'r': {'name': 'h1', 'parent': None, 'generation': 1},
         'c': {'name': 'h1_mtty_mtty', 'parent': 'r', 'generation': 2,
@@ -134,7 +136,7 @@ GOOD_CACHE = {
 
 def test_a_good_cache_is_kept(tmp_path):
     (tmp_path / 'placement-cache.json').write_text(json.dumps(GOOD_CACHE))
-    assert reporter(tmp_path).cache == GOOD_CACHE
+    assert reporter(tmp_path).cache.to_json() == GOOD_CACHE
 
 
 @pytest.mark.parametrize('content', [
@@ -150,19 +152,22 @@ def test_a_cache_of_the_wrong_shape_is_discarded_with_a_warning(
     path.write_text(content)
     with caplog.at_level(logging.WARNING, logger='vgpu_placement'):
         got = reporter(tmp_path)
-    assert got.cache == {'endpoint': 'http://placement:8778'}
+    assert got.cache.to_json() == placement_cache.ProviderCache(
+        'http://placement:8778').to_json()
+    assert got.cache.root_uuid is None and len(got.cache) == 0
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
 
 
 def test_the_cache_keeps_no_password(tmp_path):
     first = reporter(tmp_path, SECRET_URL)
-    assert first.cache['endpoint'] == 'http://user:***@127.0.0.1:1/placement'
-    first.cache.update(GOOD_CACHE, endpoint=first.cache['endpoint'])
+    assert first.cache.endpoint == 'http://user:***@127.0.0.1:1/placement'
+    first.cache = placement_cache.ProviderCache.from_json(
+        dict(GOOD_CACHE, endpoint=first.cache.endpoint), SECRET_URL)
     first.save_cache()
     assert 's3cret' not in (tmp_path / 'placement-cache.json').read_text()
     # The next command finds it is the same Placement: the cache is kept.
-    assert reporter(tmp_path, SECRET_URL).cache['providers'] == \
+    assert reporter(tmp_path, SECRET_URL).cache.to_json()['providers'] == \
         GOOD_CACHE['providers']
 
 
@@ -176,7 +181,7 @@ def test_empty_parents_of_the_wrong_shape_are_rebuilt(tmp_path, caplog,
     path.write_text(content)
     got = reporter(tmp_path)
     with caplog.at_level(logging.WARNING, logger='vgpu_placement'):
-        seen = got._remember_empty(got.discover())
+        seen = empty_parents.remember(str(path), got.discover())
     assert seen['mtty'] == {'mtty-1': 24, 'mtty-2': 12}
     assert json.loads(path.read_text()) == seen
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

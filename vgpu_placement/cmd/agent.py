@@ -22,8 +22,7 @@ import threading
 
 from vgpu_placement.cmd import common
 from vgpu_placement import exceptions
-from vgpu_placement import host as host_mod
-from vgpu_placement import report
+from vgpu_placement import standalone
 
 LOG = logging.getLogger('vgpu_placement.agent')
 
@@ -122,10 +121,10 @@ class ReportLoop:
 
 def _start(args):
     conf = common.load_conf(args, prog='vgpu-placement-agent', quiet=False)
-    reporter = report.Reporter(conf)
+    reporter = standalone.reporter_for(conf)
     # Check the configuration against the host before looping.
     reporter.desired_tree(reporter.discover())
-    host = host_mod.Host(reporter)
+    host = standalone.host_for(reporter)
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -13,7 +13,7 @@ from vgpu_placement import flavor
 from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
 from vgpu_placement import model
-from vgpu_placement import report
+from vgpu_placement import standalone
 from vgpu_placement import scheduler
 
 
@@ -28,7 +28,7 @@ def cmd_discover(args):
 
 def cmd_report(args):
     conf = common.load_conf(args)
-    reporter = report.Reporter(conf)
+    reporter = standalone.reporter_for(conf)
     result = reporter.report(dry_run=args.dry_run,
                              delete_retired=args.delete_retired)
     changes = [c.as_dict() for c in result.changes]
@@ -53,7 +53,7 @@ def cmd_report(args):
 
 def cmd_status(args):
     conf = common.load_conf(args)
-    reporter = report.Reporter(conf)
+    reporter = standalone.reporter_for(conf)
     snapshot = reporter.discover()
     data = views.provider_data(reporter.placement_view(), snapshot,
                                conf.host)
@@ -65,7 +65,7 @@ def cmd_status(args):
 
 def cmd_flavor_spec(args):
     conf = common.load_conf(args)
-    reporter = report.Reporter(conf)
+    reporter = standalone.reporter_for(conf)
     desired = reporter.desired_tree(reporter.discover())
     spec = flavor.extra_specs_for_type(desired, args.type, args.group,
                                        args.count)
@@ -103,7 +103,7 @@ def cmd_claim(args):
     instance = _instance(args.instance)
     conf = common.load_conf(args)
     request = flavor.parse_extra_specs(_extra_specs(args.extra_specs))
-    client = report.placement_client(conf)
+    client = standalone.placement_client(conf)
     got = scheduler.claim(client, request, instance,
                           args.project_id, args.user_id, limit=args.limit)
     data = {'instance': got.consumer, 'allocations': got.allocations,
@@ -119,7 +119,7 @@ def cmd_claim(args):
 
 def _host(args):
     conf = common.load_conf(args)
-    return host_mod.Host(report.Reporter(conf))
+    return standalone.host_for(standalone.reporter_for(conf))
 
 
 def cmd_realize(args):
@@ -151,8 +151,8 @@ def cmd_release(args):
 def cmd_reconcile(args):
     host = _host(args)
     if args.accept_lost_ledger:
-        host = host_mod.Host(host.reporter, ledger=ledger_mod.Ledger(
-            ledger_mod.path_in(host.conf.state_path), accept_loss=True))
+        host = standalone.host_for(host.tree.reporter, ledger=ledger_mod.Ledger(
+            ledger_mod.path_in(host.state_path), accept_loss=True))
     summary = host.reconcile()
     if args.format == 'json':
         common.print_json(summary)

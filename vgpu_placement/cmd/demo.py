@@ -16,8 +16,7 @@ import uuid
 from vgpu_placement.cmd import common
 from vgpu_placement.cmd import views
 from vgpu_placement import flavor
-from vgpu_placement import host as host_mod
-from vgpu_placement import report
+from vgpu_placement import standalone
 from vgpu_placement import scheduler
 
 DEMO_HOST = 'demo-host'
@@ -87,8 +86,8 @@ def run(args):
     os.makedirs(state_dir, mode=0o700)
     args.config_file = [_write_config(state_dir)]
     conf = common.load_conf(args)
-    reporter = report.Reporter(conf)
-    host = host_mod.Host(reporter)
+    reporter = standalone.reporter_for(conf)
+    host = standalone.host_for(reporter)
 
     _step('The simulated host, as the driver discovers it')
     print(views.snapshot_table(reporter.driver.discover()))

@@ -1,7 +1,8 @@
 """Make Placement hold the desired provider tree, with the fewest requests.
 
-A cache of what Placement holds (generation, inventories, traits, usages per
-provider) is kept between runs. One GET of the tree tells which providers
+A cache of what Placement holds (``placement.cache.ProviderCache``: generation,
+inventories, traits, usages per provider) is kept between runs; this module
+is the only one that writes it. One GET of the tree tells which providers
 changed since (every write and every claim bumps a provider's generation);
 only those are read again. Writes happen only where the desired state
 differs. A 409 makes us re-read that provider and try again.
@@ -17,6 +18,7 @@ import os_resource_classes as orc
 import os_traits
 
 from vgpu_placement import exceptions
+from vgpu_placement.placement import cache as cache_mod
 from vgpu_placement import provider_tree
 from vgpu_placement import traits as traits_mod
 
@@ -44,7 +46,8 @@ def _q(value):
 
 
 class TreeSync:
-    """Sync one host's tree; ``cache`` is a dict persisted by the caller.
+    """Sync one host's tree into ``cache`` (a ProviderCache the caller
+    persists).
 
     create_root: create the root provider when Placement has none (else
     RootProviderMissing: nova-compute owns it). delete_retired_after:
@@ -59,10 +62,6 @@ class TreeSync:
         self.create_root = create_root
         self.delete_retired_after = delete_retired_after
         self.clock = clock
-        cache.setdefault('providers', {})
-        cache.setdefault('classes', [])
-        cache.setdefault('traits', [])
-        cache.setdefault('retired', {})     # provider uuid -> since (time)
         self.just_read = set()      # providers refresh() read in full
 
     # -- reading -----------------------------------------------------------
@@ -71,20 +70,17 @@ class TreeSync:
         inv = self.client.get(base + '/inventories')
         traits = self.client.get(base + '/traits')
         usages = self.client.get(base + '/usages')
-        return {'name': rp['name'],
-                'parent': rp.get('parent_provider_uuid'),
-                'generation': traits['resource_provider_generation'],
-                'inventories': inv['inventories'],
-                'traits': sorted(traits['traits']),
-                'usages': usages['usages']}
+        return cache_mod.CachedProvider(
+            rp['name'], rp.get('parent_provider_uuid'),
+            traits['resource_provider_generation'], inv['inventories'],
+            tuple(sorted(traits['traits'])), usages['usages'])
 
     def _find_root(self, name, create):
-        root = self.cache.get('root')
-        if root and root['name'] == name:
-            return root['uuid']
+        if self.cache.root_uuid and self.cache.root_name == name:
+            return self.cache.root_uuid
         # A root not known (first run, or Placement lost it): nothing
         # cached about its Placement can be trusted, names included.
-        self.cache.update(providers={}, classes=[], traits=[], retired={})
+        self.cache.start_over()
         found = self.client.get('/resource_providers?name=%s' % _q(name))
         if found['resource_providers']:
             root_uuid = found['resource_providers'][0]['uuid']
@@ -95,7 +91,7 @@ class TreeSync:
                              {'name': name, 'uuid': root_uuid})
         else:
             return None
-        self.cache['root'] = {'name': name, 'uuid': root_uuid}
+        self.cache.start_over(name, root_uuid)
         return root_uuid
 
     def refresh(self, root_name, create_root=True):
@@ -109,23 +105,22 @@ class TreeSync:
             if listing['resource_providers']:
                 break
             # The root was deleted behind our back: look it up again.
-            self.cache.pop('root', None)
+            self.cache.forget_root()
         else:
             raise exceptions.VgpuPlacementError(
                 'root provider %s keeps vanishing from Placement' % root_name)
-        old = self.cache['providers']
         fresh = {}
         self.just_read = set()
         for rp in listing['resource_providers']:
-            cached = old.get(rp['uuid'])
+            cached = self.cache.get(rp['uuid'])
             if rp['uuid'] == root_uuid:
-                cached = {'name': rp['name'], 'parent': None,
-                          'generation': rp['generation']}
-            elif cached is None or cached['generation'] != rp['generation']:
+                cached = cache_mod.CachedProvider(rp['name'], None,
+                                                  rp['generation'])
+            elif cached is None or cached.generation != rp['generation']:
                 cached = self._read_provider(rp)
                 self.just_read.add(rp['uuid'])
             fresh[rp['uuid']] = cached
-        self.cache['providers'] = fresh
+        self.cache.replace_providers(fresh)
         return root_uuid
 
     def _reread_usages(self, rp_uuid):
@@ -137,24 +132,19 @@ class TreeSync:
         alone. Missing a release is only ever conservative; this read
         bounds how long it lasts.
         """
-        cached = self.cache['providers'][rp_uuid]
-        cached['usages'] = self.client.get(
-            '/resource_providers/%s/usages' % rp_uuid)['usages']
-
-    def children(self, root_uuid):
-        return {p['name']: (u, p) for u, p in self.cache['providers'].items()
-                if p['parent'] == root_uuid}
+        self.cache.update(rp_uuid, usages=self.client.get(
+            '/resource_providers/%s/usages' % rp_uuid)['usages'])
 
     # -- writing -------------------------------------------------------------
     def _ensure_names(self, inventories, traits):
         for rc in sorted(inventories):
-            if orc.is_custom(rc) and rc not in self.cache['classes']:
+            if orc.is_custom(rc) and not self.cache.has_class(rc):
                 self.client.put('/resource_classes/%s' % rc, None)
-                self.cache['classes'].append(rc)
+                self.cache.add_class(rc)
         for trait in sorted(traits):
-            if os_traits.is_custom(trait) and trait not in self.cache['traits']:
+            if os_traits.is_custom(trait) and not self.cache.has_trait(trait):
                 self.client.put('/traits/%s' % trait, None)
-                self.cache['traits'].append(trait)
+                self.cache.add_trait(trait)
 
     def _update(self, rp_uuid, inventories_for, want_traits, changes,
                 dry_run):
@@ -164,18 +154,18 @@ class TreeSync:
         is asked again after a conflict, since a claim changes usages.
         """
         for attempt in range(CONFLICT_RETRIES):
-            cached = self.cache['providers'][rp_uuid]
+            cached = self.cache.get(rp_uuid)
             inventories = {
                 rc: inv.as_dict() for rc, inv in inventories_for(
-                    cached['usages'], cached['inventories']).items()}
-            traits = sorted(want_traits)
+                    cached.usages, cached.inventories).items()}
+            traits = tuple(sorted(want_traits))
             todo = []
-            if inventories != cached['inventories']:
-                todo.append(Change('inventories', cached['name'], _inv_diff(
-                    cached['inventories'], inventories)))
-            if traits != cached['traits']:
-                todo.append(Change('traits', cached['name'], _set_diff(
-                    cached['traits'], traits)))
+            if inventories != cached.inventories:
+                todo.append(Change('inventories', cached.name, _inv_diff(
+                    cached.inventories, inventories)))
+            if traits != cached.traits:
+                todo.append(Change('traits', cached.name, _set_diff(
+                    cached.traits, traits)))
             if dry_run or not todo:
                 changes.extend(todo)
                 return
@@ -184,29 +174,34 @@ class TreeSync:
                 base = '/resource_providers/%s' % rp_uuid
                 if todo[0].action == 'inventories':
                     got = self.client.put(base + '/inventories', {
-                        'resource_provider_generation': cached['generation'],
+                        'resource_provider_generation': cached.generation,
                         'inventories': inventories})
-                    cached['generation'] = got['resource_provider_generation']
-                    cached['inventories'] = got['inventories']
-                if traits != cached['traits']:
+                    self.cache.update(
+                        rp_uuid,
+                        generation=got['resource_provider_generation'],
+                        inventories=got['inventories'])
+                if traits != self.cache.get(rp_uuid).traits:
                     got = self.client.put(base + '/traits', {
-                        'resource_provider_generation': cached['generation'],
-                        'traits': traits})
-                    cached['generation'] = got['resource_provider_generation']
-                    cached['traits'] = sorted(got['traits'])
+                        'resource_provider_generation':
+                            self.cache.get(rp_uuid).generation,
+                        'traits': list(traits)})
+                    self.cache.update(
+                        rp_uuid,
+                        generation=got['resource_provider_generation'],
+                        traits=tuple(sorted(got['traits'])))
                 changes.extend(todo)
                 return
             except exceptions.PlacementConflict as e:
                 # A claim or another writer got there first: read it again.
                 LOG.info('conflict updating %s (%s), retrying',
-                         cached['name'], e.code)
+                         cached.name, e.code)
                 time.sleep(random.uniform(0, CONFLICT_WAIT * (attempt + 1)))
-                self.cache['providers'][rp_uuid] = self._read_provider(
-                    {'uuid': rp_uuid, 'name': cached['name'],
-                     'parent_provider_uuid': cached['parent']})
+                self.cache.put(rp_uuid, self._read_provider(
+                    {'uuid': rp_uuid, 'name': cached.name,
+                     'parent_provider_uuid': cached.parent}))
         raise exceptions.VgpuPlacementError(
             'gave up updating provider %s after %d conflicts'
-            % (cached['name'], CONFLICT_RETRIES))
+            % (cached.name, CONFLICT_RETRIES))
 
     def _create(self, root_uuid, want, changes, dry_run):
         changes.append(Change('create', want.name, '%d inventories' % len(
@@ -216,9 +211,8 @@ class TreeSync:
         self.client.post('/resource_providers', {
             'name': want.name, 'uuid': want.uuid,
             'parent_provider_uuid': root_uuid})
-        self.cache['providers'][want.uuid] = {
-            'name': want.name, 'parent': root_uuid, 'generation': 0,
-            'inventories': {}, 'traits': [], 'usages': {}}
+        self.cache.put(want.uuid, cache_mod.CachedProvider(
+            want.name, root_uuid, 0))
         self._update(want.uuid, want.inventories, want.traits, [], dry_run)
 
     def _retire(self, rp_uuid, cached, changes, dry_run):
@@ -231,29 +225,29 @@ class TreeSync:
         and it carries RETIRED; it is deleted once unused and retired for
         delete_retired_after seconds.
         """
-        since = self.cache['retired'].get(rp_uuid)
+        since = self.cache.retired_since(rp_uuid)
         if since is None and not dry_run:
-            since = self.cache['retired'][rp_uuid] = self.clock()
+            since = self.clock()
+            self.cache.retire(rp_uuid, since)
         old_enough = self.delete_retired_after is not None and (
             since is None or
             self.clock() - since >= self.delete_retired_after)
-        if any(cached['usages'].values()) or not old_enough:
+        if any(cached.usages.values()) or not old_enough:
             self._update(rp_uuid, lambda usages, current:
                          provider_tree.keep_in_use({}, usages, current),
-                         set(cached['traits']) | {traits_mod.RETIRED},
+                         set(cached.traits) | {traits_mod.RETIRED},
                          changes, dry_run)
             return
-        changes.append(Change('delete', cached['name']))
+        changes.append(Change('delete', cached.name))
         if dry_run:
             return
         try:
             self.client.delete('/resource_providers/%s' % rp_uuid)
-            del self.cache['providers'][rp_uuid]
-            self.cache['retired'].pop(rp_uuid, None)
+            self.cache.drop(rp_uuid)
         except exceptions.PlacementConflict:
             # Claimed since we read it: next report keeps it in use.
-            LOG.info('provider %s got allocations, kept', cached['name'])
-            self.cache['providers'][rp_uuid]['generation'] = None
+            LOG.info('provider %s got allocations, kept', cached.name)
+            self.cache.update(rp_uuid, generation=None)
 
     def run(self, desired, dry_run=False):
         """Sync and return the list of Change made (or, dry, to make)."""
@@ -267,7 +261,7 @@ class TreeSync:
             changes.extend(Change('create', c.name, '%d inventories' % len(
                 c.plan.classes)) for c in desired.children)
             return changes
-        existing = self.children(root_uuid)
+        existing = self.cache.children()
         for name in sorted(desired.unknown):
             LOG.warning('provider %s left as it is: its device could not be '
                         'read whole', name)
@@ -278,9 +272,9 @@ class TreeSync:
                 rp_uuid, cached = existing[want.name]
                 if not dry_run:
                     # Its device is back (or was never gone): in service.
-                    self.cache['retired'].pop(rp_uuid, None)
+                    self.cache.back_in_service(rp_uuid)
                 if rp_uuid not in self.just_read and any(
-                        want.plan.pending(cached['usages']).values()):
+                        want.plan.pending(cached.usages).values()):
                     self._reread_usages(rp_uuid)
                 self._update(rp_uuid, want.inventories, want.traits,
                              changes, dry_run)
@@ -288,8 +282,7 @@ class TreeSync:
                 self._create(root_uuid, want, changes, dry_run)
         for name, (rp_uuid, cached) in sorted(existing.items()):
             if desired.child(name) is None and \
-                    name not in desired.unknown and \
-                    traits_mod.MANAGED in cached['traits']:
+                    name not in desired.unknown and cached.managed:
                 self._retire(rp_uuid, cached, changes, dry_run)
         return changes
 

@@ -1,0 +1,111 @@
+"""Placement's consumers: read, write and release their allocations.
+
+Every call this project makes on ``/allocations`` goes through here. The
+Placement behaviours relied on (microversion 1.39, pinned by
+tests/functional/test_placement_contract.py against the real service):
+
+* ``GET /allocations/{consumer}`` of an unknown consumer answers 200 with
+  no allocations and no generation.
+* ``PUT /allocations/{consumer}`` carries the consumer generation: ``None``
+  for a consumer Placement does not know, its current one otherwise; a
+  mismatch answers 409 with code ``placement.concurrent_update``. A PUT
+  over capacity answers 409 with another code and a text naming the
+  class and the provider.
+* A PUT naming a provider that was deleted answers 400 ("... that does not
+  exist" or "Unable to allocate inventory"), and Placement keeps the
+  consumer it created for it, empty, with generation 0: the next PUT must
+  say 0, not ``None``.
+* ``DELETE /allocations/{consumer}`` and a PUT that drops allocations do
+  not bump the providers' generations (a reader trusting generations
+  alone misses releases; placement.sync re-reads usages for that).
+* ``GET /resource_providers/{uuid}/allocations`` lists every consumer
+  holding anything on the provider.
+"""
+import re
+
+from vgpu_placement import exceptions
+
+CONSUMER_TYPE = 'INSTANCE'
+
+# "Unable to create allocation for 'CUSTOM_X' on resource provider
+# '<uuid>'. The requested amount would exceed the capacity."
+# "Allocation for resource provider '<uuid>' that does not exist."
+_REFUSED_PROVIDER = re.compile(r"resource provider '([0-9a-f-]{36})'")
+_REFUSED_CLASS = re.compile(r"allocation for '([A-Z0-9_]+)'")
+
+
+def is_generation_race(error):
+    """A 409 that a re-read and retry can get past."""
+    return isinstance(error, exceptions.PlacementConflict) and \
+        error.code == 'placement.concurrent_update'
+
+
+def is_provider_gone(error):
+    """A 400 to an allocation: a provider or inventory named in it is no
+    longer there (deleted since the candidates were listed)."""
+    return isinstance(error, exceptions.PlacementError) and \
+        error.status == 400 and (
+            'Unable to allocate inventory' in error.detail or
+            'that does not exist' in error.detail)
+
+
+def refused_names(error):
+    """(provider uuid, resource class) a refusal names; either may be
+    None when the text does not name it."""
+    rp = _REFUSED_PROVIDER.search(error.detail)
+    rc = _REFUSED_CLASS.search(error.detail)
+    return rp and rp.group(1), rc and rc.group(1)
+
+
+def allocations(client, consumer):
+    """{'allocations': {rp: {class: n}}, 'consumer_generation',
+    'project_id', 'user_id', 'consumer_type'} as Placement holds them."""
+    got = client.get('/allocations/%s' % consumer)
+    return dict(got, allocations={rp: a['resources'] for rp, a in
+                                  got['allocations'].items()})
+
+
+def put(client, consumer, allocations, project_id, user_id, generation,
+        consumer_type=CONSUMER_TYPE):
+    """Replace the consumer's allocations ({rp: {class: n}}), guarded by
+    its generation (None: a consumer new to Placement)."""
+    client.put('/allocations/%s' % consumer, {
+        'allocations': {rp: {'resources': a}
+                        for rp, a in allocations.items()},
+        'consumer_generation': generation,
+        'project_id': project_id, 'user_id': user_id,
+        'consumer_type': consumer_type or CONSUMER_TYPE})
+
+
+def on_providers(client, providers):
+    """{consumer: {provider uuid: {class: amount}}} on ``providers``."""
+    found = {}
+    for rp_uuid in sorted(providers):
+        got = client.get('/resource_providers/%s/allocations' % rp_uuid)
+        for consumer, alloc in got['allocations'].items():
+            found.setdefault(consumer, {})[rp_uuid] = alloc['resources']
+    return found
+
+
+def release(client, consumer, is_ours, rounds=5):
+    """Drop the consumer's allocations on the providers ``is_ours(uuid)``
+    accepts; what it holds elsewhere (VCPU, MEMORY_MB on Nova's compute
+    node) stays, with its project, user and consumer type. Guarded by the
+    consumer generation, retried on a race. True when something was
+    dropped."""
+    for _round in range(rounds):
+        held = allocations(client, consumer)
+        kept = {rp: a for rp, a in held['allocations'].items()
+                if not is_ours(rp)}
+        if len(kept) == len(held['allocations']):
+            return False
+        try:
+            put(client, consumer, kept, held['project_id'],
+                held['user_id'], held['consumer_generation'],
+                held.get('consumer_type'))
+            return True
+        except exceptions.PlacementConflict as e:
+            if not is_generation_race(e):
+                raise
+    raise exceptions.VgpuPlacementError(
+        'gave up releasing %s after %d conflicts' % (consumer, rounds))

@@ -1,0 +1,131 @@
+"""A host without Nova: this project reports its own provider tree.
+
+``reporter_for(conf)`` builds the driver, the Placement client and the
+provider cache a Reporter needs; ``host_for(reporter)`` gives the Host that
+reads the tree the Reporter writes (``ReportedTree``). The CLI, the agent
+and the demo are built this way; inside nova-compute, Nova's report client
+writes the tree and the Host reads it from Nova instead.
+"""
+import logging
+import os
+
+from vgpu_placement import drivers
+from vgpu_placement import exceptions
+from vgpu_placement import host as host_mod
+from vgpu_placement import model
+from vgpu_placement.placement import cache as cache_mod
+from vgpu_placement.placement import client as client_mod
+from vgpu_placement import report
+
+LOG = logging.getLogger(__name__)
+
+
+def placement_client(conf):
+    if conf.embedded_placement.enabled:
+        # Imported only here: the Placement server is an optional extra.
+        from vgpu_placement.placement import embedded
+        adapter = embedded.adapter(conf.embedded_placement.database)
+    else:
+        adapter = client_mod.adapter_from_conf(conf)
+    return client_mod.PlacementClient(adapter)
+
+
+def cache_path(conf):
+    return os.path.join(conf.state_path, 'placement-cache.json')
+
+
+def reporter_for(conf, driver=None, client=None):
+    """The Reporter of ``conf``'s host (driver and client built from the
+    config unless given)."""
+    driver = driver or drivers.load_driver(conf.driver, conf)
+    client = client or placement_client(conf)
+    path = cache_path(conf)
+    return report.Reporter(conf, driver, client,
+                           cache_mod.ProviderCache.load(path, client.endpoint),
+                           path)
+
+
+def host_for(reporter, ledger=None):
+    """The Host of the reporter's host, reading the tree it reports."""
+    conf = reporter.conf
+    return host_mod.Host(conf.host, reporter.driver, ReportedTree(reporter),
+                         reporter.client, conf.state_path, ledger=ledger)
+
+
+class ReportedTree:
+    """The tree as the Host needs it, where a Reporter writes it.
+
+    Reads come from the Reporter's cache when it knows every provider
+    asked about (a claim made on the tree we reported: the usual realize);
+    otherwise the host is reported first, or, when claims keep racing the
+    report, Placement is read without writing.
+    """
+
+    def __init__(self, reporter):
+        self.reporter = reporter
+
+    def reading(self, held=()):
+        """A host_mod.TreeReading; ``held``: provider uuids the caller
+        needs mapped."""
+        cache = self.reporter.cache
+        if held and cache.root_uuid and all(rp in cache for rp in held):
+            snapshot, desired = self._read(refresh=False)
+        else:
+            snapshot, desired = self._report_first()
+        placed = {name: (rp_uuid, provider.managed) for name, (
+            rp_uuid, provider) in self.reporter.cache.children().items()}
+        return host_mod.TreeReading(snapshot, desired, placed,
+                                    self.reporter.policies(snapshot))
+
+    def _report_first(self):
+        try:
+            # The tree exists and our cache of it is fresh.
+            result = self.reporter.report()
+            return result.snapshot, result.desired
+        except exceptions.PlacementUnavailable:
+            raise
+        except exceptions.VgpuPlacementError as e:
+            # Claims racing on our providers: reading is enough here.
+            LOG.info('report before the change deferred (%s); reading', e)
+            return self._read(refresh=True)
+
+    def _read(self, refresh):
+        snapshot = model.group_virtual_functions(
+            self.reporter.driver.discover())
+        desired = self.reporter.desired_tree(snapshot)
+        # Raises RootProviderMissing when there is no tree to map onto.
+        self.reporter.placement_view(refresh=refresh)
+        return snapshot, desired
+
+    def changed(self):
+        """Re-report after mdevs changed.
+
+        The change is done whatever happens here: if the report keeps
+        losing generation races to claims, or Placement went away, the
+        agent's next report brings Placement up to date.
+        """
+        try:
+            self.reporter.report()
+        except exceptions.VgpuPlacementError as e:
+            LOG.warning('report after the change deferred to the agent: %s',
+                        e)
+
+    def is_ours(self):
+        """A predicate on provider uuids: a child of our tree that we
+        manage. A provider the cache does not know makes it read the tree
+        once (a parent reported by another process since)."""
+        refreshed = []
+        cache = self.reporter.cache
+
+        def is_ours(rp_uuid):
+            if rp_uuid not in cache and not refreshed:
+                refreshed.append(True)
+                try:
+                    self.reporter.placement_view(refresh=True)
+                except exceptions.PlacementUnavailable:
+                    raise
+                except exceptions.VgpuPlacementError:
+                    pass            # no tree of ours: nothing is ours
+            provider = cache.get(rp_uuid)
+            return bool(provider and provider.parent and provider.managed)
+        return is_ours
