@@ -218,14 +218,20 @@ class Host:
         return dict(policy.vendor_params) if policy else {}
 
     # -- realize ---------------------------------------------------------------
-    def realize(self, consumer):
-        """Create (or find again) the consumer's mdevs; report the host."""
+    def realize(self, consumer, allocations=None):
+        """Create (or find again) the consumer's mdevs; tell the tree.
+
+        ``allocations`` ({provider uuid: {class: amount}}): what the
+        consumer holds, when the caller has it from Placement already
+        (nova-compute hands it to spawn); else it is read.
+        """
         with self._consumer_lock(consumer):
             # The consumer wants its vGPUs now: a release owed from an
             # earlier delete (Placement was down) must not undo this.
             self.ledger.released(consumer)
-            allocations = consumers.allocations(
-                self.client, consumer)['allocations']
+            if allocations is None:
+                allocations = consumers.allocations(
+                    self.client, consumer)['allocations']
             _snapshot, ours, managed = self._read_facts(held=allocations)
             if self._unmapped(allocations, ours, managed):
                 # Again what the ledger holds for it, nothing new.

@@ -9,15 +9,10 @@ import logging
 
 from vgpu_placement import capacity
 from vgpu_placement.conf import base as conf_base
-from vgpu_placement import empty_parents
 from vgpu_placement import exceptions
-from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import model
 from vgpu_placement import once
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import sync
-from vgpu_placement import provider_tree
-from vgpu_placement import type_config
 
 LOG = logging.getLogger(__name__)
 
@@ -51,66 +46,34 @@ def kernel_disagreements(desired, cache):
 
 
 class Reporter:
-    """Reports one host: its driver's view, through the capacity models,
-    into Placement via ``client``; ``cache`` (a ProviderCache) is saved to
+    """Reports one host: ``builder``'s desired tree (a TreeBuilder) into
+    Placement via ``client``; ``cache`` (a ProviderCache) is saved to
     ``cache_file`` after each sync."""
 
-    def __init__(self, conf, driver, client, cache, cache_file):
+    def __init__(self, conf, builder, client, cache, cache_file):
         self.conf = conf
-        self.driver = driver
+        self.builder = builder
         self.client = client
         self.cache = cache
         self.cache_file = cache_file
-        self.model_choices = type_config.load_model_choices(conf)
-        self.empty_file = empty_parents.path_in(conf.state_path)
         self.say_once = once.SayOnce(LOG)
-        self._ledger = None         # read only: which mdevs are ours
 
-    def owned_mdevs(self):
-        """UUIDs of the mdevs the ledger holds. A ledger that cannot be
-        read makes every mdev count as someone else's: claims in flight
-        are then counted in full (fewer offers, never too many)."""
-        try:
-            if self._ledger is None:
-                self._ledger = ledger_mod.open_existing(
-                    ledger_mod.path_in(self.conf.state_path))
-            return ledger_mod.owned_mdevs(self._ledger)
-        except exceptions.HostStateError as e:
-            self._ledger = None
-            self.say_once(logging.ERROR, ('ledger', str(e)),
-                          '%s; every mdev counts as not ours meanwhile', e)
-            return frozenset()
+    # What callers holding only the reporter read of the host.
+    @property
+    def driver(self):
+        return self.builder.driver
+
+    def discover(self):
+        return self.builder.discover()
+
+    def policies(self, snapshot):
+        return self.builder.policies(snapshot)
+
+    def desired_tree(self, snapshot):
+        return self.builder.desired_tree(snapshot)
 
     def save_cache(self):
         self.cache.save(self.cache_file)
-
-    def discover(self):
-        """The host as reported: SR-IOV virtual functions grouped."""
-        return model.group_virtual_functions(self.driver.discover())
-
-    def choose_model(self, parent, empty_seen):
-        override = self.model_choices.get(
-            parent.name, self.model_choices.get('*'))
-        chosen, how = capacity.choose_model(parent, override,
-                                            empty_seen.get(parent.name))
-        # Said once per parent and model: how its costs were found.
-        self.say_once(logging.INFO, ('model', parent.name, chosen.kind, how),
-                      'capacity of %s: %s model (%s)', parent.name,
-                      chosen.kind, how)
-        return chosen
-
-    def policies(self, snapshot):
-        return type_config.load_policies(self.conf, snapshot,
-                                         self.driver.vendor_param_keys)
-
-    def desired_tree(self, snapshot):
-        policies = self.policies(snapshot)
-        empty_seen = empty_parents.remember(self.empty_file, snapshot)
-        return provider_tree.build_tree(
-            self.conf.host, snapshot, policies,
-            choose_model=lambda p: self.choose_model(p, empty_seen),
-            counters=self.conf.capacity.shared_counters,
-            owned=self.owned_mdevs())
 
     def _check_kernel(self, desired):
         """The disagreements with the kernel, each said once."""

@@ -16,6 +16,7 @@ from vgpu_placement import model
 from vgpu_placement.placement import cache as cache_mod
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement import report
+from vgpu_placement import tree_builder
 
 LOG = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ def reporter_for(conf, driver=None, client=None):
     driver = driver or drivers.load_driver(conf.driver, conf)
     client = client or placement_client(conf)
     path = cache_path(conf)
-    return report.Reporter(conf, driver, client,
+    return report.Reporter(conf, tree_builder.TreeBuilder(conf, driver),
+                           client,
                            cache_mod.ProviderCache.load(path, client.endpoint),
                            path)
 

@@ -1,0 +1,77 @@
+"""The tree this host should have in Placement, from what its driver sees.
+
+A TreeBuilder turns a driver's view into a provider_tree.DesiredTree:
+virtual functions grouped under their GPU, each type's policy from the
+config, each parent's capacity model (chosen from the config, or inferred,
+with the counts the parent showed when it had no mdevs), and the mdevs the
+ledger says are ours (the rest count as someone else's). It only reads;
+the standalone Reporter and the Nova driver each write the tree their way.
+"""
+import logging
+
+from vgpu_placement import capacity
+from vgpu_placement import empty_parents
+from vgpu_placement import exceptions
+from vgpu_placement import ledger as ledger_mod
+from vgpu_placement import model
+from vgpu_placement import once
+from vgpu_placement import provider_tree
+from vgpu_placement import type_config
+
+LOG = logging.getLogger(__name__)
+
+
+class TreeBuilder:
+    """Builds the desired tree of ``conf``'s host as ``driver`` sees it."""
+
+    def __init__(self, conf, driver):
+        self.conf = conf
+        self.driver = driver
+        self.model_choices = type_config.load_model_choices(conf)
+        self.empty_file = empty_parents.path_in(conf.state_path)
+        self.say_once = once.SayOnce(LOG)
+        self._ledger = None         # read only: which mdevs are ours
+
+    def discover(self):
+        """The host as reported: SR-IOV virtual functions grouped."""
+        return model.group_virtual_functions(self.driver.discover())
+
+    def owned_mdevs(self):
+        """UUIDs of the mdevs the ledger holds. A ledger that cannot be
+        read makes every mdev count as someone else's: claims in flight
+        are then counted in full (fewer offers, never too many)."""
+        try:
+            if self._ledger is None:
+                self._ledger = ledger_mod.open_existing(
+                    ledger_mod.path_in(self.conf.state_path))
+            return ledger_mod.owned_mdevs(self._ledger)
+        except exceptions.HostStateError as e:
+            self._ledger = None
+            self.say_once(logging.ERROR, ('ledger', str(e)),
+                          '%s; every mdev counts as not ours meanwhile', e)
+            return frozenset()
+
+    def choose_model(self, parent, empty_seen):
+        override = self.model_choices.get(
+            parent.name, self.model_choices.get('*'))
+        chosen, how = capacity.choose_model(parent, override,
+                                            empty_seen.get(parent.name))
+        # Said once per parent and model: how its costs were found.
+        self.say_once(logging.INFO, ('model', parent.name, chosen.kind, how),
+                      'capacity of %s: %s model (%s)', parent.name,
+                      chosen.kind, how)
+        return chosen
+
+    def policies(self, snapshot):
+        """{type id: TypePolicy} for the types ``snapshot`` shows."""
+        return type_config.load_policies(self.conf, snapshot,
+                                         self.driver.vendor_param_keys)
+
+    def desired_tree(self, snapshot):
+        policies = self.policies(snapshot)
+        empty_seen = empty_parents.remember(self.empty_file, snapshot)
+        return provider_tree.build_tree(
+            self.conf.host, snapshot, policies,
+            choose_model=lambda p: self.choose_model(p, empty_seen),
+            counters=self.conf.capacity.shared_counters,
+            owned=self.owned_mdevs())
