@@ -15,9 +15,10 @@ tests/functional/test_placement_contract.py against the real service):
   exist" or "Unable to allocate inventory"), and Placement keeps the
   consumer it created for it, empty, with generation 0: the next PUT must
   say 0, not ``None``.
-* ``DELETE /allocations/{consumer}`` and a PUT that drops allocations do
-  not bump the providers' generations (a reader trusting generations
-  alone misses releases; placement.sync re-reads usages for that).
+* ``DELETE /allocations/{consumer}`` does not bump the providers'
+  generations (a reader trusting generations alone misses such releases;
+  placement.sync re-reads usages for that); a PUT that drops allocations,
+  as ``release`` makes, does.
 * ``GET /resource_providers/{uuid}/allocations`` lists every consumer
   holding anything on the provider.
 """
