@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import make_conf
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement.placement import embedded
+from vgpu_placement import fixtures as vp_fixtures
 from vgpu_placement import standalone
 
 EXTERNAL = os.environ.get('VGPU_PLACEMENT_TEST_PLACEMENT')
@@ -37,7 +37,7 @@ def placement_ini(database=None):
 def placement_db(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('placement') / 'placement.sqlite')
     if not EXTERNAL:
-        embedded.start(path)
+        vp_fixtures.EmbeddedPlacement(path).setUp()
     return path
 
 
@@ -60,11 +60,15 @@ def host():
 
 
 @pytest.fixture
-def sim_conf(tmp_path, host, placement_db):
+def sim_conf(request, tmp_path, host, placement_db):
+    """conf of a SimulatedHost named ``host`` whose state is tmp_path."""
     def factory(profile='kernel-samples', config_text='', **options):
-        return make_conf(placement_ini(placement_db) + config_text,
-                         driver='simulated', simulated__profile=profile,
-                         state_path=str(tmp_path), host=host, **options)
+        simulated = vp_fixtures.SimulatedHost(
+            placement_ini(placement_db), profile, name=host,
+            state_path=str(tmp_path), config_text=config_text, **options)
+        simulated.setUp()
+        request.addfinalizer(simulated.cleanUp)
+        return simulated.conf
     return factory
 
 
