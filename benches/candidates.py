@@ -55,10 +55,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
 
 import claims  # noqa: E402  (the tree builder)
+import common  # noqa: E402
 
 CONFIGS = {
     # name: (tuned Placement, the project's scheduler and limit)
@@ -91,12 +90,9 @@ def project_request(k, specs):
 
 def _child(args):
     """One configuration, one K: print a JSON line per request."""
-    from vgpu_placement.placement import client as client_mod
-    from vgpu_placement.placement import embedded
     from vgpu_placement import scheduler
     tuned, shaped = CONFIGS[args.config]
-    embedded.start(args._run, tuned=tuned)
-    client = client_mod.PlacementClient(embedded.adapter(args._run))
+    client = common.embedded_client(args._run, tuned=tuned)
     client.get('/resource_providers?name=warm-up')
     specs = json.loads(args.specs)
     asked = []
@@ -208,10 +204,7 @@ def fmt_cell(cell, cap):
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser = common.arg_parser(__doc__, epilog=True)
     parser.add_argument('--hosts', type=int, default=1000)
     parser.add_argument('--k', default='1,2,4,8',
                         help='vGPUs per request (default 1,2,4,8)')
@@ -227,30 +220,22 @@ def main():
                              ','.join(CONFIGS))
     parser.add_argument('--mem-gb', type=float, default=6,
                         help='address-space cap of each process (GB)')
-    parser.add_argument('--build', choices=('clone', 'api'),
-                        default='clone',
-                        help='how the hosts are made (see claims.py)')
-    parser.add_argument('--layout', choices=('simple', 'agent'),
-                        default='simple',
-                        help='what one host looks like (see claims.py; '
-                             'default simple)')
-    parser.add_argument('--tree-dir', metavar='DIR',
-                        help='keep the built database here and reuse it')
+    claims.add_tree_options(parser)
     parser.add_argument('--_run', metavar='DB', help=argparse.SUPPRESS)
     parser.add_argument('--config', help=argparse.SUPPRESS)
     parser.add_argument('--specs', help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    common.add_smoke(parser, hosts=2, k='2', runs=1, cap=30)
+    args = common.parse(parser)
     if args._run:
         args.k = int(args.k)
         return _child(args)
 
-    ks = [int(x) for x in args.k.split(',')]
+    ks = common.int_list_option(parser, args.k, '--k')
     configs = args.configs.split(',')
     for c in configs:
         if c not in CONFIGS:
             parser.error('unknown configuration %r' % c)
-    print('command: %s' % ' '.join([os.path.basename(sys.executable)] +
-                                   sys.argv))
+    common.print_command()
     if args.layout == 'agent' and args.build != 'clone':
         parser.error('--layout agent is built by clone only')
     print('settings: %d hosts x %d GPUs (%s); K=%s; '
@@ -260,16 +245,10 @@ def main():
               if args.layout == 'agent' else '%s total %d, trait %s' % (
                   claims.RC, claims.PER_GPU, claims.TRAIT), args.k,
               args.runs, args.cap, args.cap, args.limit, args.mem_gb))
-    work = args.tree_dir or tempfile.mkdtemp(prefix='bench-cands-')
-    os.makedirs(work, exist_ok=True)
-    master = os.path.join(work, 'hosts-%s-%s.sqlite' % (args.layout,
-                                                        args.build))
+    work, master = claims.tree_dir(args, 'bench-cands-')
     t0 = time.perf_counter()
     try:
-        if claims.count_hosts(master) > args.hosts:
-            os.unlink(master)
-        have = claims.count_hosts(master)
-        built = claims.build(master, args.hosts, args.build, args.layout)
+        have, built = claims.grow(master, args.hosts, args)
         specs = claims.load_specs(master, args.layout)
         print('tree: %d -> %d hosts in %.1f s (%s)' % (
             have, args.hosts, built, args.build), flush=True)

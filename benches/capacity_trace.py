@@ -72,7 +72,8 @@ from vgpu_placement import profiles as profiles_mod  # noqa: E402
 from vgpu_placement import standalone  # noqa: E402
 
 DEFAULT_PROFILES = ('kernel-samples', 'nvidia-t4x4', 'nvidia-a40x2-sriov',
-                    'gvt-g-x2')
+                    'gvt-g-x2', 'nvidia-l40sx2-vfio', 'nvidia-a10x2-vfio',
+                    'nvidia-l40sx2-vfio-mixed', 'nvidia-a100x2-mig')
 STATIC, DYNAMIC = 'static', 'dynamic'
 CONFIG_LABEL = {STATIC: 'static split (Nova)', DYNAMIC: 'dynamic (this)'}
 
@@ -108,7 +109,7 @@ class Profile:
         units = bench.get('units')
         self.unit_of = {}       # parent name -> pool name or 'framebuffer'
         for spec in self.specs:
-            if spec.rule in ('exclusive', 'sriov'):
+            if spec.rule == 'exclusive' or spec.rule in simulated.VF_RULES:
                 self.unit_of[spec.name] = 'framebuffer'
             elif isinstance(units, dict) and spec.name in units:
                 self.unit_of[spec.name] = units[spec.name]
@@ -128,7 +129,8 @@ class Profile:
             return 0
         mdevs = []
         while simulated.refuse_create(spec, mdevs, type_spec) is None and (
-                spec.rule != 'sriov' or len(mdevs) < spec.vfs):
+                spec.rule not in simulated.VF_RULES or
+                len(mdevs) < spec.vfs):
             mdevs.append(type_id)
         return len(mdevs)
 
@@ -139,6 +141,11 @@ class Profile:
 
     def unit_total(self, spec):
         unit = self.unit_of[spec.name]
+        if unit == 'framebuffer' and spec.rule == 'vfio-mig':
+            # MIG: the framebuffer of the GPU instances the operator made.
+            size = {t.gi_profile: t.size for t in spec.types}
+            return sum(n * size.get(p, 0) for p, n in
+                       spec.gpu_instances.items()) / 1024.0
         if unit == 'framebuffer':
             return max(t.size * t.max for t in spec.types) / 1024.0
         return spec.pools[unit]
@@ -156,10 +163,13 @@ class Profile:
             type_spec = spec.type(type_id)
             if type_spec is None:
                 continue
-            held = [m.type_id for m in mdevs
+            # In creation order for vfio-mixed/-mig (their arithmetic
+            # replays it): the bench fills free VFs in name order.
+            held = [m.type_id for m in sorted(mdevs, key=lambda m: m.parent)
                     if self.spec_by_kernel_parent[m.parent] is spec]
             if simulated.refuse_create(spec, held, type_spec) is None and (
-                    spec.rule != 'sriov' or len(held) < spec.vfs):
+                    spec.rule not in simulated.VF_RULES or
+                    len(held) < spec.vfs):
                 return True
         return False
 
@@ -280,6 +290,12 @@ def model_kind(model):
     return model.kind
 
 
+# The model kind the dynamic configuration detects per profile rule, for
+# the zero-late-failure target (MIG-backed types are a Pool).
+RULE_KIND = {'pool': 'pool', 'sriov': 'sriov', 'vfio': 'sriov',
+             'vfio-mixed': capacity.MIXED, 'vfio-mig': 'pool'}
+
+
 class TraceRun:
     """One host, one configuration, one arrival sequence."""
 
@@ -385,7 +401,7 @@ class TraceRun:
         spec = next(s for s in self.profile.specs if s.name == device)
         mdev = str(uuid.uuid4())
         try:
-            if spec.rule == 'sriov':
+            if spec.rule in simulated.VF_RULES:
                 free = sorted(p.name for p in driver.discover().parents
                               if p.physfn == device and not p.mdevs)
                 if not free:
@@ -642,8 +658,8 @@ def main(argv=None):
         kinds = collections.Counter()
         for r in results[DYNAMIC]:
             kinds.update(r['late_by_kind'])
-        kinds_present = {s.rule for s in profile.specs}
-        checked = sorted(kinds_present & {'pool', 'sriov'})
+        checked = sorted({RULE_KIND[s.rule] for s in profile.specs
+                          if s.rule in RULE_KIND})
         if checked:
             bad = sum(kinds[k] for k in checked)
             ok = bad == 0

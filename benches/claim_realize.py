@@ -8,40 +8,30 @@ does). Prints ratios; machines here are noisy, so read ratios, not times.
 
     python3 benches/claim_realize.py [--runs 40]
 """
-import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tests.conftest import make_conf  # noqa: E402
+import common  # noqa: E402
+from common import timed  # noqa: E402
 from vgpu_placement import flavor  # noqa: E402
-from vgpu_placement import standalone  # noqa: E402
 from vgpu_placement import scheduler  # noqa: E402
 
 
-def timed(func):
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.arg_parser(__doc__)
     parser.add_argument('--runs', type=int, default=40)
-    args = parser.parse_args()
+    common.add_smoke(parser, runs=2)
+    args = common.parse(parser)
     state = tempfile.mkdtemp(prefix='bench-claim-')
-    conf = make_conf(driver='simulated', simulated__profile='kernel-samples',
-                     state_path=state, host='bench-host',
-                     embedded_placement__enabled=True)
-    reporter = standalone.reporter_for(conf)
+    conf = common.simulated_conf('kernel-samples', state, 'bench-host')
+    reporter, host = common.reporter_and_host(conf)
     result = reporter.report()
-    host = standalone.host_for(reporter)
     client = reporter.client
     root = reporter.cache.root_uuid
     spec = flavor.extra_specs_for_type(result.desired, 'mtty-1')
@@ -56,19 +46,15 @@ def main():
         alloc = found['allocation_requests'][0]['allocations']
         consumer = str(uuid.uuid4())
         samples['raw PUT /allocations'].append(timed(lambda: client.put(
-            '/allocations/%s' % consumer, {
-                'allocations': alloc, 'consumer_generation': None,
-                'project_id': 'p', 'user_id': 'u',
-                'consumer_type': 'INSTANCE'})))
+            '/allocations/%s' % consumer,
+            common.allocation_body(alloc, 'p', 'u'))))
         client.delete('/allocations/%s' % consumer)
         consumer = str(uuid.uuid4())
 
         def raw_schedule():
             got = client.get('/allocation_candidates?' + query)
-            client.put('/allocations/%s' % consumer, {
-                'allocations': got['allocation_requests'][0]['allocations'],
-                'consumer_generation': None, 'project_id': 'p',
-                'user_id': 'u', 'consumer_type': 'INSTANCE'})
+            client.put('/allocations/%s' % consumer, common.allocation_body(
+                got['allocation_requests'][0]['allocations'], 'p', 'u'))
         samples['raw candidates+PUT'].append(timed(raw_schedule))
         client.delete('/allocations/%s' % consumer)
         # The project's paths.
@@ -87,6 +73,7 @@ def main():
         print('%-24s %10.1f %12.2f' % (name, med * 1000, med / base))
     print('runs: %d, host: kernel-samples profile, embedded Placement '
           '(SQLite, in-process)' % args.runs)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == '__main__':

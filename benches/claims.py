@@ -62,15 +62,15 @@ import json
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
 
 GPUS = 8
 PER_GPU = 24                       # A40-2Q: 24 per 48 GB card
@@ -116,11 +116,8 @@ def count_hosts(db):
 
 def _api_build(db, hosts):
     """In a process of its own: hosts [have, hosts) through the API."""
-    from vgpu_placement.placement import client as client_mod
-    from vgpu_placement.placement import embedded
     have = count_hosts(db)
-    embedded.start(db)
-    client = client_mod.PlacementClient(embedded.adapter(db))
+    client = common.embedded_client(db)
     client.put('/resource_classes/' + RC, None)
     for trait in (TRAIT, MANAGED):
         client.put('/traits/' + trait, None)
@@ -145,23 +142,14 @@ def _api_build(db, hosts):
 def _agent_build(db):
     """In a process of its own: host 0 as the agent reports it; the
     flavor's extra specs for AGENT_TYPE go to <db>.json."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import discovery
     from tests.conftest import make_conf
-    from tests import sysfs_tree
     from vgpu_placement import flavor
     from vgpu_placement import standalone
     work = tempfile.mkdtemp(prefix='bench-agent-host-')
     try:
-        tree = sysfs_tree.SysfsTree(os.path.join(work, 'sys'))
-        types = discovery.nvidia_types()
-        for g in range(GPUS):
-            pf = '0000:%02x:00.0' % (0x10 + g)
-            for i in range(discovery.VFS):
-                n = 4 + i
-                tree.add_parent('0000:%02x:%02x.%d' % (0x10 + g, n // 8,
-                                                       n % 8),
-                                types, physfn=pf)
+        tree = discovery.build_host(os.path.join(work, 'sys'), GPUS,
+                                    mdevs=False)
         conf = make_conf(driver='sysfs', sysfs__root=tree.root,
                          state_path=os.path.join(work, 'state'),
                          host=host_name(0), embedded_placement__enabled=True,
@@ -292,15 +280,43 @@ def check_tree(client, hosts):
         assert len(tree['resource_providers']) == GPUS + 1, tree
 
 
+def add_tree_options(parser):
+    """--build, --layout, --tree-dir: how the hosts' database is made
+    (claims.py and candidates.py)."""
+    parser.add_argument('--build', choices=('clone', 'api'),
+                        default='clone',
+                        help='how hosts 1..N-1 are made (default clone)')
+    parser.add_argument('--layout', choices=('simple', 'agent'),
+                        default='simple',
+                        help='what one host looks like in Placement '
+                             '(default simple)')
+    parser.add_argument('--tree-dir', metavar='DIR',
+                        help='keep the built database here and reuse it '
+                             '(default: a temporary directory)')
+
+
+def tree_dir(args, prefix):
+    """(work directory, the hosts' database in it) for these options."""
+    work = args.tree_dir or tempfile.mkdtemp(prefix=prefix)
+    os.makedirs(work, exist_ok=True)
+    return work, os.path.join(work, 'hosts-%s-%s.sqlite' % (args.layout,
+                                                            args.build))
+
+
+def grow(master, hosts, args):
+    """Make ``master`` hold ``hosts`` hosts (a cached database bigger than
+    asked is started again): (hosts it had, seconds it took)."""
+    have = count_hosts(master)
+    if have > hosts:
+        os.unlink(master)
+        have = 0
+    return have, build(master, hosts, args.build, args.layout)
+
+
 # -- measuring ---------------------------------------------------------------
 
-def median(values):
-    return statistics.median(values) if values else float('nan')
-
-
-def p90(values):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(0.9 * len(values)))]
+median = common.median
+p90 = common.p90
 
 
 class TimedClient:
@@ -354,22 +370,16 @@ def package_shares(stats):
 def _measure(args):
     from vgpu_placement import exceptions
     from vgpu_placement import flavor
-    from vgpu_placement.placement import client as client_mod
-    from vgpu_placement.placement import embedded
     from vgpu_placement import scheduler
 
-    db = args._measure
-    embedded.start(db, tuned=not args.untuned)
-    client = client_mod.PlacementClient(embedded.adapter(db))
+    client = common.embedded_client(args._measure, tuned=not args.untuned)
     check_tree(client, args.size)
     request = flavor.parse_extra_specs(json.loads(args.specs))
     query = request.query(limit=args.limit)
 
     def put(consumer, allocations):
-        client.put('/allocations/%s' % consumer, {
-            'allocations': allocations, 'consumer_generation': None,
-            'project_id': PROJECT, 'user_id': USER,
-            'consumer_type': scheduler.CONSUMER_TYPE})
+        client.put('/allocations/%s' % consumer,
+                   common.allocation_body(allocations, PROJECT, USER))
 
     def claim_a(consumer, cands, i):
         # A candidate from the GET made before the round; one another
@@ -491,11 +501,8 @@ def _measure(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
-    parser.add_argument('--hosts', default='10,100',
+    parser = common.arg_parser(__doc__, epilog=True)
+    parser.add_argument('--hosts', default='10,100', type=common.int_list,
                         help='sizes, comma-separated (default 10,100; the '
                              'full run is 10,100,1000)')
     parser.add_argument('--rounds', type=int, default=10,
@@ -507,16 +514,7 @@ def main():
     parser.add_argument('--limit', type=int, default=50,
                         help='the scheduler\'s candidate limit (default 50, '
                              'scheduler.claim\'s default)')
-    parser.add_argument('--build', choices=('clone', 'api'),
-                        default='clone',
-                        help='how hosts 1..N-1 are made (default clone)')
-    parser.add_argument('--layout', choices=('simple', 'agent'),
-                        default='simple',
-                        help='what one host looks like in Placement '
-                             '(default simple)')
-    parser.add_argument('--tree-dir', metavar='DIR',
-                        help='keep the built database here and reuse it '
-                             '(default: a temporary directory)')
+    add_tree_options(parser)
     parser.add_argument('--window', type=float, default=6.0,
                         help='sustained: seconds each path claims back to '
                              'back (default 6)')
@@ -536,17 +534,18 @@ def main():
     parser.add_argument('--_measure', metavar='DB', help=argparse.SUPPRESS)
     parser.add_argument('--size', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--specs', help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    common.add_smoke(parser, hosts='2', rounds=1, claims=2, window=0.5,
+                     windows=1)
+    args = common.parse(parser)
     if args._build:
         if args.layout == 'agent':
             return _agent_build(args._build)
-        return _api_build(args._build, int(args.hosts))
+        return _api_build(args._build, args.hosts[0])
     if args._measure:
         return _measure(args)
 
-    sizes = sorted(int(x) for x in args.hosts.split(','))
-    print('command: %s' % ' '.join([os.path.basename(sys.executable)] +
-                                   sys.argv))
+    sizes = sorted(args.hosts)
+    common.print_command()
     if args.layout == 'agent' and args.build != 'clone':
         parser.error('--layout agent is built by clone only')
     print('settings: %d GPUs per host, layout %s (%s); %d claims '
@@ -557,19 +556,11 @@ def main():
                   RC, PER_GPU), args.claims, args.rounds,
               args.limit, 'untuned' if args.untuned else
               'tuned (project default)', args.build))
-    work = args.tree_dir or tempfile.mkdtemp(prefix='bench-claims-')
-    os.makedirs(work, exist_ok=True)
-    master = os.path.join(work, 'hosts-%s-%s.sqlite' % (args.layout,
-                                                        args.build))
+    work, master = tree_dir(args, 'bench-claims-')
     results, timings = [], []
     try:
         for size in sizes:
-            have = count_hosts(master)
-            if have > size:
-                # A cached database bigger than asked: start again.
-                os.unlink(master)
-                have = 0
-            built = build(master, size, args.build, args.layout)
+            have, built = grow(master, size, args)
             specs = json.dumps(load_specs(master, args.layout))
             copy = os.path.join(work, 'measure-%d.sqlite' % size)
             shutil.copyfile(master, copy)
@@ -584,7 +575,7 @@ def main():
             cmd += ['--profile'] if args.profile else []
             out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
                                  text=True).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
+            results.append(common.last_json_line(out))
             timings.append((size, have, built, time.perf_counter() - start))
             os.unlink(copy)
             print('  %d hosts: built %d->%d in %.1f s, measured in %.1f s'

@@ -22,17 +22,15 @@ across sizes).
 
     python3 benches/discovery.py [--runs 7] [--gpus 1,4,8,16]
 """
-import argparse
 import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common  # noqa: E402
 from tests.conftest import make_conf  # noqa: E402
 from tests import sysfs_tree  # noqa: E402
 from vgpu_placement.drivers import sysfs  # noqa: E402
@@ -63,7 +61,10 @@ def nvidia_types():
     return types
 
 
-def build_host(root, gpus):
+def build_host(root, gpus, mdevs=True):
+    """The large host's sysfs tree under ``root`` (a tests.sysfs_tree
+    SysfsTree): ``gpus`` GPUs x VFS VFs x 24 types, with an mdev of the
+    first type on every fourth VF unless ``mdevs`` is false."""
     tree = sysfs_tree.SysfsTree(root)
     types = nvidia_types()
     first = sorted(types)[0]
@@ -73,7 +74,7 @@ def build_host(root, gpus):
             n = 4 + i
             vf = '0000:%02x:%02x.%d' % (0x10 + g, n // 8, n % 8)
             tree.add_parent(vf, types, physfn=pf)
-            if i % 4 == 0:
+            if mdevs and i % 4 == 0:
                 tree.add_mdev(vf, first, str(uuid.uuid4()))
     return tree
 
@@ -106,22 +107,17 @@ def ours(conf, driver):
         choose_model=lambda p: capacity.choose_model(p)[0])
 
 
-def median_time(func, runs):
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        func()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+median_time = common.median_time
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.arg_parser(__doc__)
     parser.add_argument('--runs', type=int, default=7)
-    parser.add_argument('--gpus', default='1,4,8,16',
+    parser.add_argument('--gpus', default='1,4,8,16', type=common.int_list,
                         help='sizes (physical GPUs); 8 is the issue\'s host')
-    args = parser.parse_args()
-    sizes = [int(x) for x in args.gpus.split(',')]
+    common.add_smoke(parser, runs=1, gpus='1')
+    args = common.parse(parser)
+    sizes = args.gpus
     base_dirs = sizes[0] * VFS * 24
     print('%6s %8s %6s %12s %10s %7s %10s %7s %15s' % (
         'GPUs', 'typedirs', 'scale', 'baseline ms', 'ours ms', 'ratio',

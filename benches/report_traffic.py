@@ -30,8 +30,11 @@ import urllib.parse
 import urllib.request
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402  (stdlib only: Nova's virtualenv imports it)
+
+HERE, ROOT = common.HERE, common.ROOT
 VENV = os.path.join(ROOT, '.cache', 'nova-venv')
 VENV_PYTHON = os.path.join(VENV, 'bin', 'python')
 NOVA_REQUIREMENTS = os.path.join(HERE, 'nova-requirements.txt')
@@ -97,7 +100,6 @@ def serve(database):
     import threading
     from wsgiref import simple_server
 
-    sys.path.insert(0, ROOT)
     from vgpu_placement.placement import embedded
 
     class Quiet(simple_server.WSGIRequestHandler):
@@ -124,9 +126,9 @@ def server_log(url, since=0):
 
 def claim(url, rp_uuid, resource_class):
     """PUT /allocations by 'another client' (a scheduler): one unit."""
-    body = {'allocations': {rp_uuid: {'resources': {resource_class: 1}}},
-            'consumer_generation': None, 'project_id': 'bench-project',
-            'user_id': 'bench-user', 'consumer_type': 'INSTANCE'}
+    body = common.allocation_body(
+        {rp_uuid: {'resources': {resource_class: 1}}}, 'bench-project',
+        'bench-user')
     req = urllib.request.Request(
         '%s/allocations/%s' % (url, uuid.uuid4()), method='PUT',
         data=json.dumps(body).encode(), headers=HEADERS)
@@ -201,8 +203,6 @@ def tree_of(reporter, host):
 
 
 def run_ours(tmp, key, extra_ini, claim_class):
-    sys.path.insert(0, ROOT)
-    from tests.conftest import make_conf
     from vgpu_placement import provider_tree
     from vgpu_placement import standalone
 
@@ -213,11 +213,9 @@ def run_ours(tmp, key, extra_ini, claim_class):
     os.makedirs(state)
     server = Server(tmp, 'ours-%s' % key)
     try:
-        conf = make_conf(
-            '[placement]\nauth_type = admin_token\nendpoint = %s\n'
-            'token = admin\n' % server.url + extra_ini,
-            driver='simulated', simulated__profile=profile,
-            state_path=state, host=host, create_root_provider=True)
+        conf = common.simulated_conf(profile, state, host, url=server.url,
+                                     config_text=extra_ini,
+                                     create_root_provider=True)
         rows, plan = [], []
         reporters = {}
 
@@ -292,8 +290,7 @@ def nova_worker(plan_path):
     url, host = plan['url'], plan['host']
     conf_file = plan_path + '.nova.conf'
     with open(conf_file, 'w') as f:
-        f.write('[placement]\nauth_type = admin_token\nendpoint = %s\n'
-                'token = admin\n' % url)
+        f.write(common.remote_ini(url))
 
     import nova.conf
     from nova import context as nova_context
@@ -426,7 +423,7 @@ def run_nova(tmp, key, plan, traits=True):
             tail = proc.stderr.strip().splitlines()
             raise RuntimeError('nova worker failed: %s' % (
                 tail[-1] if tail else proc.returncode))
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        return common.last_json_line(proc.stdout)
     finally:
         server.close()
 
@@ -452,12 +449,20 @@ def verdict(i, ours, nova, key):
     problems = []
     if ours['client'] != {'reads': ours['reads'], 'writes': ours['writes']}:
         problems.append('own count differs from the server\'s')
+    # A provider with claims not yet realized gets its usages read again
+    # (a release by DELETE bumps no generation: placement/consumers.py),
+    # and a custom trait or class is created once per Placement.
+    usage_reads = sum(1 for e in ours['entries'] if e[0] == 'GET' and
+                      e[1].split('?')[0].endswith('/usages'))
+    new_names = sum(1 for e in ours['entries'] if e[0] == 'PUT' and (
+        '/traits/' in e[1] or '/resource_classes/' in e[1]))
     if ours['label'].startswith('no change'):
-        if ours['writes'] or ours['reads'] > 1:
-            problems.append('want 0 writes, <=1 read')
-    elif i > 0 and ours['writes'] > ours['changed']:
-        problems.append('%d writes for %d changed providers'
-                        % (ours['writes'], ours['changed']))
+        if ours['writes'] or ours['reads'] > 1 + usage_reads:
+            problems.append('want 0 writes, <=1 read (+1 per provider '
+                            'with claims pending)')
+    elif i > 0 and ours['writes'] > len(ours['changes']) + new_names:
+        problems.append('%d writes for %d changes'
+                        % (ours['writes'], len(ours['changes'])))
     if ours['check'] is False:
         problems.append('claim not noticed')
     if nova is not None:
@@ -539,7 +544,7 @@ discovery), counted.""" % ONE_TYPE
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.arg_parser(__doc__)
     parser.add_argument('--no-nova', action='store_true',
                         help="print only the project's figures")
     parser.add_argument('--details', action='store_true',
@@ -550,7 +555,9 @@ def main():
                              'test_beside_nova.py) and exit')
     parser.add_argument('--serve', help=argparse.SUPPRESS)
     parser.add_argument('--nova-worker', help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    common.add_smoke(parser, what='only the first configuration, no '
+                     'calibration without traits')
+    args = common.parse(parser)
     if args.install_nova:
         reason = ensure_nova_venv()
         if reason:
@@ -568,13 +575,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix='bench-traffic-')
     all_met = True
     calibration = {}
-    for key, title, extra_ini, claim_class in CONFIGS:
+    for key, title, extra_ini, claim_class in (
+            CONFIGS[:1] if args.smoke else CONFIGS):
         ours_rows, plan = run_ours(tmp, key, extra_ini, claim_class)
         nova_rows = None
         if nova_reason is None:
             try:
                 nova_rows = run_nova(tmp, key, plan)
-                calibration[key] = run_nova(tmp, key, plan, traits=False)
+                if not args.smoke:
+                    calibration[key] = run_nova(tmp, key, plan,
+                                                traits=False)
             except Exception as e:          # reported below
                 nova_reason = str(e)
                 nova_rows = None

@@ -13,13 +13,23 @@ yet), how many more of each type can still be created?
   exists, every other size is unavailable; a type is creatable while the
   vGPUs on the GPU number fewer than its own maximum. ``slots`` caps the
   count too (SR-IOV: one vGPU per virtual function).
+* Mixed: NVIDIA's mixed-size (heterogeneous) mode. The GPU is a run of
+  slots; each type takes ``placement_size`` slots starting at one of its
+  placement IDs, and the driver gives a new vGPU the first placement of
+  its type that is still free. Claims granted and not created yet may be
+  created in any order, so a count is offered only if every order fits.
+* MIG-backed NVIDIA types are a Pool: one pool per GPU-instance profile
+  (the GPU instances the operator made) and one of virtual functions.
 """
 import dataclasses
 import math
 import re
 
+from vgpu_placement import parse
+
 INDEPENDENT, POOL, EXCLUSIVE = 'independent', 'pool', 'exclusive'
 MODELS = (INDEPENDENT, POOL, EXCLUSIVE)
+MIXED = 'mixed'             # detected only (no config override)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +93,154 @@ class Exclusive:
         return free
 
 
+# -- NVIDIA mixed-size mode -------------------------------------------------
+
+# States one offer computation may visit before it gives up and offers
+# nothing more (never more than is safe).
+MIXED_SEARCH_BUDGET = 20000
+
+
+def placement_mask(placement_id, size):
+    """The slots a vGPU at placement_id takes, as a bit mask."""
+    return ((1 << size) - 1) << placement_id
+
+
+def first_fit(ids, size, occupied):
+    """The placement the driver gives a new vGPU: the first of its type's
+    IDs whose slots are all free; None if there is none."""
+    for placement_id in ids:
+        if not occupied & placement_mask(placement_id, size):
+            return placement_id
+    return None
+
+
+def fits_in_every_order(occupied, shapes, counts, memo, budget):
+    """True if counts[i] vGPUs of shapes[i] = (size, ids) can be created
+    one by one in any order, each at its first free placement.
+
+    memo: {(occupied, counts): bool} shared between calls on the same
+    shapes; budget: [states left]; when it runs out the answer is False.
+    """
+    key = (occupied, counts)
+    found = memo.get(key)
+    if found is not None:
+        return found
+    if budget[0] <= 0:
+        return False
+    budget[0] -= 1
+    ok = True
+    for i, n in enumerate(counts):
+        if not n:
+            continue
+        size, ids = shapes[i]
+        at = first_fit(ids, size, occupied)
+        if at is None or not fits_in_every_order(
+                occupied | placement_mask(at, size), shapes,
+                counts[:i] + (n - 1,) + counts[i + 1:], memo, budget):
+            ok = False
+            break
+    memo[key] = ok
+    return ok
+
+
+@dataclasses.dataclass(frozen=True)
+class Mixed(Pool):
+    """Mixed-size mode on one GPU (a Pool for its shared counters: the
+    slots of the placement region and the virtual functions)."""
+    shapes: dict = None        # type id -> (placement size, placement ids)
+    occupied: int = 0          # slots the existing vGPUs hold (bit mask)
+    existing: dict = None      # type id -> vGPUs that exist
+    slots: int = None          # virtual functions
+    kind = MIXED
+
+    def free_after(self, consumed, types):
+        existing = self.existing or {}
+        occupied = self.occupied
+        if any(consumed.get(t, 0) < n for t, n in existing.items()):
+            # Fewer than exist (what an empty GPU allows): from scratch.
+            occupied, existing = 0, {}
+        order = sorted(self.shapes)
+        shapes = tuple(self.shapes[t] for t in order)
+        pending = tuple(max(0, consumed.get(t, 0) - existing.get(t, 0))
+                        for t in order)
+        total = sum(consumed.values()) if existing else sum(pending)
+        left = None if self.slots is None else self.slots - total
+        memo, budget = {}, [MIXED_SEARCH_BUDGET]
+        settled = fits_in_every_order(occupied, shapes, pending, memo,
+                                      budget)
+        free = {}
+        for type_id in types:
+            if type_id not in self.shapes:
+                continue
+            i = order.index(type_id)
+            n = 0
+            limit = len(shapes[i][1]) if left is None else min(
+                left, len(shapes[i][1]))
+            while settled and n < limit:
+                more = pending[:i] + (pending[i] + n + 1,) + pending[i + 1:]
+                if not fits_in_every_order(occupied, shapes, more, memo,
+                                           budget):
+                    break
+                n += 1
+            free[type_id] = n
+        return free
+
+
+def mixed_from_types(parent):
+    """The mixed-size model of a GPU whose types all carry placements,
+    or None (a vGPU whose placement is not known: nothing is certain)."""
+    shapes = {}
+    for t in parent.types:
+        info = t.vgpu
+        if info is None or not info.placement_size or not \
+                info.placement_ids:
+            return None
+        shapes[t.id] = (info.placement_size, tuple(info.placement_ids))
+    region = max(i + s for s, ids in shapes.values() for i in ids)
+    if region > PLACEMENT_INT_MAX:
+        return None
+    occupied, existing = 0, {}
+    for m in parent.mdevs:
+        if m.type_id not in shapes or m.placement_id is None:
+            return None
+        mask = placement_mask(m.placement_id, shapes[m.type_id][0])
+        if occupied & mask:
+            return None         # overlapping vGPUs: not what we think
+        occupied |= mask
+        existing[m.type_id] = existing.get(m.type_id, 0) + 1
+    slots = len(parent.members) or None
+    pools = {'framebuffer': region}
+    costs = {t: {'framebuffer': s} for t, (s, _ids) in shapes.items()}
+    if slots:
+        pools['slots'] = slots
+        for cost in costs.values():
+            cost['slots'] = 1
+    return Mixed(pools, costs, None, 'mixed-size placements',
+                 shapes=shapes, occupied=occupied, existing=existing,
+                 slots=slots)
+
+
+def mig_from_types(parent):
+    """MIG-backed types: a Pool of the GPU instances of each profile and
+    of the virtual functions; None unless every type names its profile."""
+    pools, costs = {}, {}
+    for t in parent.types:
+        info = t.vgpu
+        if info is None or info.gi_profile is None or info.gi_count is None \
+                or not re.fullmatch(r'[A-Za-z0-9_.+]{1,40}', info.gi_profile):
+            return None
+        pool = 'gi_' + info.gi_profile
+        if pools.get(pool, info.gi_count) != info.gi_count:
+            return None         # two counts for one profile: unsure
+        pools[pool] = info.gi_count
+        costs[t.id] = {pool: 1}
+    if parent.members:
+        pools['slots'] = len(parent.members)
+        for cost in costs.values():
+            cost['slots'] = 1
+    return _reportable(Pool(pools, costs, None, 'MIG GPU instances'))
+
+
 # -- what Placement may still grant --------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -136,13 +294,11 @@ def disagreements(type_offers):
 # is not believed and the type falls back to a more careful model.
 PLACEMENT_INT_MAX = 2 ** 31 - 1
 
-_MB_RE = re.compile(r'([0-9]{1,10})\s*MB video memory')
 _GVT_RE = {
     'low_gm': re.compile(r'low_gm_size:\s*([0-9]{1,10})MB'),
     'high_gm': re.compile(r'high_gm_size:\s*([0-9]{1,10})MB'),
     'fence': re.compile(r'fence:\s*([0-9]{1,10})'),
 }
-_NV_FB_RE = re.compile(r'framebuffer=([0-9]{1,10})M')
 _NV_MAX_RE = re.compile(r'max_instance=([0-9]{1,10})')
 # GVT-g allows at most 7 vGPUs (idr limit GVT_MAX_VGPU 8, id 0 idle) and
 # available_instances does not show it.
@@ -161,9 +317,9 @@ def known_costs(types):
         return {t: {'ports': MTTY_PORTS[t]} for t in ids}, None, 'mtty ports'
     if ids and all(t.startswith('mdpy-') for t in ids):
         return {t: {'instances': 1} for t in ids}, None, 'mdev core counter'
-    if ids and all(t.startswith('mbochs-') and _MB_RE.search(
-            x.description) for t, x in zip(ids, types)):
-        return ({x.id: {'mbytes': int(_MB_RE.search(x.description).group(1))}
+    if ids and all(t.startswith('mbochs-') and parse.framebuffer_mb(
+            x.description) is not None for t, x in zip(ids, types)):
+        return ({x.id: {'mbytes': parse.framebuffer_mb(x.description)}
                  for x in types}, None, 'mbochs video memory')
     if ids and all('GVTg' in t for t in ids):
         costs = {}
@@ -220,11 +376,11 @@ def exclusive_from_descriptions(types, existing, slots=None):
     """NVIDIA equal-size model from "framebuffer=NM, max_instance=K"."""
     sizes, maxima = {}, {}
     for x in types:
-        fb = _NV_FB_RE.search(x.description)
+        fb = parse.framebuffer_mb(x.description)
         mx = _NV_MAX_RE.search(x.description)
-        if not fb:
+        if fb is None:
             return None
-        sizes[x.id] = int(fb.group(1))
+        sizes[x.id] = fb
         if mx:
             maxima[x.id] = int(mx.group(1))
         elif not any(existing.values()):
@@ -250,6 +406,21 @@ def choose_model(parent, override=None, empty_seen=None):
     slots = len(parent.members) or None
     nvidia = parent.types and all(t.id.startswith('nvidia-')
                                   for t in parent.types)
+    if override is None and nvidia and any(
+            t.vgpu is not None and t.vgpu.gi_profile for t in parent.types):
+        model = mig_from_types(parent)
+        if model is not None:
+            return model, model.how
+        return Pool({}, {}), ('MIG-backed types without GPU-instance '
+                              'counts: types close while claims are pending')
+    if override is None and nvidia and any(
+            t.vgpu is not None and t.vgpu.placement_ids
+            for t in parent.types):
+        model = mixed_from_types(parent)
+        if model is not None:
+            return model, model.how
+        return Pool({}, {}), ('mixed-size mode without every placement '
+                              'known: types close while claims are pending')
     if override == EXCLUSIVE or (override is None and (nvidia or slots)):
         model = exclusive_from_descriptions(parent.types, existing, slots)
         if model is not None:

@@ -29,51 +29,57 @@ class HostStateError(VgpuPlacementError):
 # -- mediated device operations: one class per kernel errno ---------------
 
 class MdevError(VgpuPlacementError):
-    """A create or remove was refused by the kernel (or its simulation)."""
+    """A create or remove was refused by the kernel (or its simulation).
+
+    ``msg_fmt`` is what the user reads when the refusal comes without a
+    detail of its own (as Nova's exceptions carry theirs); docstrings are
+    for developers.
+    """
 
     errno = None
+    msg_fmt = 'refused'
 
     def __init__(self, action, target, detail=None):
         self.action, self.target = action, target
-        text = '%s %s failed: %s' % (
-            action, target, detail or self.__doc__.strip())
+        text = '%s %s failed: %s' % (action, target, detail or self.msg_fmt)
         if self.errno is not None:
             text += ' (%s)' % errno.errorcode[self.errno]
         super().__init__(text)
 
 
 class InvalidMdevRequest(MdevError):
-    """the kernel rejected the value written (not a valid UUID or number)"""
+    msg_fmt = ('the kernel rejected the value written (not a valid UUID or '
+               'number)')
     errno = errno.EINVAL
 
 
 class MdevExists(MdevError):
-    """an mdev with this UUID already exists on the host"""
+    msg_fmt = 'an mdev with this UUID already exists on the host'
     errno = errno.EEXIST
 
 
 class NoCapacity(MdevError):
-    """the parent device has no room left for this type"""
+    msg_fmt = 'the parent device has no room left for this type'
     errno = errno.ENOSPC
 
 
 class TooManyInstances(NoCapacity):
-    """the parent device reached its instance limit"""
+    msg_fmt = 'the parent device reached its instance limit'
     errno = errno.EUSERS
 
 
 class MdevNotFound(MdevError):
-    """the device does not exist (any more)"""
+    msg_fmt = 'the device does not exist (any more)'
     errno = errno.ENOENT
 
 
 class ParentGone(MdevError):
-    """the parent device is being removed"""
+    msg_fmt = 'the parent device is being removed'
     errno = errno.ENODEV
 
 
 class MdevBusy(MdevError):
-    """the device is being removed concurrently"""
+    msg_fmt = 'the device is being removed concurrently'
     errno = errno.EAGAIN
 
 
@@ -125,3 +131,26 @@ class RootProviderMissing(VgpuPlacementError):
             'without Nova set [DEFAULT] create_root_provider = true'
             % name)
 
+
+# -- NVIDIA vendor-specific VFIO: nvidia/current_vgpu_type of a VF -------
+# The same errno means different things on create and on remove there,
+# hence classes of their own (see drivers/nvidia_vfio.py).
+
+class VfOccupied(NoCapacity):
+    msg_fmt = 'the virtual function already holds a vGPU'
+    errno = errno.EPERM
+
+
+class NoVgpuOnVf(MdevNotFound):
+    msg_fmt = 'the virtual function holds no vGPU'
+    errno = errno.EPERM
+
+
+class VgpuRefused(NoCapacity):
+    msg_fmt = 'the NVIDIA driver cannot create this type on the GPU now'
+    errno = errno.EIO
+
+
+class VgpuInUse(MdevError):
+    msg_fmt = 'the vGPU is in use (its VFIO device is open)'
+    errno = errno.EBUSY

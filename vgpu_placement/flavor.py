@@ -7,6 +7,7 @@ import os_resource_classes as orc
 import os_traits
 
 from vgpu_placement import exceptions
+from vgpu_placement import parse
 from vgpu_placement import traits as traits_mod
 
 
@@ -99,7 +100,6 @@ MAX_EXTRA_SPECS = 1000
 _GROUP_RE = re.compile(r'(resources|trait)([0-9]{1,10}|_[A-Za-z0-9_-]{1,63})?'
                        r':([A-Za-z0-9_]+)', re.ASCII)
 _AMOUNT_RE = re.compile(r'[0-9]{1,10}', re.ASCII)
-_CUSTOM_RE = re.compile(r'CUSTOM_[A-Z0-9_]{1,248}', re.ASCII)
 # Keys a tenant might use to reach vendor parameters or sysfs: refused.
 _VENDOR_RE = re.compile(r'(vgpu|mdev|vendor)[_:-]?param|vgpu_placement:|'
                         r'^mdev:', re.IGNORECASE)
@@ -157,7 +157,7 @@ class Request:
 
 
 def _check_class(key, rc):
-    if rc in orc.STANDARDS or _CUSTOM_RE.fullmatch(rc):
+    if rc in orc.STANDARDS or parse.is_custom_name(rc):
         return rc
     # The key, quoted first, names the class.
     raise BadExtraSpec(key, 'unknown resource class (a standard class or '
@@ -165,7 +165,8 @@ def _check_class(key, rc):
 
 
 def _check_trait(key, trait):
-    if _CUSTOM_RE.fullmatch(trait) or not os_traits.check_traits([trait])[1]:
+    if parse.is_custom_name(trait) or \
+            not os_traits.check_traits([trait])[1]:
         return trait
     raise BadExtraSpec(key, 'unknown trait (a standard trait or '
                        'CUSTOM_[A-Z0-9_]+, at most 255 characters)')

@@ -55,11 +55,37 @@ def mdev_uuid_for(consumer, index):
     return str(uuid.uuid5(MDEV_NAMESPACE, '%s/%d' % (consumer, index)))
 
 
-def hostdev_xml(mdev_uuid):
-    """libvirt's <hostdev> for an mdev."""
+def hostdev_xml(mdev_uuid, vf=None):
+    """libvirt's <hostdev> for an mdev; for a vGPU that is a virtual
+    function itself (NVIDIA's vendor-specific VFIO), that VF's."""
+    if vf is not None:
+        return pci_hostdev_xml(vf)
     return ("<hostdev mode='subsystem' type='mdev' model='vfio-pci' "
             "managed='no'><source><address uuid=%s/></source></hostdev>"
             % saxutils.quoteattr(mdev_uuid))
+
+
+_PCI_PARTS_RE = re.compile(r'([0-9a-f]{4}):([0-9a-f]{2}):([01][0-9a-f])\.'
+                           r'([0-7])')
+
+
+def pci_hostdev_xml(address):
+    """libvirt's <hostdev type='pci'> for a VF (0000:41:00.4).
+
+    managed='no': the VF stays bound to the nvidia driver, its VFIO
+    provider (a vfio-pci probe fails with EINVAL), as nova and OpenNebula
+    pass these VFs (doc reference nvidia-vgpu 1.3, 1.7).
+    """
+    # Stricter than model.is_pci_address: a slot is 5 bits.
+    found = _PCI_PARTS_RE.fullmatch(address) if isinstance(address, str) \
+        else None
+    if found is None:
+        raise exceptions.VgpuPlacementError(
+            'virtual function %r is not a PCI address (0000:41:00.4): no '
+            'hostdev for it' % (address,))
+    return ("<hostdev mode='subsystem' type='pci' managed='no'><source>"
+            "<address domain='0x%s' bus='0x%s' slot='0x%s' function='0x%s'/>"
+            "</source></hostdev>" % found.groups())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +131,24 @@ class Realized:
     device: str
     parent: str
 
-    def as_dict(self):
-        return dict(dataclasses.asdict(self), xml=hostdev_xml(self.uuid))
+    def as_dict(self, is_vf=False):
+        """is_vf: the vGPU is its parent VF itself (the driver's
+        guest_gets_parent), so the guest gets that VF."""
+        return dict(dataclasses.asdict(self), xml=hostdev_xml(
+            self.uuid, self.parent if is_vf else None))
 
+
+def _fold(by_consumer, stand_ins):
+    """{consumer: {rp: {class: n}}} with what each stand-in holds added to
+    the consumer it holds for (and the stand-in dropped)."""
+    folded = {}
+    for consumer, allocations in by_consumer.items():
+        into = folded.setdefault(stand_ins.get(consumer, consumer), {})
+        for rp, resources in allocations.items():
+            merged = into.setdefault(rp, {})
+            for rc, n in resources.items():
+                merged[rc] = merged.get(rc, 0) + n
+    return folded
 
 class Host:
     """Realize, free and reconcile the mdevs of one host.
@@ -119,8 +160,11 @@ class Host:
     * ``tree``: the provider tree as Placement has it, with
       ``reading(held=()) -> TreeReading`` (``held``: provider uuids the
       reading must map), ``changed()`` after mdevs changed (a re-report, or
-      nothing where someone else reports) and ``is_ours()`` (a predicate on
-      provider uuids: ours to release); standalone.ReportedTree is one;
+      nothing where someone else reports), ``is_ours()`` (a predicate on
+      provider uuids: ours to release) and ``stand_ins()`` ({consumer:
+      consumer it holds for}: allocations one holds count as the other's,
+      as a Nova migration holds its instance's on the source of a resize);
+      standalone.ReportedTree is one;
     * ``client``: a PlacementClient for consumer reads and releases
       (placement.consumers);
     * ``state_path``: where the ledger and the lock files live.
@@ -448,8 +492,9 @@ class Host:
                 self.ledger.released(consumer)
             summary['released'].append(consumer)
         snapshot, ours, managed = self._read_facts()
-        facts = Facts(snapshot, ours, managed,
-                      self.allocations_here(managed))
+        stand_ins = self.tree.stand_ins()
+        facts = Facts(snapshot, ours, managed, _fold(
+            self.allocations_here(managed), stand_ins))
         by_consumer = {}
         for record in self.ledger.records():
             by_consumer.setdefault(record.consumer, []).append(record)
@@ -488,10 +533,14 @@ class Host:
     def _reconcile_consumer(self, consumer, facts, boot_id, summary):
         """One consumer, its lock held: its allocations and records read
         again, then each record and each missing mdev."""
-        allocations = {
-            rp: resources for rp, resources in consumers.allocations(
-                self.client, consumer)['allocations'].items()
-            if rp in facts.managed}
+        held_for = [consumer] + sorted(
+            holder for holder, owner in self.tree.stand_ins().items()
+            if owner == consumer)
+        allocations = _fold({
+            c: {rp: resources for rp, resources in consumers.allocations(
+                self.client, c)['allocations'].items()
+                if rp in facts.managed} for c in held_for},
+            {c: consumer for c in held_for})[consumer]
         held = self._held_providers(allocations, facts)
         wanted = {} if self._unmapped(allocations, facts.ours,
                                       facts.managed) else {

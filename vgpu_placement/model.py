@@ -48,12 +48,28 @@ def canonical_uuid(value):
 
 
 @dataclasses.dataclass(frozen=True)
+class VgpuInfo:
+    """What NVIDIA says of a vGPU type beyond sysfs (NVML, or a careful
+    reading of its name): None for what is not known."""
+    framebuffer_mb: int = None
+    max_instance: int = None       # equal-size mode, per GPU
+    # Mixed-size mode: slots one instance takes and where it may start.
+    placement_size: int = None
+    placement_ids: tuple = ()
+    # MIG-backed: the GPU-instance profile it needs and how many GPU
+    # instances of that profile the GPU has (with or without a vGPU).
+    gi_profile: str = None
+    gi_count: int = None
+
+
+@dataclasses.dataclass(frozen=True)
 class MdevType:
     id: str                    # e.g. nvidia-35, mtty-2
     name: str                  # human readable; the id when the driver has none
     description: str           # '' when the driver provides none
     device_api: str            # vfio-pci
     available_instances: int   # what the kernel says can still be created
+    vgpu: VgpuInfo = None      # NVIDIA vendor-specific VFIO only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +77,8 @@ class Mdev:
     uuid: str
     type_id: str
     parent: str
+    # NVIDIA mixed-size mode: the placement ID the driver gave the vGPU.
+    placement_id: int = None
 
 
 @dataclasses.dataclass(frozen=True)

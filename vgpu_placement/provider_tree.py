@@ -204,7 +204,9 @@ def counters_for(parent, model):
     kind = parent_kind(parent)
     return tuple(Counter(counter_class(kind, p, single), p, size,
                          {t: u for t, u in costs[p].items() if u})
-                 for p, size in sorted(pools.items()))
+                 # A pool of nothing (MIG: no GPU instance of a profile)
+                 # is no class: Placement takes no total of 0.
+                 for p, size in sorted(pools.items()) if size)
 
 
 def build_tree(host, snapshot, policies, choose_model=None, counters=True,

@@ -112,6 +112,10 @@ class ReportedTree:
             LOG.warning('report after the change deferred to the agent: %s',
                         e)
 
+    def stand_ins(self):
+        """None here: every consumer holds its own allocations."""
+        return {}
+
     def is_ours(self):
         """A predicate on provider uuids: a child of our tree that we
         manage. A provider the cache does not know makes it read the tree

@@ -21,7 +21,8 @@ def _ensure_dir(path):
 
 # Files only this project writes in a state directory.
 OWN_FILES = frozenset(('ledger.sqlite', 'ledger.sqlite.created',
-                       'placement-cache.json', 'empty-parents.json'))
+                       'placement-cache.json', 'empty-parents.json',
+                       'nvidia-vfio.json'))
 
 
 def tighten_dir(directory):

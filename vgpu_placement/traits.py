@@ -10,9 +10,10 @@ import re
 
 import os_traits
 
+from vgpu_placement import parse
+
 _PAIR_RE = re.compile(r'([a-z_]+)\s*[=:]\s*([^,\n]+)')
 _RES_RE = re.compile(r'\b(\d{2,5})x(\d{2,5})\b')
-_MB_RE = re.compile(r'\b(\d+)\s*MB video memory')
 
 MANAGED = 'CUSTOM_VGPU_PLACEMENT_MANAGED'
 # On a managed provider whose device is gone (kept for caches like
@@ -31,10 +32,9 @@ def parse_description(description):
                          pairs.get('resolution') or description)
     if res:
         props['resolution'] = (int(res.group(1)), int(res.group(2)))
-    fb = re.fullmatch(r'([0-9]{1,10})M', pairs.get('framebuffer', ''))
-    mb = fb or _MB_RE.search(description)
-    if mb:
-        props['framebuffer_mb'] = int(mb.group(1))
+    mb = parse.framebuffer_mb(description)
+    if mb is not None:
+        props['framebuffer_mb'] = mb
     return props
 
 

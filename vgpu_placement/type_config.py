@@ -11,10 +11,10 @@ import os_resource_classes as orc
 from vgpu_placement.conf import devices as devices_conf
 from vgpu_placement import exceptions
 from vgpu_placement import model
+from vgpu_placement import parse
 
 LOG = logging.getLogger(__name__)
 
-_CUSTOM_CLASS_RE = re.compile(r'^CUSTOM_[A-Z0-9_]+$')
 # provider_tree.counter_class names the shared counters of a parent so:
 # a type reported as one would have its inventory replaced by the counter.
 COUNTER_CLASS_PREFIX = 'CUSTOM_VGPU_UNITS_'
@@ -62,7 +62,7 @@ def _check_class(type_id, rc):
             '%s is a shared counter class (%s...)' % (
                 rc, COUNTER_CLASS_PREFIX),
             'use VGPU or another CUSTOM_* name')
-    if rc == orc.VGPU or (_CUSTOM_CLASS_RE.fullmatch(rc) and len(rc) <= 255):
+    if rc == orc.VGPU or parse.is_custom_name(rc):
         return rc
     raise exceptions.ConfigError(
         _group_option(type_id, 'mdev_class'),

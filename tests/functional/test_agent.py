@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import threading
+import uuid
 
 import pytest
 
@@ -58,4 +59,96 @@ def test_sigterm_stops_the_agent_while_placement_hangs(tmp_path,
             agent.communicate(timeout=60)
     assert agent.returncode == 0, err
     assert 'signal %d: stopping' % signal.SIGTERM in err
+    assert 'agent stopped' in err
+
+
+def test_a_uevent_gets_an_out_of_band_create_into_placement_at_once(
+        sim_conf, placement, host):
+    """The agent's loop with a period of an hour: an mdev created by
+    another tool, then its kernel uevent, and Placement shows the new
+    totals without waiting for the period."""
+    from tests.functional.conftest import tree_in_placement
+    from vgpu_placement.cmd import agent
+    from vgpu_placement import drivers
+    from vgpu_placement import standalone
+    from vgpu_placement import uevents
+
+    conf = sim_conf()
+    reporter = standalone.reporter_for(conf)
+    reports = threading.Semaphore(0)
+    play = reporter.report
+
+    def report_and_tell():
+        try:
+            return play()
+        finally:
+            reports.release()
+    reporter.report = report_and_tell
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    events = uevents.EventQueue(conf.agent.uevent_quiet_window,
+                                conf.agent.uevent_max_delay)
+    listener = uevents.UeventListener(events, open_socket=lambda: ours)
+    listener.start()
+    stop = threading.Event()
+    loop = agent.ReportLoop(reporter, 3600, 3600, stop.wait, events=events)
+    worker = threading.Thread(target=loop.run, daemon=True)
+    worker.start()
+    mtty = '%s_mtty_mtty' % host
+    try:
+        assert reports.acquire(timeout=60)      # the start's report
+        before = tree_in_placement(placement, host)[mtty]['inventories']
+        assert before['CUSTOM_MDEV_MTTY_1']['total'] == 24
+        # mdevctl, say: another process on the same host.
+        other = drivers.load_driver('simulated', conf)
+        mdev = str(uuid.uuid4())
+        other.create_mdev('mtty', 'mtty-2', mdev)
+        path = '/devices/virtual/mtty/mtty/' + mdev
+        for action in ('add', 'bind'):
+            kernel.send(('%s@%s\0ACTION=%s\0DEVPATH=%s\0SUBSYSTEM=mdev\0'
+                         'SEQNUM=1\0' % (action, path, action, path)).encode())
+        assert reports.acquire(timeout=60), 'no report after the uevent'
+        after = tree_in_placement(placement, host)[mtty]['inventories']
+    finally:
+        stop.set()
+        listener.stop()
+        events.close()
+        worker.join(60)
+        kernel.close()
+        ours.close()
+    # Two ports fewer for mtty-1; mtty-2 keeps its total (1 + 11).
+    assert after['CUSTOM_MDEV_MTTY_1']['total'] == 22
+    assert after['CUSTOM_MDEV_MTTY_2']['total'] == 12
+    assert not worker.is_alive()
+
+
+def test_the_agent_watches_uevents_and_still_stops_on_sigterm(tmp_path):
+    """The listener blocked on the kernel's socket never holds up a stop
+    (an agent on the embedded Placement, the simulated host)."""
+    conf = tmp_path / 'agent.conf'
+    conf.write_text(
+        '[DEFAULT]\nhost = watcher\ndriver = simulated\nstate_path = %s\n'
+        '[simulated]\nprofile = kernel-samples\n'
+        '[embedded_placement]\nenabled = true\n' % (tmp_path / 'state'))
+    agent = subprocess.Popen(
+        [sys.executable, '-m', 'vgpu_placement.cmd.agent', '--config-file',
+         str(conf)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    lines = []
+    try:
+        for line in agent.stderr:
+            lines.append(line)
+            if 'report done' in line:
+                break
+        agent.send_signal(signal.SIGTERM)
+        _out, err = agent.communicate(timeout=15)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.communicate(timeout=60)
+    err = ''.join(lines) + err
+    assert agent.returncode == 0, err
+    # Watching, or (a sandbox without netlink) saying it reports
+    # periodically only: either way the agent runs and stops.
+    assert ('watching kernel uevents' in err or
+            'reporting periodically only' in err), err
     assert 'agent stopped' in err

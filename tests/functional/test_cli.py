@@ -14,7 +14,9 @@ import pytest
 from tests.functional.conftest import embedded_only
 from tests.functional.conftest import placement_ini
 from tests import sysfs_tree
+from vgpu_placement.drivers import simulated
 from vgpu_placement import flavor
+from vgpu_placement import profiles
 from vgpu_placement import provider_tree
 
 
@@ -275,3 +277,38 @@ def test_demo_runs_and_shows_a_quiet_second_report(tmp_path):
     # One 2 GB vGPU on the T4 closes the other framebuffer sizes.
     assert re.search(r'CUSTOM_MDEV_NVIDIA_230 +16 -> 0\n', out), out
     assert '--config-file' in out and 'status' in out
+
+
+def test_demo_runs_on_a_mixed_size_vendor_vfio_profile(tmp_path):
+    out = run(['demo', '--profile', 'nvidia-l40s-vfio-mixed', '--state-dir',
+               str(tmp_path / 'demo')]).stdout
+    assert 'Second report (nothing changed on the host): 0 change(s)' in out
+    # Every instance got a vGPU on a virtual function of the one GPU.
+    made = re.findall(r'mdev \S+ \((nvidia-\d+) on (0000:41:\S+)\)', out)
+    assert len(made) == 8, out
+    assert len({vf for _t, vf in made}) == 8
+    # Mixed-size mode: vGPUs of different framebuffer sizes share it, and
+    # the framebuffer counter shrinks by exactly their sizes.
+    specs, _ = simulated.load_profile(profiles.find('nvidia-l40s-vfio-mixed'))
+    size = {t.id: t.size // 1024 for t in specs[0].types}
+    assert len({size[t] for t, _vf in made}) > 1, made
+    used = sum(size[t] for t, _vf in made)
+    assert re.search(r'CUSTOM_VGPU_UNITS_NVIDIA_FRAMEBUFFER +48 -> %d\n'
+                     % (48 - used), out), out
+    # Half released: the counter grows back by the freed ones' sizes.
+    freed = sum(size[t] for t, _vf in made[::2])
+    assert re.search(r'CUSTOM_VGPU_UNITS_NVIDIA_FRAMEBUFFER +%d -> %d\n'
+                     % (48 - used, 48 - used + freed), out), out
+    assert 'flavor-spec %s' % made[0][0] in out
+
+
+def test_demo_refuses_an_unknown_profile_and_keeps_the_state_dir(tmp_path):
+    state = tmp_path / 'demo'
+    state.mkdir()
+    (state / 'keep').write_text('mine')
+    proc = run(['demo', '--profile', 'nvidia-l41s', '--state-dir',
+                str(state)], check=False)
+    line = one_line_error(proc, "vgpu-placement: error: --profile "
+                                "'nvidia-l41s' is not a shipped profile")
+    assert 'nvidia-l40s-vfio-mixed' in line
+    assert (state / 'keep').read_text() == 'mine'

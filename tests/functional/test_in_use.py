@@ -327,3 +327,50 @@ def test_allocations_not_told_apart_make_no_new_mdev(world, placement):
     assert sorted(summary['realized']) == sorted([first, second])
     assert {u: (m.parent, m.type_id) for u, m in host_mdevs(h).items()} == {
         first: ('mdpy', 'mdpy-hd'), second: ('mtty', 'mtty-2')}
+
+
+class MovingTree(standalone.ReportedTree):
+    """A tree whose consumer ``holder`` holds for ``owner`` (as a Nova
+    migration holds its instance's allocations on a resize's source)."""
+
+    def __init__(self, reporter, holder, owner):
+        super().__init__(reporter)
+        self.holder, self.owner = holder, owner
+
+    def stand_ins(self):
+        return {self.holder: self.owner}
+
+
+def move_allocations(placement, from_consumer, to_consumer):
+    """What Nova does on a resize's source: the instance's allocations
+    go to the migration's consumer."""
+    held = consumers.allocations(placement, from_consumer)
+    consumers.put(placement, to_consumer, held['allocations'],
+                  held['project_id'], held['user_id'], None)
+    consumers.put(placement, from_consumer, {}, held['project_id'],
+                  held['user_id'], held['consumer_generation'])
+
+
+@pytest.mark.parametrize('told', [True, False], ids=['stand-in known',
+                                                     'stand-in unknown'])
+def test_allocations_a_stand_in_holds_keep_the_owners_mdevs(world, placement,
+                                                            told):
+    h = world()
+    instance, migration = new(), new()
+    [mdev] = realized(h, instance)
+    move_allocations(placement, instance, migration)
+    if told:
+        h = host_mod.Host(h.name, h.driver, MovingTree(
+            h.tree.reporter, migration, instance), h.client, h.state_path)
+    summary = h.reconcile()
+    if told:
+        # Kept for the instance (a revert needs it), none made for the
+        # migration's consumer.
+        assert set(host_mdevs(h)) == {mdev} and set(owned(h)) == {mdev}
+        assert not any(summary[key] for key in host_mod.ACTIONS)
+    else:
+        # Nobody said whose the migration's allocation is: the mdev is an
+        # orphan of the instance, and the migration's consumer gets its own.
+        assert mdev in summary['removed']
+        assert mdev not in host_mdevs(h)
+        assert {r.consumer for r in owned(h).values()} == {migration}

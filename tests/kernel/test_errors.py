@@ -40,6 +40,9 @@ def sysfs_writes(monkeypatch):
 
     def spy(path, flags, *args, **kw):
         if flags & (os.O_WRONLY | os.O_RDWR):
+            if kw.get('dir_fd') is not None:    # opened below a directory
+                path = os.path.join(os.readlink('/proc/self/fd/%d'
+                                                % kw['dir_fd']), path)
             opened.append(str(path))
         return real_open(path, flags, *args, **kw)
 

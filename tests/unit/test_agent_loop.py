@@ -1,6 +1,14 @@
-"""The agent keeps running through outages, backing off, then reports."""
+"""The agent keeps running through outages, backing off, then reports;
+kernel uevents wake a report at once."""
+import logging
+import socket
+import threading
+
 from vgpu_placement.cmd import agent
 from vgpu_placement import exceptions
+from vgpu_placement import uevents
+
+UUID = '0a6ed2b4-6d1c-4b8e-9d57-3c1f5f0e2a11'
 
 
 class ScriptedReporter:
@@ -114,3 +122,151 @@ def test_no_root_provider_yet_is_said_once_and_tried_each_period(caplog):
               r.getMessage() and r.levelname == 'WARNING']
     assert len(warned) == 1 and 'nova-compute' in warned[0].getMessage()
     assert 'root provider found' in caplog.text
+
+
+# -- woken by uevents ---------------------------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class ScriptedEvents:
+    """Stands in for uevents.EventQueue: each get(timeout) plays the next
+    step: a batch (due after ``seconds``), or None (the timeout passes)."""
+
+    def __init__(self, clock, steps):
+        self.clock = clock
+        self.steps = list(steps)
+        self.timeouts = []
+        self.cleared = 0
+
+    def get(self, timeout):
+        self.timeouts.append(timeout)
+        seconds, batch = self.steps.pop(0) if self.steps else (None, None)
+        if batch is None:
+            self.clock.now += timeout
+            return None
+        self.clock.now += seconds
+        return batch
+
+    def clear(self):
+        self.cleared += 1
+
+
+def batch(*parents):
+    b = uevents.Batch(0.0, 0.0)
+    for p in parents:
+        b.add(uevents.Change('mdev', 'add', p), 0.0)
+    return b
+
+
+def test_uevents_report_at_once_without_moving_the_period_or_reconcile():
+    clock = FakeClock()
+    reporter = ScriptedReporter([Result()] * 6)
+    report_times = []
+    play = reporter.report
+    reporter.report = lambda: report_times.append(clock.now) or play()
+    reconciled = []
+    events = ScriptedEvents(clock, [(2, batch('mtty')), (3, batch('mdpy')),
+                                    (None, None), (4, batch('mtty')),
+                                    (None, None)])
+    loop = agent.ReportLoop(
+        reporter, 10, 60, lambda s: not reporter.outcomes, clock=clock,
+        reconcile=lambda: reconciled.append(clock.now) or {},
+        reconcile_every=2, events=events)
+    loop.run()
+    # Start (t=0): reconcile + report; uevents at 2 and 5 report at once;
+    # the periodic report stays at 10, then 20; one at 14 in between;
+    # then it waits for the next (the script ends: stop).
+    assert events.timeouts == [10, 8, 5, 10, 6, 10]
+    assert report_times == [0, 2, 5, 10, 14, 20]
+    # Reconciles at start, then once 2 periodic cycles made one due (the
+    # uevent cycles did not count), at the first cycle after: 14.
+    assert reconciled == [0, 14]
+    # Each periodic report drops what it covers.
+    assert events.cleared == 3
+
+
+def test_an_owed_reconcile_runs_on_the_first_uevent_cycle():
+    clock = FakeClock()
+    reporter = ScriptedReporter([Result()] * 3)
+    tried = []
+
+    def reconcile():
+        tried.append(clock.now)
+        if len(tried) == 1:
+            raise exceptions.HostStateError('the ownership ledger x is lost')
+        return {}
+    events = ScriptedEvents(clock, [(1, batch('mtty')), (1, batch('mtty'))])
+    agent.ReportLoop(reporter, 10, 60, lambda s: not reporter.outcomes,
+                     clock=clock, reconcile=reconcile, reconcile_every=5,
+                     events=events).run()
+    assert tried == [0, 1]          # retried at once, then not again
+    assert reporter.calls == 3
+
+
+def test_while_backing_off_uevents_wait_for_the_retry(caplog):
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    down = exceptions.PlacementUnavailable('down')
+    reporter = ScriptedReporter([Result(), down, Result(), Result()])
+    waits = []
+
+    def wait(seconds):
+        waits.append(seconds)
+        clock.now += seconds
+        return not reporter.outcomes
+    events = ScriptedEvents(clock, [(1, batch('mtty')), (1, batch('mdpy'))])
+    agent.ReportLoop(reporter, 10, 60, wait, clock=clock,
+                     events=events).run()
+    # Start; a uevent at 1 meets the outage: the retry waits its 10 s
+    # (wait(10)), ignoring uevents; then uevents wake reports again.
+    assert [w for w in waits if w] == [10]
+    assert reporter.calls == 4
+    assert 'host changed (1 uevent(s) on mtty): reporting now' in caplog.text
+
+
+def test_the_loop_wakes_on_a_kernel_uevent_through_a_socket(caplog):
+    """The agent's wiring, threads and all: a uevent written to the
+    listener's socket makes the loop report long before its period."""
+    caplog.set_level(logging.INFO)
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    reported = threading.Semaphore(0)
+
+    class Reporter:
+        calls = 0
+
+        def report(self):
+            self.calls += 1
+            reported.release()
+            return Result()
+    reporter = Reporter()
+    stop = threading.Event()
+    events = uevents.EventQueue(quiet=0.01, max_delay=1.0)
+    listener = uevents.UeventListener(events, open_socket=lambda: ours)
+    listener.start()
+    loop = agent.ReportLoop(reporter, interval=3600, max_backoff=3600,
+                            wait=stop.wait, events=events)
+    worker = threading.Thread(target=loop.run, daemon=True)
+    worker.start()
+    try:
+        assert reported.acquire(timeout=30)         # the start's report
+        assert listener.watching.wait(30)
+        path = '/devices/virtual/mtty/mtty/' + UUID
+        kernel.send(('add@%s\0ACTION=add\0DEVPATH=%s\0SUBSYSTEM=mdev\0'
+                     'SEQNUM=7\0' % (path, path)).encode())
+        assert reported.acquire(timeout=30), 'no report after the uevent'
+        assert reporter.calls == 2
+    finally:
+        stop.set()
+        listener.stop()
+        events.close()
+        worker.join(30)
+        kernel.close()
+        ours.close()
+    assert not worker.is_alive()
+    assert 'host changed (1 uevent(s) on mtty): reporting now' in caplog.text

@@ -292,8 +292,8 @@ def ensure_postgresql(layout):
 def ensure_python_packages(layout):
     if importlib.util.find_spec('placement.wsgi') is None:
         raise Fail('openstack-placement is not installed for %s: run `%s -m '
-                   'pip install -e %s` first' % (sys.executable,
-                                                 sys.executable, CHECKOUT))
+                   "pip install -e '%s[embedded]'` first" % (
+                       sys.executable, sys.executable, CHECKOUT))
     missing = [req for mod, req in PIP_REQUIREMENTS.items()
                if importlib.util.find_spec(mod) is None]
     if not missing:

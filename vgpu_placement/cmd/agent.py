@@ -1,4 +1,4 @@
-"""vgpu-placement-agent: report this host to Placement periodically.
+"""vgpu-placement-agent: report this host to Placement as it changes.
 
 Start-up checks the configuration against the host and stops with one line
 if anything is wrong, then reconciles (after a reboot: the mdevs come back
@@ -8,6 +8,13 @@ reconcile_interval; while Placement is unreachable, or a cycle fails for
 any other reason, it logs, retries with a doubling wait (up to
 max_backoff) and catches up as soon as it can. A reconcile that fails
 does not stop the report of the same cycle.
+
+With [agent] watch_uevents, the kernel's uevents (mdevs created or
+removed, parents and GPU VFs appearing or going; ``uevents.py``) wake the
+loop: it reports at once, coalescing bursts, and reconciles only when one
+is due anyway. Such a report does not move the periodic one, which stays
+the safety net (lost uevents, a host without them). While backing off,
+uevents wait for the retry.
 
 The loop runs in a worker thread, so that a signal stops the agent within
 STOP_GRACE seconds whatever the worker is waiting on (a hung Placement, a
@@ -19,10 +26,12 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from vgpu_placement.cmd import common
 from vgpu_placement import exceptions
 from vgpu_placement import standalone
+from vgpu_placement import uevents
 
 LOG = logging.getLogger('vgpu_placement.agent')
 
@@ -30,11 +39,18 @@ STOP_GRACE = 3.0        # seconds a stopping agent waits for its cycle
 
 
 class ReportLoop:
-    """The agent's loop; ``wait(seconds)`` returns True when asked to stop."""
+    """The agent's loop; ``wait(seconds)`` returns True when asked to stop.
+
+    ``events``: None, or a uevents.EventQueue whose batches wake a report
+    between the periodic ones (``get(timeout)``; closed when stopping).
+    """
 
     def __init__(self, reporter, interval, max_backoff, wait,
-                 reconcile=None, reconcile_every=None):
+                 reconcile=None, reconcile_every=None, events=None,
+                 clock=time.monotonic):
         self.reporter = reporter
+        self.events = events
+        self.clock = clock
         self.interval = interval
         self.max_backoff = max_backoff
         self.wait = wait
@@ -64,10 +80,14 @@ class ReportLoop:
         if changed:
             LOG.warning('reconciled: %s', changed)
 
-    def _one_cycle(self):
+    def _one_cycle(self, periodic):
+        # Only periodic cycles count towards the next reconcile, so
+        # uevents add none; one that is due (at start, after a failure,
+        # every reconcile_every periods) runs at the first cycle of
+        # either kind.
         if self.reconcile is not None and self.cycles_to_reconcile <= 0:
             self._reconcile()
-        else:
+        elif periodic:
             self.cycles_to_reconcile -= 1
         return self.reporter.report()
 
@@ -75,10 +95,18 @@ class ReportLoop:
         return self.interval if delay is None else min(delay * 2,
                                                        self.max_backoff)
 
-    def run_once(self):
-        """One cycle; returns the seconds to wait before the next."""
+    def backing_off(self):
+        """True while retrying: uevents then wait for the retry."""
+        return (self.outage_delay is not None or
+                self.error_delay is not None or self.waiting_for_root)
+
+    def run_once(self, batch=None):
+        """One cycle (woken by ``batch`` of uevents, or periodic); returns
+        the seconds to wait before the next periodic one."""
+        if batch is not None:
+            LOG.info('host changed (%s): reporting now', batch.describe())
         try:
-            result = self._one_cycle()
+            result = self._one_cycle(periodic=batch is None)
         except exceptions.PlacementUnavailable as e:
             if self.outage_delay is None:
                 LOG.warning('%s; retrying', e)
@@ -114,9 +142,34 @@ class ReportLoop:
                  result.requests.writes)
         return self.interval
 
+    def _periodic(self):
+        if self.events is not None:
+            # This report reads the host after every change queued so
+            # far: reporting them again would say nothing new.
+            self.events.clear()
+        return self.run_once()
+
     def run(self):
-        while not self.wait(self.run_once()):
-            pass
+        delay = self._periodic()
+        while True:
+            if self.events is None or self.backing_off():
+                if self.wait(delay):
+                    return
+                delay = self._periodic()
+                continue
+            # Reports woken by uevents until the periodic one is due.
+            deadline = self.clock() + delay
+            while True:
+                batch = self.events.get(max(0.0, deadline - self.clock()))
+                if self.wait(0):
+                    return
+                if batch is None:
+                    delay = self._periodic()
+                    break
+                after = self.run_once(batch)
+                if self.backing_off():
+                    delay = after
+                    break
 
 
 def _start(args):
@@ -126,6 +179,11 @@ def _start(args):
     reporter.desired_tree(reporter.discover())
     host = standalone.host_for(reporter)
     stop = threading.Event()
+    events = listener = None
+    if conf.agent.watch_uevents:
+        events = uevents.EventQueue(conf.agent.uevent_quiet_window,
+                                    conf.agent.uevent_max_delay)
+        listener = uevents.UeventListener(events).start()
 
     def on_signal(signum, frame):
         LOG.info('signal %d: stopping', signum)
@@ -138,12 +196,16 @@ def _start(args):
                 conf.agent.report_interval)
     loop = ReportLoop(reporter, conf.agent.report_interval,
                       conf.agent.max_backoff, stop.wait,
-                      reconcile=host.reconcile, reconcile_every=every)
+                      reconcile=host.reconcile, reconcile_every=every,
+                      events=events)
     worker = threading.Thread(target=loop.run, name='report-loop',
                               daemon=True)
     worker.start()
     while worker.is_alive() and not stop.wait(1.0):
         pass
+    if listener is not None:
+        listener.stop()
+        events.close()      # the worker's wait for uevents returns now
     worker.join(STOP_GRACE)
     if worker.is_alive():
         LOG.warning('stopping in the middle of a cycle (Placement or the '

@@ -124,14 +124,19 @@ def _host(args):
 
 def cmd_realize(args):
     instance = _instance(args.instance)
-    done = _host(args).realize(instance)
+    host = _host(args)
+    done = host.realize(instance)
+    # The driver knows the layout: on NVIDIA's vendor-specific VFIO the
+    # vGPU is its VF, which the guest gets as a PCI hostdev.
+    is_vf = {r.uuid: host.driver.guest_gets_parent(r.parent) for r in done}
     if args.format == 'json':
-        common.print_json({'instance': instance,
-                           'mdevs': [r.as_dict() for r in done]})
+        common.print_json({'instance': instance, 'mdevs': [
+            r.as_dict(is_vf=is_vf[r.uuid]) for r in done]})
         return
     for r in done:
         print('%s  %s on %s' % (r.uuid, r.type_id, r.parent))
-        print('  ' + host_mod.hostdev_xml(r.uuid))
+        print('  ' + host_mod.hostdev_xml(
+            r.uuid, r.parent if is_vf[r.uuid] else None))
 
 
 def cmd_release(args):

@@ -83,6 +83,9 @@ def check_values(conf):
     _check_host(conf.host)
     _check_state_path(conf.state_path)
     if conf.embedded_placement.enabled:
+        # The server is an optional extra: imported only when enabled.
+        from vgpu_placement.placement import embedded
+        embedded.check_installed()
         _check_file('[embedded_placement] database',
                     conf.embedded_placement.database, make_dirs=True)
     _check_log_files(conf)

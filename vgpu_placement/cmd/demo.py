@@ -7,6 +7,11 @@ reports again (nothing to write), schedules a stream of flavors (claim in
 Placement, realize the mdevs on the host), shows the offers shrink, then
 releases half and shows them grow. Its config file is left in --state-dir
 to explore further.
+
+``--profile NAME`` runs it on another shipped profile (e.g.
+nvidia-l40s-vfio-mixed): the instances are then three of that host's
+types, those with the most room, in turn; a claim Placement refuses is
+shown as such and the demo goes on.
 """
 import os
 import shutil
@@ -15,7 +20,9 @@ import uuid
 
 from vgpu_placement.cmd import common
 from vgpu_placement.cmd import views
+from vgpu_placement import exceptions
 from vgpu_placement import flavor
+from vgpu_placement import profiles
 from vgpu_placement import standalone
 from vgpu_placement import scheduler
 
@@ -28,16 +35,30 @@ def add_arguments(parser):
         default=os.path.join(tempfile.gettempdir(), 'vgpu-placement-demo'),
         help='where the demo keeps its config, simulated host and '
              'Placement database (emptied first; default: %(default)s)')
+    parser.add_argument(
+        '--profile', default=DEMO_HOST,
+        help='the shipped simulated-host profile to run on (default: '
+             '%(default)s; see etc/vgpu-placement/profiles/)')
 
 
-def _write_config(state_dir):
+def _checked_profile(name):
+    """A shipped profile's name, or a one-line error naming them."""
+    shipped = profiles.shipped()
+    if name not in shipped:
+        raise exceptions.VgpuPlacementError(
+            '--profile %s is not a shipped profile; one of: %s'
+            % (flavor.quote(name), ', '.join(shipped)))
+    return name
+
+
+def _write_config(state_dir, profile=DEMO_HOST):
     path = os.path.join(state_dir, 'vgpu-placement.conf')
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
               'w') as f:
         f.write('[DEFAULT]\nhost = %s\ndriver = simulated\nstate_path = %s\n'
-                '[simulated]\nprofile = demo-host\n'
+                '[simulated]\nprofile = %s\n'
                 '[embedded_placement]\nenabled = true\n'
-                % (DEMO_HOST, state_dir))
+                % (DEMO_HOST, state_dir, profile))
     return path
 
 
@@ -77,14 +98,34 @@ STREAM = [('vgpu.serial2', 'mtty-2'), ('vgpu.serial2', 'mtty-2'),
           ('vgpu.t4-2q', 'nvidia-231'), ('vgpu.t4-2q', 'nvidia-231'),
           ('vgpu.display-hd', 'mdpy-hd'), ('vgpu.serial2', 'mtty-2'),
           ('vgpu.t4-2b', 'nvidia-223')]
+STREAM_LENGTH = len(STREAM)
+
+
+def _stream_for(desired, offers, length=STREAM_LENGTH):
+    """Another profile's stream: its three types with the most room
+    (what Placement would grant of each), in turn."""
+    room = {}
+    for child in desired.children:
+        for type_id, rc in child.plan.classes.items():
+            room[type_id] = room.get(type_id, 0) + offers.get(
+                (child.name, rc), 0)
+    picked = sorted((t for t in room if room[t] > 0),
+                    key=lambda t: (-room[t], t))[:3]
+    if not picked:
+        raise exceptions.VgpuPlacementError(
+            'the profile offers no vGPU type with room to demonstrate')
+    return [('vgpu.' + picked[i % len(picked)], picked[i % len(picked)])
+            for i in range(length)]
 
 
 def run(args):
+    # Checked before the state dir is emptied: a typo costs nothing.
+    profile = _checked_profile(getattr(args, 'profile', DEMO_HOST))
     state_dir = os.path.abspath(args.state_dir)
     if os.path.isdir(state_dir):
         shutil.rmtree(state_dir)
     os.makedirs(state_dir, mode=0o700)
-    args.config_file = [_write_config(state_dir)]
+    args.config_file = [_write_config(state_dir, profile)]
     conf = common.load_conf(args)
     reporter = standalone.reporter_for(conf)
     host = standalone.host_for(reporter)
@@ -97,9 +138,11 @@ def run(args):
         reporter.placement_view(refresh=False))))
     _report(reporter, 'Second report (nothing changed on the host)')
 
+    stream = STREAM if profile == DEMO_HOST else _stream_for(
+        result.desired, _offers(reporter))
     _step('Flavors (vgpu-placement flavor-spec TYPE prints these)')
     specs = {}
-    for name, type_id in sorted(set(STREAM)):
+    for name, type_id in sorted(set(stream)):
         specs[name] = flavor.extra_specs_for_type(result.desired, type_id)
         print('  %-20s %s' % (name, ' '.join(
             '%s=%s' % kv for kv in sorted(specs[name][
@@ -107,12 +150,19 @@ def run(args):
 
     before = _offers(reporter)
     _step('Scheduling %d instances: claim in Placement, realize on the '
-          'host' % len(STREAM))
+          'host' % len(stream))
     instances = []
-    for name, _type_id in STREAM:
+    for name, _type_id in stream:
         instance = str(uuid.uuid4())
         request = flavor.parse_extra_specs(specs[name]['extra_specs'])
-        scheduler.claim(reporter.client, request, instance, 'demo', 'demo')
+        try:
+            scheduler.claim(reporter.client, request, instance, 'demo',
+                            'demo')
+        except scheduler.NoValidHost:
+            # Refused up front, as the scheduler would: nothing to undo.
+            print('  %s %-20s refused by Placement: no allocation '
+                  'candidate' % (instance[:8], name))
+            continue
         for done in host.realize(instance):
             print('  %s %-20s mdev %s (%s on %s)' % (
                 instance[:8], name, done.uuid, done.type_id, done.parent))
@@ -131,9 +181,13 @@ def run(args):
         host.release(instance)
     _show_offer_changes(after, _offers(reporter))
 
+    explore = 'mtty-1' if profile == DEMO_HOST else stream[0][1]
+    explore_rc = next(c.plan.classes[explore] for c in result.desired.children
+                      if explore in c.plan.classes)
     print('\nExplore further with the same host and Placement:\n'
           '  vgpu-placement --config-file %s status\n'
-          '  vgpu-placement --config-file %s flavor-spec mtty-1\n'
+          '  vgpu-placement --config-file %s flavor-spec %s\n'
           '  vgpu-placement --config-file %s claim --instance $(uuidgen) '
-          'resources1:CUSTOM_MDEV_MTTY_1=1\n'
-          % ((args.config_file[0],) * 3))
+          'resources1:%s=1\n'
+          % (args.config_file[0], args.config_file[0], explore,
+             args.config_file[0], explore_rc))

@@ -19,6 +19,29 @@ agent_opts = [
                help='Longest wait, in seconds, between retries while '
                     'Placement is unreachable (the wait doubles from '
                     'report_interval up to this).'),
+    cfg.BoolOpt('watch_uevents', default=True,
+                help='Listen to the kernel\'s uevents (netlink, no '
+                     'privilege needed) and report at once when an mdev '
+                     'is created or removed, or a parent device or GPU '
+                     'virtual function appears or goes, by this agent or '
+                     'anyone else. The periodic report stays as the '
+                     'safety net: where the uevent socket cannot be '
+                     'opened the agent says so and tries it again every '
+                     'minute; a container in a network namespace of its '
+                     'own receives no uevents at all.'),
+    cfg.FloatOpt('uevent_quiet_window', default=0.02, min=0.0, max=10.0,
+                 help='Seconds without a new uevent before the changes '
+                      'are reported (an mdev half-way through its create '
+                      'or remove is waited for besides). Within a burst '
+                      'it doubles at each report, up to uevent_max_delay, '
+                      'so a loop creating 50 mdevs gives a handful of '
+                      'reports, not 50.'),
+    cfg.FloatOpt('uevent_max_delay', default=1.0, min=0.01, max=60.0,
+                 help='Longest wait, in seconds, from the first uevent '
+                      'of a burst to the start of its report (when no '
+                      'report is running), however long the burst goes '
+                      'on: a burst gets about one report per this many '
+                      'seconds.'),
 ]
 
 

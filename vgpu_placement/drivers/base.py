@@ -51,6 +51,12 @@ class Driver(abc.ABC):
     def boot_id(self):
         """The kernel's boot id: it changes when the host reboots."""
 
+    def guest_gets_parent(self, parent):
+        """True when a vGPU on this kernel parent is the parent itself (a
+        VF on NVIDIA's vendor-specific VFIO layout): the guest gets that
+        VF as a PCI device, not an mdev."""
+        return False
+
     def vendor_param_keys(self, type_id):
         """The vendor parameter names this driver can set on the type."""
         return frozenset()

@@ -5,11 +5,24 @@ profiles/) and its mdevs live in a state file, so that separate commands see
 one host. The arithmetic here mirrors the kernel drivers' own code (mtty's
 port pool, mbochs' memory pool, the mdev core's instance counter, GVT-g's
 pools and id limit, NVIDIA's equal-size rule, NVIDIA SR-IOV virtual
-functions holding one vGPU each); it is deliberately separate
-from vgpu_placement.capacity, which predicts what this host will say.
+functions holding one vGPU each; NVIDIA's vendor-specific VFIO layout,
+in equal-size, mixed-size and MIG-backed modes); it is deliberately
+separate from vgpu_placement.capacity, which predicts what this host will
+say.
+
+Vendor-specific VFIO (rules vfio, vfio-mixed, vfio-mig), as the R525
+driver source does it (doc: reference/nvidia-vgpu.md, 1.5): a vGPU is
+made by writing its type ID to a free virtual function's
+nvidia/current_vgpu_type and removed by writing 0; a type on a virtual
+function that holds one, or 0 on one that holds none, fails with EPERM;
+a type the GPU cannot take now is refused by the resource manager: EIO.
+Mixed-size mode gives each new vGPU the first free placement of its type;
+MIG-backed types go on the first GPU instance of their profile without a
+vGPU, and time-sliced types are not creatable while MIG is on.
 """
 import dataclasses
 import errno as errno_mod
+import re
 import uuid
 
 import yaml
@@ -20,7 +33,11 @@ from vgpu_placement import model
 from vgpu_placement import profiles
 from vgpu_placement import state_file
 
-RULES = ('pool', 'independent', 'exclusive', 'sriov')
+RULES = ('pool', 'independent', 'exclusive', 'sriov', 'vfio', 'vfio-mixed',
+         'vfio-mig')
+# One parent per virtual function, one vGPU on each at most.
+VF_RULES = ('sriov', 'vfio', 'vfio-mixed', 'vfio-mig')
+VENDOR_VFIO_RULES = ('vfio', 'vfio-mixed', 'vfio-mig')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +48,9 @@ class TypeSpec:
     cost: dict          # pool rule: units of each pool one instance takes
     max: int            # independent / exclusive rules: per-type maximum
     size: int           # exclusive rule: instances of one size coexist
+    placement_size: int = 0     # vfio-mixed: slots one instance takes
+    placement_ids: tuple = ()   # vfio-mixed: where it may start, in order
+    gi_profile: str = None      # vfio-mig: GPU-instance profile it needs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +63,8 @@ class ParentSpec:
     types: tuple
     physfn: str = None
     vfs: int = 0        # sriov rule: virtual functions, each one parent
+    # vfio-mig: {GPU-instance profile: GPU instances the operator made}
+    gpu_instances: dict = dataclasses.field(default_factory=dict)
 
     def type(self, type_id):
         return next((t for t in self.types if t.id == type_id), None)
@@ -53,11 +75,20 @@ class ParentSpec:
 def available_instances(spec, mdevs, type_spec):
     """What the driver would print in available_instances for type_spec.
 
-    mdevs: the type ids of the mdevs that exist on this parent.
+    mdevs: the type ids of the mdevs that exist on this parent (for
+    vfio-mixed and vfio-mig: in the order they were made).
     """
+    if spec.rule in ('vfio-mixed', 'vfio-mig'):
+        vgpus = []
+        for type_id in mdevs:
+            where = vfio_where(spec, vgpus, spec.type(type_id))
+            if where is not None:
+                vgpus.append({'type': type_id, 'placement': where[0],
+                              'gi': where[1]})
+        return count_creatable(spec, vgpus, type_spec)
     if spec.rule == 'independent':
         return max(0, type_spec.max - mdevs.count(type_spec.id))
-    if spec.rule in ('exclusive', 'sriov'):
+    if spec.rule in ('exclusive', 'sriov', 'vfio'):
         sizes = {spec.type(t).size for t in mdevs}
         if sizes - {type_spec.size}:
             return 0
@@ -68,6 +99,57 @@ def available_instances(spec, mdevs, type_spec):
             free[pool] -= units
     return min(free[pool] // units
                for pool, units in type_spec.cost.items() if units)
+
+
+def gpu_instance_ids(spec):
+    """{GI id: profile}: the GPU instances, numbered as made (from 1)."""
+    ids, n = {}, 1
+    for profile, count in sorted(spec.gpu_instances.items()):
+        for _ in range(count):
+            ids[n] = profile
+            n += 1
+    return ids
+
+
+def vfio_where(spec, vgpus, type_spec):
+    """Where the resource manager would put a new vGPU of type_spec on the
+    GPU: (placement, GPU instance); None if it is not creatable now.
+
+    vgpus: [{'type', 'placement', 'gi'}] of the vGPUs on the GPU.
+    """
+    if spec.rule == 'vfio':
+        types = [v['type'] for v in vgpus]
+        return (None, None) if available_instances(
+            spec, types, type_spec) > 0 else None
+    if spec.rule == 'vfio-mixed':
+        used = set()
+        for v in vgpus:
+            start = v['placement']
+            used.update(range(start, start + spec.type(v['type'])
+                              .placement_size))
+        for start in type_spec.placement_ids:
+            if not used & set(range(start,
+                                    start + type_spec.placement_size)):
+                return (start, None)
+        return None
+    # vfio-mig: a GPU instance of the type's profile without a vGPU.
+    taken = {v['gi'] for v in vgpus}
+    for gi, profile in sorted(gpu_instance_ids(spec).items()):
+        if profile == type_spec.gi_profile and gi not in taken:
+            return (0, gi)      # placement 0: the offset inside the GI
+    return None
+
+
+def count_creatable(spec, vgpus, type_spec):
+    """How many more of type_spec the GPU takes, made one after another."""
+    vgpus, n = list(vgpus), 0
+    while True:
+        where = vfio_where(spec, vgpus, type_spec)
+        if where is None:
+            return n
+        vgpus.append({'type': type_spec.id, 'placement': where[0],
+                      'gi': where[1]})
+        n += 1
 
 
 def refuse_create(spec, mdevs, type_spec):
@@ -93,7 +175,7 @@ def vf_names(spec):
 
 def kernel_parents(spec):
     """[(mdev parent name, physfn)] a profile entry shows the kernel."""
-    if spec.rule == 'sriov':
+    if spec.rule in VF_RULES:
         return [(vf, spec.name) for vf in vf_names(spec)]
     return [(spec.name, spec.physfn)]
 
@@ -193,22 +275,46 @@ def _load_parent(path, where, item):
         type_max = t.get('max', 0)
         if rule != 'pool':
             _int(type_max, path, '%s %s max' % (where, type_id), 1)
-        if rule in ('exclusive', 'sriov'):
+        if rule in ('exclusive', 'sriov') + VENDOR_VFIO_RULES:
             _int(t.get('size'), path, '%s %s size' % (where, type_id), 1)
+        placement = t.get('placement') or {}
+        if rule == 'vfio-mixed':
+            _int(placement.get('size'), path, '%s %s placement size'
+                 % (where, type_id), 1)
+            ids = placement.get('ids')
+            if not isinstance(ids, list) or not ids:
+                raise _profile_error(path, '%s %s' % (where, type_id),
+                                     'vfio-mixed needs placement ids')
+            for i in ids:
+                _int(i, path, '%s %s placement id' % (where, type_id))
+        if rule in VENDOR_VFIO_RULES and not re.fullmatch(
+                r'nvidia-[1-9][0-9]{0,9}', type_id):
+            raise _profile_error(path, '%s %s' % (where, type_id),
+                                 'vendor VFIO type ids are nvidia-<ID>')
+        if rule == 'vfio-mig' and not isinstance(t.get('gi_profile'), str):
+            raise _profile_error(path, '%s %s' % (where, type_id),
+                                 'vfio-mig types need a gi_profile')
         types.append(TypeSpec(
             id=type_id, name=str(t.get('name') or type_id),
             description=str(t.get('description') or ''), cost=cost,
-            max=type_max, size=t.get('size', 0)))
+            max=type_max, size=t.get('size', 0),
+            placement_size=placement.get('size', 0),
+            placement_ids=tuple(placement.get('ids') or ()),
+            gi_profile=t.get('gi_profile')))
     spec = ParentSpec(
         name=name, rule=rule, pools=pools, max_instances=max_instances,
         full_errno=getattr(errno_mod, errname),
         types=tuple(sorted(types, key=lambda t: t.id)),
         physfn=item.get('physfn'),
         vfs=_int(capacity.get('vfs', 0), path, where + ' vfs') if
-        rule == 'sriov' else 0)
-    if rule == 'sriov' and (not spec.vfs or not model.is_pci_address(name)):
-        raise _profile_error(path, where, 'the sriov rule needs a PCI '
-                             'address and vfs >= 1')
+        rule in VF_RULES else 0,
+        gpu_instances={str(k): _int(v, path, '%s gpu_instances %s'
+                                    % (where, k))
+                       for k, v in (capacity.get('gpu_instances') or
+                                    {}).items()})
+    if rule in VF_RULES and (not spec.vfs or not model.is_pci_address(name)):
+        raise _profile_error(path, where, 'the %s rule needs a PCI '
+                             'address and vfs >= 1' % rule)
     mdevs = []
     for m in item.get('mdevs') or []:
         try:
@@ -278,9 +384,19 @@ class SimulatedDriver(base.Driver):
                     unreadable.add(name)     # not listed at all
                     continue
                 mdevs = tuple(sorted(
-                    (model.Mdev(m['uuid'], m['type'], name)
+                    (model.Mdev(m['uuid'], m['type'], name,
+                                m.get('placement'))
                      for m in state['mdevs'] if m['parent'] == name),
                     key=lambda m: m.uuid))
+                if spec.rule in VENDOR_VFIO_RULES:
+                    types = tuple(
+                        self._vfio_type(spec, state, t, busy=bool(mdevs))
+                        for t in spec.types if (name, t.id) not in failing)
+                    if len(types) < len(spec.types):
+                        unreadable.add(name)
+                    parents.append(model.ParentDevice(name, types, mdevs,
+                                                      physfn=physfn))
+                    continue
                 # A virtual function holds one vGPU at most.
                 full = spec.rule == 'sriov' and bool(mdevs)
                 types = tuple(
@@ -295,10 +411,53 @@ class SimulatedDriver(base.Driver):
         return model.HostSnapshot(parents=tuple(sorted(
             parents, key=lambda p: p.name)), unreadable=frozenset(unreadable))
 
+    def _vgpus(self, state, spec):
+        names = {name for name, _ in kernel_parents(spec)}
+        return [m for m in state['mdevs'] if m['parent'] in names]
+
+    def _vfio_type(self, spec, state, type_spec, busy):
+        """A type as the nvidia_vfio driver reports it with NVML: 1 on a
+        free virtual function whose GPU can take it now, else 0."""
+        shown = 0 if busy or vfio_where(
+            spec, self._vgpus(state, spec), type_spec) is None else 1
+        info = model.VgpuInfo(
+            framebuffer_mb=type_spec.size or None,
+            max_instance=type_spec.max if spec.rule == 'vfio' else None,
+            placement_size=type_spec.placement_size or None,
+            placement_ids=type_spec.placement_ids,
+            gi_profile=type_spec.gi_profile,
+            gi_count=spec.gpu_instances.get(type_spec.gi_profile, 0)
+            if type_spec.gi_profile else None)
+        return model.MdevType(type_spec.id, type_spec.name,
+                              type_spec.description, 'vfio-pci', shown, info)
+
+    def _create_vfio(self, state, spec, parent, type_id, mdev_uuid, target):
+        """nvidia/current_vgpu_type on the virtual function, errno for
+        errno as the vendor driver gives them."""
+        if any(m['uuid'] == mdev_uuid for m in state['mdevs']):
+            raise exceptions.MdevExists('create', target)
+        if any(m['parent'] == parent for m in state['mdevs']):
+            raise exceptions.VfOccupied('create', target)
+        type_spec = spec.type(type_id)
+        where = None if type_spec is None else vfio_where(
+            spec, self._vgpus(state, spec), type_spec)
+        if where is None:
+            raise exceptions.VgpuRefused('create', target)
+        placement, gi = where
+        state['mdevs'].append({'uuid': mdev_uuid, 'parent': parent,
+                               'type': type_id, 'placement': placement,
+                               'gi': gi})
+        state_file.write_json(self.state_path, state)
+
     @staticmethod
     def _shown(spec, existing, type_spec):
         count = available_instances(spec, existing, type_spec)
         return min(count, 1) if spec.rule == 'sriov' else count
+
+    def guest_gets_parent(self, parent):
+        spec = next((s for s in self.specs if any(
+            name == parent for name, _ in kernel_parents(s))), None)
+        return spec is not None and spec.rule in VENDOR_VFIO_RULES
 
     def create_mdev(self, parent, type_id, mdev_uuid):
         target = '%s of type %s on %s' % (mdev_uuid, type_id, parent)
@@ -306,6 +465,9 @@ class SimulatedDriver(base.Driver):
         with state_file.locked(self.state_path):
             state = self._load_state()
             spec = self._spec_of(state, parent)
+            if spec is not None and spec.rule in VENDOR_VFIO_RULES:
+                return self._create_vfio(state, spec, parent, type_id,
+                                         mdev_uuid, target)
             type_spec = spec.type(type_id) if spec else None
             if type_spec is None:
                 # Writing to a create file that does not exist.

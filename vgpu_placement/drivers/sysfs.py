@@ -6,8 +6,11 @@ A parent that exists but could not be read whole is named in the snapshot's
 ``unreadable``, so that nothing is concluded from what is missing there.
 Reads and writes stay inside ``[sysfs] root`` (links are resolved and
 checked, files opened without following a last link) and never block on
-something that is not a regular file. Writes validate every path component
-and go through os.open/os.write only.
+something that is not a regular file; they run in the agent's own process,
+unprivileged. Writes (create, remove, vgpu_params) are validated here and
+then done by the privileged entry points of vgpu_placement.privsep.sysfs,
+which validate them again and return the kernel's errno unchanged: the
+typed errors are the same as a direct write's.
 """
 import errno
 import logging
@@ -18,6 +21,9 @@ import stat
 from vgpu_placement.drivers import base
 from vgpu_placement import exceptions
 from vgpu_placement import model
+from vgpu_placement import privsep
+from vgpu_placement.privsep import sysfs as priv_sysfs
+from vgpu_placement import sysfs_paths
 
 LOG = logging.getLogger(__name__)
 
@@ -25,8 +31,8 @@ LOG = logging.getLogger(__name__)
 _VANISHED = (errno.ENOENT, errno.ENODEV, errno.ENOTDIR)
 # A FIFO or device in place of an attribute must not block the scan (nor
 # become our controlling terminal); a link in its place is not followed.
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
-_WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+_READ_FLAGS = sysfs_paths.READ_FLAGS
+_WRITE_FLAGS = sysfs_paths.WRITE_FLAGS
 # Placement's integers are 32-bit signed: a larger count is not believed.
 _MAX_COUNT = 2 ** 31 - 1
 # ASCII only: str.isdigit() also takes '²', which int() then refuses.
@@ -49,10 +55,7 @@ def _skip_for(path, err):
     return _Skip('%s unreadable: %s' % (path, err.strerror))
 
 
-def _inside(path, real_root):
-    """True if path (already resolved) is real_root or under it."""
-    return path == real_root or path.startswith(
-        real_root.rstrip(os.sep) + os.sep)
+_inside = sysfs_paths.inside
 
 
 def _read_text(path):
@@ -120,6 +123,7 @@ class SysfsDriver(base.Driver):
     def __init__(self, conf):
         super().__init__(conf)
         self.root = conf.sysfs.root
+        privsep.configure(conf)     # [privsep_sysfs]: who does the writes
         self.bus_dir = os.path.join(self.root, 'class', 'mdev_bus')
         # A type's name, description and device_api never change while its
         # directory lives; the kernel makes a new directory (a new inode,
@@ -307,30 +311,16 @@ class SysfsDriver(base.Driver):
                               available)
 
     # -- changes ---------------------------------------------------------
-    def _write(self, path, value, action, target):
-        """One write(2) to an attribute inside the root. The directories
-        on the way are links in sysfs (class/mdev_bus/<parent>,
-        bus/mdev/devices/<uuid>): resolved and checked; the file itself
-        is not followed and must be a regular file (no blocking on a
-        FIFO)."""
-        real = os.path.join(os.path.realpath(os.path.dirname(path)),
-                            os.path.basename(path))
-        if not _inside(real, os.path.realpath(self.root)):
-            raise exceptions.MdevError(action, target, '%s leads outside '
-                                       '[sysfs] root %s' % (path, self.root))
+    @staticmethod
+    def _privileged(write, action, target, *args):
+        """Run one privileged write; its refusals and the kernel's errno
+        become the typed errors (errno for errno)."""
         try:
-            fd = os.open(real, _WRITE_FLAGS)
+            write(*args)
+        except sysfs_paths.RefusedWrite as e:
+            raise exceptions.MdevError(action, target, str(e))
         except OSError as e:
             raise exceptions.mdev_error_from_errno(e, action, target)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise exceptions.MdevError(action, target,
-                                           '%s is not a regular file' % path)
-            os.write(fd, value.encode())
-        except OSError as e:
-            raise exceptions.mdev_error_from_errno(e, action, target)
-        finally:
-            os.close(fd)
 
     def create_mdev(self, parent, type_id, mdev_uuid):
         mdev_uuid = base.checked_uuid(mdev_uuid, 'create', 'mdev on %s'
@@ -339,16 +329,16 @@ class SysfsDriver(base.Driver):
             if not model.is_valid_name(value):
                 raise exceptions.InvalidMdevRequest(
                     'create', '%s %r' % (what, value), 'not a device name')
-        path = os.path.join(self.bus_dir, parent, 'mdev_supported_types',
-                            type_id, 'create')
-        self._write(path, mdev_uuid, 'create',
-                    '%s of type %s on %s' % (mdev_uuid, type_id, parent))
+        self._privileged(priv_sysfs.create_mdev, 'create',
+                         '%s of type %s on %s' % (mdev_uuid, type_id, parent),
+                         os.path.abspath(self.root), parent, type_id,
+                         mdev_uuid)
 
     def remove_mdev(self, mdev_uuid):
         mdev_uuid = base.checked_uuid(mdev_uuid, 'remove', 'mdev')
-        path = self._device_dir(mdev_uuid)
-        self._write(os.path.join(path, 'remove'), '1', 'remove',
-                    'mdev ' + mdev_uuid)
+        self._privileged(priv_sysfs.remove_mdev, 'remove',
+                         'mdev ' + mdev_uuid, os.path.abspath(self.root),
+                         mdev_uuid, self._mdev_parent(mdev_uuid))
 
     def boot_id(self):
         try:
@@ -372,24 +362,24 @@ class SysfsDriver(base.Driver):
             raise exceptions.InvalidMdevRequest(
                 'set vendor parameters on', 'mdev ' + mdev_uuid,
                 'not allowed for type %s' % type_id)
-        value = ' '.join('%s=%d' % (k, int(v))
-                         for k, v in sorted(params.items()))
-        self._write(os.path.join(self._device_dir(mdev_uuid), 'nvidia',
-                                 'vgpu_params'), value,
-                    'set vendor parameters on', 'mdev ' + mdev_uuid)
+        self._privileged(priv_sysfs.set_vgpu_params,
+                         'set vendor parameters on', 'mdev ' + mdev_uuid,
+                         os.path.abspath(self.root), mdev_uuid,
+                         {k: int(v) for k, v in params.items()},
+                         self._mdev_parent(mdev_uuid))
 
-    def _device_dir(self, mdev_uuid):
-        bus_path = os.path.join(self.root, 'bus', 'mdev', 'devices', mdev_uuid)
-        if os.path.isdir(bus_path):
-            return bus_path
-        # A copied tree may lack bus/mdev: the device also sits under its
-        # parent, as the kernel lays it out.
+    def _mdev_parent(self, mdev_uuid):
+        """None when bus/mdev/devices/<uuid> is there (the kernel's way);
+        in a copied tree without it, the parent holding the mdev."""
+        if os.path.isdir(os.path.join(self.root, 'bus', 'mdev', 'devices',
+                                      mdev_uuid)):
+            return None
         try:
             names = sorted(os.listdir(self.bus_dir))
         except OSError:
             names = []
         for name in names:
-            candidate = os.path.join(self.bus_dir, name, mdev_uuid)
-            if model.is_valid_name(name) and os.path.isdir(candidate):
-                return candidate
-        return bus_path
+            if model.is_valid_name(name) and os.path.isdir(
+                    os.path.join(self.bus_dir, name, mdev_uuid)):
+                return name
+        return None

@@ -6,7 +6,13 @@ doc/source/reference/placement.rst, 'The embedded Placement'): one
 Placement database per process (oslo.db's facade is configured once), and
 SQLite must never serve two requests at once, so every request goes through
 one lock.
+
+The server is the optional extra 'embedded' (openstack-placement,
+SQLAlchemy, wsgi-intercept and what they pull in): this module imports it
+only inside start(), and check_installed() says in one line what to
+install when it is missing. Importing this module costs keystoneauth1 only.
 """
+import importlib.util
 import logging
 import os
 import threading
@@ -21,6 +27,28 @@ LOG = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _started = {}            # database path -> (endpoint url, wsgi app)
+
+EXTRA = 'vgpu-placement[embedded]'
+# Top-level modules of the extra that this module imports (directly, or
+# SQLAlchemy through Placement's database layer).
+SERVER_MODULES = ('placement', 'sqlalchemy', 'wsgi_intercept')
+
+
+def missing_modules():
+    """The server modules that cannot be imported here (none imported)."""
+    return [name for name in SERVER_MODULES
+            if importlib.util.find_spec(name) is None]
+
+
+def check_installed():
+    """Raise ConfigError naming the extra if the server is not installed."""
+    missing = missing_modules()
+    if missing:
+        raise exceptions.ConfigError(
+            '[embedded_placement] enabled',
+            'true, but the embedded Placement is not installed (no module '
+            '%s)' % ', '.join(missing),
+            "install it with: pip install '%s'" % EXTRA)
 
 
 class _SerializedApp:
@@ -68,6 +96,7 @@ def start(database, tuned=True):
     tuned=False leaves Placement's candidate options at their defaults
     (for benchmarks comparing the two).
     """
+    check_installed()
     from wsgi_intercept import interceptor
 
     database = os.path.abspath(database)

@@ -1,0 +1,429 @@
+"""The project's compute driver in nova-compute, through Nova's whole stack.
+
+Each test runs servers through Nova's API, scheduler, conductor and
+nova-compute with ``[DEFAULT] compute_driver =
+vgpu_placement.VgpuPlacementLibvirtDriver`` and a project config of its
+own per host (``driver = libvirt`` on Nova's fake libvirt connection), and
+checks after each operation the mdevs on the fake host(s) and the
+allocations in Placement. Flavors are what ``vgpu-placement flavor-spec``
+prints (vgpu_placement.flavor).
+
+GPUs: one pool of 4 units per GPU; acme-1 takes 1 unit, acme-2 takes 2
+(the capacity is inferred from the empty GPU: acme-1 shows 4, acme-2
+shows 2), so creating one type shrinks the other.
+"""
+import os
+
+import fixtures
+from oslo_utils import uuidutils
+
+from tests.nova import base
+from tests.nova import fakemdev
+import vgpu_placement.nova
+from vgpu_placement import flavor as flavor_mod
+from vgpu_placement import host as host_mod
+
+GPU1, GPU2 = '0000:81:00.0', '0000:81:01.0'
+
+
+def acme_gpu(address):
+    return base.pool_gpu(address, {'fb': 4},
+                         {'acme-1': {'fb': 1}, 'acme-2': {'fb': 2}})
+
+
+CONFIG = """[DEFAULT]
+driver = libvirt
+state_path = %(state)s
+
+[sysfs]
+root = %(sysfs)s
+boot_id_file = %(boot_id)s
+"""
+
+
+class DriverTestBase(base.NovaVGPUTestCase):
+
+    COMPUTE_DRIVER = vgpu_placement.nova.COMPUTE_DRIVER
+
+    def setUp(self):
+        vgpu_placement.nova.register()
+        super().setUp()
+        # fakelibvirt lacks the flag the project's libvirt driver lists
+        # parents with (fakemdev.MdevConnection answers it).
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.'
+            'VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES',
+            fakemdev.LIST_CAP_MDEV_TYPES))
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.flavors = {}
+
+    # -- hosts ---------------------------------------------------------------
+    def _paths(self, hostname):
+        top = os.path.join(self.tmp, hostname)
+        return {'conf': os.path.join(top, 'vgpu-placement.conf'),
+                'state': os.path.join(top, 'state'),
+                'sysfs': os.path.join(top, 'sys'),
+                'boot_id': os.path.join(top, 'boot_id')}
+
+    def _use_config(self, hostname):
+        self.flags(config_file=self._paths(hostname)['conf'],
+                   group='vgpu_placement')
+
+    def start_host(self, hostname, gpus):
+        paths = self._paths(hostname)
+        os.makedirs(paths['sysfs'])
+        with open(paths['boot_id'], 'w') as f:
+            f.write(uuidutils.generate_uuid() + '\n')
+        with open(paths['conf'], 'w') as f:
+            f.write(CONFIG % paths)
+        self._use_config(hostname)
+        return self.start_vgpu_compute(hostname, gpus)
+
+    def restart_compute(self, hostname):
+        self._use_config(hostname)
+        return super().restart_compute(hostname)
+
+    def reboot_host(self, hostname, definitions=True, **kwargs):
+        """As base.reboot_host, with a new boot id and (definitions=False)
+        the mdev definitions lost too."""
+        with open(self._paths(hostname)['boot_id'], 'w') as f:
+            f.write(uuidutils.generate_uuid() + '\n')
+        conn = self.connection(hostname)
+        real = conn.reboot
+        conn.reboot = lambda autostart=False: real(
+            autostart=autostart, definitions=definitions)
+        try:
+            return super().reboot_host(hostname, **kwargs)
+        finally:
+            del conn.reboot
+
+    # -- flavors -------------------------------------------------------------
+    def flavor(self, hostname, type_id, count=1):
+        """A flavor with the extra specs flavor-spec prints for the type
+        on ``hostname``'s tree."""
+        key = (type_id, count)
+        if key not in self.flavors:
+            tree = self.computes[hostname].driver.vgpu_host.tree
+            builder = tree.builder
+            desired = builder.desired_tree(builder.discover())
+            specs = flavor_mod.extra_specs_for_type(
+                desired, type_id, count=count)['extra_specs']
+            self.flavors[key] = self._create_flavor(
+                extra_spec=specs, name='%s-x%d' % (type_id, count))
+        return self.flavors[key]
+
+    def boot(self, hostname, type_id, count=1, host=None,
+             expected_state='ACTIVE'):
+        return self._create_server(
+            image_uuid=base.IMAGE, flavor_id=self.flavor(
+                hostname, type_id, count), networks='none', host=host,
+            expected_state=expected_state)
+
+    # -- what a test reads ---------------------------------------------------
+    def rp(self, hostname, address):
+        return self._get_provider_uuid_by_name(
+            '%s_%s' % (hostname, fakemdev.libvirt_name(address)))
+
+    def mdevs_of(self, hostname):
+        """{uuid: (parent, type)} active on the fake host."""
+        return {u: (m['parent'], m['type'])
+                for u, m in self.host_mdevs(hostname).items()}
+
+    def vgpu_allocations(self, server_id):
+        """{rp uuid: {class: n}} of the server's allocations on GPUs."""
+        gpus = {rp for h in self.computes for rp in
+                self.provider_names(h) if rp != self.compute_rp_uuids[h]}
+        return {rp: r for rp, r in self.server_allocations(
+            server_id).items() if rp in gpus}
+
+    def expected(self, server_id, n=1):
+        return [host_mod.mdev_uuid_for(server_id, i) for i in range(n)]
+
+    def resources(self, hostname, type_id):
+        """{class: n} one vGPU of the type takes (its flavor's group)."""
+        tree = self.computes[hostname].driver.vgpu_host.tree
+        desired = tree.builder.desired_tree(tree.builder.discover())
+        out = flavor_mod.extra_specs_for_type(desired, type_id)
+        return {k.split(':', 1)[1]: int(v)
+                for k, v in out['extra_specs'].items()
+                if k.startswith('resources')}
+
+    def assert_server_vgpus(self, hostname, server, type_id, addresses):
+        """The server's mdevs are on the host, in its guest XML, with the
+        UUIDs derived from it, and its allocations are on those GPUs."""
+        want = self.expected(server['id'], len(addresses))
+        mdevs = self.mdevs_of(hostname)
+        self.assertEqual(sorted(want), sorted(
+            u for u in mdevs if u in want), mdevs)
+        self.assertEqual(sorted(addresses), sorted(
+            mdevs[u][0] for u in want))
+        self.assertEqual({type_id}, {mdevs[u][1] for u in want})
+        self.assertEqual(sorted(want), sorted(
+            self.guest_mdevs(hostname, server['id'])))
+        per_gpu = self.resources(hostname, type_id)
+        self.assertEqual(
+            {self.rp(hostname, a): per_gpu for a in addresses},
+            self.vgpu_allocations(server['id']))
+
+
+class BootDeleteTest(DriverTestBase):
+
+    def test_one_vgpu_then_two_on_different_gpus_then_delete(self):
+        self.start_host('host1', [acme_gpu(GPU1), acme_gpu(GPU2)])
+        one = self.boot('host1', 'acme-2')
+        (address,), = [[m[0] for m in self.mdevs_of('host1').values()]]
+        self.assert_server_vgpus('host1', one, 'acme-2', [address])
+        # Defined and autostarted, as Nova's own mdevs.
+        self.assertEqual({(True, True)}, {
+            (m['defined'], m['autostart'])
+            for m in self.host_mdevs('host1').values()})
+
+        two = self.boot('host1', 'acme-1', count=2)
+        self.assert_server_vgpus('host1', two, 'acme-1', [GPU1, GPU2])
+        self.assertEqual(3, len(self.mdevs_of('host1')))
+
+        self._delete_server(one)
+        self.assertEqual({}, self.server_allocations(one['id']))
+        self.assertEqual(sorted(self.expected(two['id'], 2)),
+                         sorted(self.mdevs_of('host1')))
+        self._delete_server(two)
+        self.assertEqual({}, self.mdevs_of('host1'))
+        # Undefined too: nothing comes back at the next boot.
+        self.assertEqual({}, self.defined_mdevs('host1'))
+        self.assertEqual({}, self.server_allocations(two['id']))
+        for usages in self.provider_usages('host1').values():
+            self.assertEqual({}, {rc: n for rc, n in usages.items() if n})
+
+    def test_reboots_keep_the_mdevs(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        server = self.boot('host1', 'acme-1')
+        before = self.mdevs_of('host1')
+        self._reboot_server(server, hard=False)
+        self.assertEqual(before, self.mdevs_of('host1'))
+        self._reboot_server(server, hard=True)
+        self.assertEqual(before, self.mdevs_of('host1'))
+        self.assert_server_vgpus('host1', server, 'acme-1', [GPU1])
+
+
+class FillOneGPUTest(DriverTestBase):
+
+    def _build_events(self, server):
+        events = []
+        for action in self.api.get_instance_actions(server['id']):
+            details = self.api.get_instance_action_details(
+                server['id'], action['request_id'])
+            events += [e['event'] for e in details.get('events', [])]
+        return events
+
+    def test_mixed_types_fill_the_gpu_without_reschedules(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        rp = self.rp('host1', GPU1)
+        # 4 units: one acme-2 (2 units) and two acme-1 (1 unit each).
+        servers = [self.boot('host1', 'acme-2'), self.boot('host1', 'acme-1'),
+                   self.boot('host1', 'acme-1')]
+        for server, type_id in zip(servers, ('acme-2', 'acme-1', 'acme-1')):
+            self.assert_server_vgpus('host1', server, type_id, [GPU1])
+        self.assertEqual({'acme-1': 0, 'acme-2': 0},
+                         self.available_instances('host1', GPU1))
+        # Placement refuses the next one of either type: NoValidHost.
+        for type_id in ('acme-1', 'acme-2'):
+            failed = self.boot('host1', type_id, expected_state='ERROR')
+            self.assertIn('No valid host', failed['fault']['message'])
+            # Refused by the scheduler, never tried on the compute.
+            self.assertNotIn('compute__do_build_and_run_instance',
+                             self._build_events(failed))
+            self.assertEqual({}, self.server_allocations(failed['id']))
+        # Every server was built once, on its first try.
+        for server in servers:
+            self.assertEqual(1, self._build_events(server).count(
+                'compute__do_build_and_run_instance'))
+        self.assertEqual(3, len(self.mdevs_of('host1')))
+        self._run_periodics()
+        self.assertEqual(3, len(self.mdevs_of('host1')))
+        inventory = self.provider_inventories('host1')[
+            'host1_' + fakemdev.libvirt_name(GPU1)]
+        usages = self._get_provider_usages(rp)
+        # Nothing left to claim: every class is used or reserved up.
+        for rc, inv in inventory.items():
+            self.assertEqual(inv['total'], inv['reserved'] + usages[rc],
+                             (rc, inventory, usages))
+
+
+class MoveTest(DriverTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.start_host('host1', [acme_gpu(GPU1)])
+        self.start_host('host2', [acme_gpu(GPU1)])
+
+    def migration_allocations(self, server):
+        migrations = self.api.get_migrations()
+        mig = [m for m in migrations if m['instance_uuid'] == server['id']]
+        return self.server_allocations(mig[-1]['uuid'])
+
+    def test_resize_to_another_host_then_confirm(self):
+        server = self.boot('host1', 'acme-1', host='host1')
+        src = self.expected(server['id'])
+        server = self._resize_server(server, self.flavor('host1', 'acme-2'))
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        self.assert_server_vgpus('host2', server, 'acme-2', [GPU1])
+        # The source keeps its mdev (a revert needs it), held by the
+        # migration's allocations.
+        self.assertEqual({src[0]: (GPU1, 'acme-1')}, self.mdevs_of('host1'))
+        self.assertIn(self.rp('host1', GPU1),
+                      self.migration_allocations(server))
+        self._confirm_resize(server)
+        self.assertEqual({}, self.mdevs_of('host1'))
+        self.assertEqual({}, self.defined_mdevs('host1'))
+        self.assert_server_vgpus('host2', server, 'acme-2', [GPU1])
+        self.assertEqual({}, self.migration_allocations(server))
+
+    def test_cold_migrate_then_revert(self):
+        server = self.boot('host1', 'acme-2', host='host1')
+        before = self.mdevs_of('host1')
+        server = self._migrate_server(server)
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        self.assert_server_vgpus('host2', server, 'acme-2', [GPU1])
+        self.assertEqual(before, self.mdevs_of('host1'))
+        server = self._revert_resize(server)
+        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual({}, self.mdevs_of('host2'))
+        self.assertEqual({}, self.defined_mdevs('host2'))
+        self.assertEqual(before, self.mdevs_of('host1'))
+        self.assert_server_vgpus('host1', server, 'acme-2', [GPU1])
+
+    def test_source_restart_while_a_resize_waits_keeps_its_mdevs(self):
+        """The migration holds the server's allocation on the source until
+        confirm or revert: a restart's reconcile must keep the mdev."""
+        server = self.boot('host1', 'acme-2', host='host1')
+        before = self.mdevs_of('host1')
+        server = self._migrate_server(server)
+        self.assertEqual({}, self.vgpu_allocations(server['id']).get(
+            self.rp('host1', GPU1), {}))
+        self.restart_compute('host1')
+        self.assertEqual(before, self.mdevs_of('host1'))
+        server = self._revert_resize(server)
+        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(before, self.mdevs_of('host1'))
+        self.assert_server_vgpus('host1', server, 'acme-2', [GPU1])
+
+    def test_cold_migrate_then_confirm(self):
+        server = self.boot('host1', 'acme-1', host='host1')
+        server = self._migrate_server(server)
+        self._confirm_resize(server)
+        self.assertEqual({}, self.mdevs_of('host1'))
+        self.assert_server_vgpus('host2', server, 'acme-1', [GPU1])
+
+    def test_live_migrate(self):
+        server = self.boot('host1', 'acme-2', host='host1')
+        server = self.live_migrate(server, 'host1', 'host2')
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual({}, self.mdevs_of('host1'))
+        self.assertEqual({}, self.defined_mdevs('host1'))
+        self.assert_server_vgpus('host2', server, 'acme-2', [GPU1])
+
+    def test_failed_live_migration_leaves_both_hosts_as_they_were(self):
+        server = self.boot('host1', 'acme-2', host='host1')
+        before = {h: self.mdevs_of(h) for h in ('host1', 'host2')}
+        allocations = self.server_allocations(server['id'])
+        seen = {}
+
+        def fail(domain, destination, params, flags):
+            # The destination's mdev was made before the migration began.
+            seen['dest'] = self.mdevs_of('host2')
+            conn = self.src.driver._host.get_connection()
+            conn.lookupByUUIDString(self.server['id']).fail_job()
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.migrateToURI3', fail))
+        server = self.live_migrate(server, 'host1', 'host2',
+                                   expected='failed')
+        self.assertEqual(
+            {host_mod.mdev_uuid_for(server['id'], 0): (GPU1, 'acme-2')},
+            seen['dest'])
+        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(before, {h: self.mdevs_of(h)
+                                  for h in ('host1', 'host2')})
+        self.assertEqual({}, self.defined_mdevs('host2'))
+        self.assertEqual(allocations, self.server_allocations(server['id']))
+        self.assert_server_vgpus('host1', server, 'acme-2', [GPU1])
+
+    def test_shelve_offload_then_unshelve(self):
+        server = self.boot('host1', 'acme-1', host='host1')
+        # [DEFAULT] shelved_offload_time = 0: offloaded at once.
+        self._shelve_server(server)
+        self._wait_for_server_parameter(server, {
+            'status': 'SHELVED_OFFLOADED', 'OS-EXT-SRV-ATTR:host': None})
+        self.assertEqual({}, self.mdevs_of('host1'))
+        self.assertEqual({}, self.server_allocations(server['id']))
+        server = self._unshelve_server(server)
+        host = server['OS-EXT-SRV-ATTR:host']
+        self.assert_server_vgpus(host, server, 'acme-1', [GPU1])
+        other = {'host1': 'host2', 'host2': 'host1'}[host]
+        self.assertEqual({}, self.mdevs_of(other))
+
+
+class ComputeRestartTest(DriverTestBase):
+
+    def test_restart_keeps_everything(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        server = self.boot('host1', 'acme-2')
+        before = (self.mdevs_of('host1'),
+                  self.server_allocations(server['id']))
+        self.restart_compute('host1')
+        self.assertEqual(before, (self.mdevs_of('host1'),
+                                  self.server_allocations(server['id'])))
+        self.assert_server_vgpus('host1', server, 'acme-2', [GPU1])
+
+    def test_host_reboot_recreates_the_mdevs_with_the_same_uuids(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        server = self.boot('host1', 'acme-1')
+        other = self.boot('host1', 'acme-2')
+        before = self.mdevs_of('host1')
+        # mdevctl's definitions lost too: only the ledger knows them.
+        self.reboot_host('host1', definitions=False)
+        self.assertEqual(before, self.mdevs_of('host1'))
+        for srv, type_id in ((server, 'acme-1'), (other, 'acme-2')):
+            srv = self._wait_for_state_change(srv, 'ACTIVE')
+            self.assert_server_vgpus('host1', srv, type_id, [GPU1])
+            dom = self.connection('host1').lookupByUUIDString(srv['id'])
+            self.assertTrue(dom.isActive())
+
+    def test_host_reboot_with_definitions_kept(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        server = self.boot('host1', 'acme-2')
+        before = self.mdevs_of('host1')
+        self.reboot_host('host1', definitions=True)
+        self.assertEqual(before, self.mdevs_of('host1'))
+        self.assert_server_vgpus('host1', server, 'acme-2', [GPU1])
+
+
+class EvacuateTest(DriverTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.start_host('host1', [acme_gpu(GPU1)])
+        self.start_host('host2', [acme_gpu(GPU1)])
+
+    def test_evacuate_then_the_old_host_comes_back(self):
+        server = self.boot('host1', 'acme-2', host='host1')
+        old = self.mdevs_of('host1')
+        service = self.admin_api.get_services(
+            host='host1', binary='nova-compute')[0]
+        self.computes['host1'].stop()
+        self.admin_api.put_service(service['id'], {'forced_down': 'true'})
+        # Microversion latest (>= 2.95): evacuated servers arrive stopped.
+        server = self._evacuate_server(server, expected_host='host2')
+        self.assertEqual(old, self.mdevs_of('host2'))
+        self.assertEqual(list(old), self.guest_mdevs('host2', server['id']))
+        # The old host is down: its mdev is still there, and Nova keeps
+        # the server's allocations there until that host cleans up.
+        self.assertEqual(old, self.mdevs_of('host1'))
+        self.assertEqual({self.rp('host1', GPU1), self.rp('host2', GPU1)},
+                         set(self.vgpu_allocations(server['id'])))
+        self.restart_compute('host1')
+        self.admin_api.put_service(service['id'], {'forced_down': 'false'})
+        # Its cleanup of the evacuated server frees the mdev.
+        self.assertEqual({}, self.mdevs_of('host1'))
+        self.assertEqual({}, self.defined_mdevs('host1'))
+        self.assert_server_vgpus('host2', server, 'acme-2', [GPU1])

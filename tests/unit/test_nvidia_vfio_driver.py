@@ -1,0 +1,261 @@
+"""The nvidia_vfio driver on real directory trees of the vendor-specific
+VFIO layout (tests/nvidia_vfio_tree.py); only the kernel module's reaction
+to a current_vgpu_type write is faked, errno for errno."""
+import logging
+import os
+import types
+import uuid
+
+import pytest
+
+from tests.conftest import make_conf
+from tests import nvidia_vfio_tree
+from tests import sysfs_tree
+from vgpu_placement import capacity
+from vgpu_placement.drivers import nvidia_vfio
+from vgpu_placement.drivers import nvml as nvml_mod
+from vgpu_placement.drivers import simulated
+from vgpu_placement import exceptions
+from vgpu_placement import model
+from vgpu_placement import profiles
+
+PF = '0000:26:00.0'
+VFS = ['0000:26:00.4', '0000:26:00.5', '0000:26:00.6', '0000:26:00.7']
+# reference/nvidia-vgpu.md 4.2a: an L40S VF, byte-exact.
+L40S_CAPTURE = '''ID    : vGPU Name
+1145  : NVIDIA L40S-1B
+1146  : NVIDIA L40S-2B
+1147  : NVIDIA L40S-1Q
+1148  : NVIDIA L40S-2Q
+1149  : NVIDIA L40S-3Q
+1150  : NVIDIA L40S-4Q
+1151  : NVIDIA L40S-6Q
+1152  : NVIDIA L40S-8Q
+1153  : NVIDIA L40S-12Q
+1154  : NVIDIA L40S-16Q
+1155  : NVIDIA L40S-24Q
+1156  : NVIDIA L40S-48Q
+1157  : NVIDIA L40S-1A
+1158  : NVIDIA L40S-2A
+1159  : NVIDIA L40S-3A
+1160  : NVIDIA L40S-4A
+1161  : NVIDIA L40S-6A
+1162  : NVIDIA L40S-8A
+1163  : NVIDIA L40S-12A
+1164  : NVIDIA L40S-16A
+1165  : NVIDIA L40S-24A
+1166  : NVIDIA L40S-48A
+2164  : NVIDIA L40S-3B
+'''
+
+
+def no_nvml():
+    def importer():
+        raise ImportError('No module named pynvml')
+    return nvml_mod.Nvml(importer)
+
+
+def driver_for(tmp_path, nvml=None):
+    boot = tmp_path / 'boot_id'
+    if not boot.exists():
+        boot.write_text('boot-1\n')
+    return nvidia_vfio.NvidiaVfioDriver(make_conf(
+        driver='nvidia_vfio', sysfs__root=str(tmp_path / 'sys'),
+        sysfs__boot_id_file=str(boot), state_path=str(tmp_path / 'state')),
+        nvml=nvml or no_nvml())
+
+
+def l40s_host(tmp_path, profile='nvidia-l40s-vfio', monkeypatch=None):
+    tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
+    tree.add_gpu(PF, VFS, L40S_CAPTURE)
+    [spec], _ = simulated.load_profile(profiles.find(profile))
+    module = nvidia_vfio_tree.FakeModule(tree, spec, VFS)
+    if monkeypatch is not None:
+        module.install(monkeypatch)
+    return tree, module
+
+
+def test_capture_reads_as_one_gpu_with_every_type(tmp_path):
+    tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
+    tree.add_gpu(PF, VFS, L40S_CAPTURE)
+    snap = model.group_virtual_functions(driver_for(tmp_path).discover())
+    [gpu] = snap.parents
+    assert gpu.name == PF and gpu.members == tuple(VFS)
+    assert len(gpu.types) == 23
+    t = gpu.type('nvidia-1154')
+    # Four free VFs list it; the name says 16 GB; 48 GB is the largest.
+    assert (t.name, t.available_instances) == ('NVIDIA L40S-16Q', 4)
+    assert t.description == 'framebuffer=16384M, max_instance=3'
+    model_, how = capacity.choose_model(gpu)
+    assert how == 'equal-size rule from type descriptions'
+    assert model_.free_after({}, ['nvidia-1154', 'nvidia-1145']) == {
+        'nvidia-1154': 3, 'nvidia-1145': 4}      # 4: the VFs
+    assert snap.warnings == ()
+
+
+def test_names_with_spaces_split_on_the_first_colon():
+    text = ('ID    : vGPU Name\n1561  : NVIDIA RTX Pro 6000 Blackwell '
+            'DC-1-24Q\n')
+    assert nvidia_vfio.parse_creatable(text, 'vf') == {
+        1561: 'NVIDIA RTX Pro 6000 Blackwell DC-1-24Q'}
+    assert nvidia_vfio.framebuffer_gb(
+        'NVIDIA RTX Pro 6000 Blackwell DC-1-24Q') == (24, True)
+
+
+def test_garbled_list_makes_the_gpu_unreadable(tmp_path):
+    tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
+    tree.add_gpu(PF, VFS, L40S_CAPTURE)
+    tree.write(VFS[2], 'creatable_vgpu_types', 'ID : vGPU Name\nbogus\n')
+    snap = model.group_virtual_functions(driver_for(tmp_path).discover())
+    assert snap.unreadable == frozenset([PF])
+    assert any('not "ID : name"' in w for w in snap.warnings)
+
+
+def test_create_and_remove_through_current_vgpu_type(tmp_path, monkeypatch):
+    tree, module = l40s_host(tmp_path, monkeypatch=monkeypatch)
+    driver = driver_for(tmp_path)
+    mdev = str(uuid.uuid4())
+    driver.create_mdev(VFS[0], 'nvidia-1150', mdev)
+    assert tree.read(VFS[0], 'current_vgpu_type') == '1150\n'
+    snap = model.group_virtual_functions(driver.discover())
+    [gpu] = snap.parents
+    assert [(m.uuid, m.type_id, m.parent) for m in gpu.mdevs] == [
+        (mdev, 'nvidia-1150', VFS[0])]
+    # Equal-size rule: only 4 GB types stay listed, on the free VFs; a
+    # type that left the list (full-card state) is still known by name.
+    assert gpu.type('nvidia-1150').available_instances == 3
+    assert gpu.type('nvidia-1152').available_instances == 0
+    # A second driver (another process) finds it by the same UUID.
+    assert mdev in {m.uuid for m in driver_for(tmp_path).discover().mdevs()}
+    driver.remove_mdev(mdev)
+    assert tree.read(VFS[0], 'current_vgpu_type') == '0\n'
+    assert driver.discover().mdevs() == []
+    state = tmp_path / 'state' / 'nvidia-vfio.json'
+    assert oct(os.stat(state).st_mode & 0o777) == '0o600'
+
+
+def test_errors_map_errno_for_errno(tmp_path, monkeypatch):
+    tree, module = l40s_host(tmp_path, monkeypatch=monkeypatch)
+    driver = driver_for(tmp_path)
+    first = str(uuid.uuid4())
+    driver.create_mdev(VFS[0], 'nvidia-1150', first)
+    # The resource manager refuses another size (EIO) ...
+    with pytest.raises(exceptions.VgpuRefused) as err:
+        driver.create_mdev(VFS[1], 'nvidia-1152', str(uuid.uuid4()))
+    assert str(err.value).endswith('(EIO)')
+    # ... a busy VF refuses a second vGPU (EPERM) ...
+    with pytest.raises(exceptions.VfOccupied) as err:
+        driver.create_mdev(VFS[0], 'nvidia-1150', str(uuid.uuid4()))
+    assert str(err.value).endswith('(EPERM)')
+    assert isinstance(err.value, exceptions.NoCapacity)
+    # ... nothing failed is remembered, the first vGPU is intact.
+    assert [m.uuid for m in driver.discover().mdevs()] == [first]
+    with pytest.raises(exceptions.MdevExists):
+        driver.create_mdev(VFS[1], 'nvidia-1150', first)
+    with pytest.raises(exceptions.InvalidMdevRequest):
+        driver.create_mdev(VFS[1], 'nvidia-x', str(uuid.uuid4()))
+    with pytest.raises(exceptions.MdevNotFound):
+        driver.remove_mdev(str(uuid.uuid4()))
+
+
+def test_someone_elses_vgpu_is_consumed_capacity_with_a_stable_uuid(
+        tmp_path, monkeypatch):
+    tree, module = l40s_host(tmp_path, monkeypatch=monkeypatch)
+    module.store(os.path.join(tree.device_dir(VFS[3]), 'nvidia',
+                              'current_vgpu_type'), b'1154')
+    a = driver_for(tmp_path).discover().mdevs()
+    b = driver_for(tmp_path).discover().mdevs()
+    assert [(m.type_id, m.parent) for m in a] == [('nvidia-1154', VFS[3])]
+    assert a == b
+
+
+def test_a_vgpu_made_where_ours_was_removed_behind_our_back_is_not_ours(
+        tmp_path, monkeypatch):
+    tree, module = l40s_host(tmp_path, monkeypatch=monkeypatch)
+    driver = driver_for(tmp_path)
+    ours = str(uuid.uuid4())
+    driver.create_mdev(VFS[0], 'nvidia-1150', ours)
+    attr = os.path.join(tree.device_dir(VFS[0]), 'nvidia',
+                        'current_vgpu_type')
+    # Someone writes 0, the scan sees it, then writes the same type again.
+    module.store(attr, b'0')
+    assert driver.discover().mdevs() == []
+    module.store(attr, b'1150')
+    [theirs] = driver_for(tmp_path).discover().mdevs()
+    assert (theirs.type_id, theirs.parent) == ('nvidia-1150', VFS[0])
+    assert theirs.uuid != ours
+    # Ours is still found while its VF holds it, whatever the scans.
+    mine = str(uuid.uuid4())
+    driver.create_mdev(VFS[1], 'nvidia-1150', mine)
+    for _ in range(2):
+        assert mine in {m.uuid for m in driver_for(tmp_path).discover()
+                        .mdevs()}
+
+
+def test_mdev_parents_and_vfio_gpus_on_one_host(tmp_path):
+    sysfs_tree.kernel_samples(tmp_path / 'sys')
+    tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
+    tree.add_gpu(PF, VFS, L40S_CAPTURE)
+    names = [p.name for p in model.group_virtual_functions(
+        driver_for(tmp_path).discover()).parents]
+    assert names == [PF, 'mbochs', 'mdpy', 'mtty']
+
+
+def test_without_nvml_it_is_said_once(tmp_path, caplog):
+    tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
+    tree.add_gpu(PF, VFS, L40S_CAPTURE)
+    driver = driver_for(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        driver.discover()
+        driver.discover()
+    said = [r.getMessage() for r in caplog.records if 'NVML' in
+            r.getMessage()]
+    assert len(said) == 1
+    assert 'pip install nvidia-ml-py' in said[0]
+
+
+class FakePynvml(types.SimpleNamespace):
+    """NVML as its header documents it, for one L40S in mixed-size mode
+    (the card cannot run here)."""
+
+
+def fake_pynvml(spec):
+    by_id = {int(t.id.split('-')[1]): t for t in spec.types}
+    placements = {i: types.SimpleNamespace(
+        placementSize=t.placement_size, placementIds=list(t.placement_ids),
+        count=len(t.placement_ids)) for i, t in by_id.items()}
+    return FakePynvml(
+        nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByPciBusId=lambda addr: 'h:' + addr,
+        nvmlDeviceGetVgpuHeterogeneousMode=lambda h: types.SimpleNamespace(
+            mode=1),
+        nvmlDeviceGetMigMode=lambda h: (0, 0),
+        nvmlDeviceGetSupportedVgpus=lambda h: sorted(by_id),
+        nvmlVgpuTypeGetName=lambda i: by_id[i].name.encode(),
+        nvmlVgpuTypeGetFramebufferSize=lambda i: by_id[i].size << 20,
+        nvmlVgpuTypeGetMaxInstances=lambda h, i: by_id[i].max,
+        nvmlVgpuTypeGetNumDisplayHeads=lambda i: 4,
+        nvmlVgpuTypeGetResolution=lambda i, d: (7680, 4320),
+        nvmlVgpuTypeGetFrameRateLimit=lambda i: 60,
+        nvmlDeviceGetVgpuTypeSupportedPlacements=lambda h, i: placements[i])
+
+
+def test_nvml_mixed_size_mode_gives_the_placement_model(tmp_path,
+                                                        monkeypatch):
+    tree, module = l40s_host(tmp_path, 'nvidia-l40s-vfio-mixed',
+                             monkeypatch=monkeypatch)
+    nvml = nvml_mod.Nvml(lambda: fake_pynvml(module.spec))
+    driver = driver_for(tmp_path, nvml)
+    driver.create_mdev(VFS[0], 'nvidia-1152', str(uuid.uuid4()))   # 8Q
+    [gpu] = model.group_virtual_functions(driver.discover()).parents
+    assert [m.placement_id for m in gpu.mdevs] == [0]
+    chosen, how = capacity.choose_model(gpu)
+    assert how == 'mixed-size placements'
+    free = chosen.free_after({'nvidia-1152': 1},
+                             ['nvidia-1154', 'nvidia-1150', 'nvidia-1156'])
+    # 16Q at 0 overlaps the 8Q: only 32 is left; 4Q: 6 of 8 IDs free,
+    # capped by the 3 free VFs; 48Q: none.
+    assert free == {'nvidia-1154': 1, 'nvidia-1150': 3, 'nvidia-1156': 0}
+    # What the fake kernel lists agrees for the types it still lists.
+    assert gpu.type('nvidia-1154').available_instances == 3
+    assert gpu.type('nvidia-1156').available_instances == 0

@@ -1,0 +1,339 @@
+"""nova-compute's libvirt driver with the project's vGPUs.
+
+``[DEFAULT] compute_driver = vgpu_placement.VgpuPlacementLibvirtDriver``
+(published as ``nova.virt.vgpu_placement``, see vgpu_placement.nova) and
+``[vgpu_placement] config_file`` in nova.conf. Nova's own vGPU support
+(``[devices] enabled_mdev_types``) must be off: the project reports and
+creates every vGPU of the host.
+
+What it changes in Nova 34's LibvirtDriver, and nothing else:
+
+* ``update_provider_tree``: Nova's tree, then the project's children
+  (inventories with the capacity model's ``reserved``, traits, counter
+  classes), written by Nova's report client;
+* the mdevs of a server come from ``host.Host.realize`` (UUIDs derived
+  from the instance, two-phase ledger, per-parent locks, vendor
+  parameters): on spawn (boot, rebuild, evacuate, unshelve), on the
+  destination of a resize or cold migration (finish_migration) and of a
+  live migration (before it starts, check_source_migrate_data_at_dest);
+* ``Host.free`` when the guest leaves this host for good: destroy
+  (delete, shelve offload, evacuated instance cleaned up, revert on the
+  destination, failed live migration on the destination), confirm of a
+  resize on the source, a live migration's end on the source. Reboots
+  (soft, hard, power off/on) keep them; a hard reboot makes sure they are
+  there first;
+* ``init_host``: after Nova's, ``Host.reconcile`` brings back the mdevs a
+  host reboot lost, with the same UUIDs, before Nova resumes the guests.
+"""
+import contextlib
+import threading
+
+from oslo_log import log as logging
+
+import nova.conf
+from nova import context as nova_context
+from nova import exception
+from nova import objects
+from nova.scheduler.client import report
+from nova.virt.libvirt import driver as libvirt_driver
+from nova.virt.libvirt import host as libvirt_host
+
+from vgpu_placement import drivers
+from vgpu_placement.drivers import libvirt as lv_driver
+from vgpu_placement import exceptions
+from vgpu_placement import host as host_mod
+from vgpu_placement.nova import config
+from vgpu_placement.nova import tree as tree_mod
+from vgpu_placement.placement import client as client_mod
+from vgpu_placement import tree_builder
+
+LOG = logging.getLogger(__name__)
+CONF = nova.conf.CONF
+config.register_nova_opts(CONF)
+
+
+def _resources(allocations):
+    """Nova's {rp: {'resources': {class: n}, ...}} -> {rp: {class: n}}."""
+    return {rp: dict(a.get('resources', {}))
+            for rp, a in (allocations or {}).items()}
+
+
+class _ReportClientAdapter:
+    """What PlacementClient asks of a keystoneauth Adapter, answered by
+    Nova's report client (its session, auth, endpoint and retries)."""
+
+    def request(self, path, method, microversion=None, raise_exc=False,
+                json=None):
+        client = report.report_client_singleton()
+        if method == 'GET':
+            return client.get(path, version=microversion)
+        if method == 'DELETE':
+            return client.delete(path, version=microversion)
+        return getattr(client, method.lower())(path, json,
+                                               version=microversion)
+
+    def get_endpoint(self):
+        return None
+
+
+class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
+    """Nova's libvirt driver; vGPUs by vgpu-placement (module docstring)."""
+
+    def __init__(self, virtapi, read_only=False):
+        if CONF.devices.enabled_mdev_types:
+            raise exception.InvalidConfiguration(
+                '[devices] enabled_mdev_types is %s: with compute_driver %s '
+                'vgpu-placement reports and creates the vGPUs of this host; '
+                'unset it (see the README, "With Nova")' % (
+                    ','.join(CONF.devices.enabled_mdev_types),
+                    CONF.compute_driver))
+        super().__init__(virtapi, read_only)
+        self._local = threading.local()
+        self._vp = None                 # set up by init_host
+        # Instances live-migrated away, freed at their source cleanup.
+        self._migrated_away = set()
+
+    # -- setting up -----------------------------------------------------
+    def _vp_setup(self):
+        """The project's conf, driver, tree and Host, on Nova's libvirt
+        connection (init_host has connected)."""
+        node = self._host.get_hostname()
+        try:
+            conf = config.load(CONF.vgpu_placement.config_file, node)
+            if conf.driver == 'libvirt':
+                # Looked up at each call: Nova reconnects on its own.
+                driver = lv_driver.LibvirtDriver(
+                    conf, get_connection=lambda: self._host.get_connection(),
+                    libvirt_module=libvirt_host.libvirt)
+            else:
+                driver = drivers.load_driver(conf.driver, conf)
+        except exceptions.VgpuPlacementError as e:
+            raise exception.InvalidConfiguration(str(e))
+        builder = tree_builder.TreeBuilder(conf, driver)
+        client = client_mod.PlacementClient(_ReportClientAdapter())
+        tree = tree_mod.NovaTree(builder, client, node,
+                                 migrations=self._migrations_in_progress)
+        self._vp = host_mod.Host(node, driver, tree, client, conf.state_path)
+        LOG.info('vgpu-placement: driver %s, state in %s, host %s',
+                 conf.driver, conf.state_path, node)
+
+    def _migrations_in_progress(self):
+        """{migration uuid: instance uuid} of the moves in progress on
+        this node (as source or destination)."""
+        context = nova_context.get_admin_context()
+        node = self._host.get_hostname()
+        return {m.uuid: m.instance_uuid for m in
+                objects.MigrationList.get_in_progress_by_host_and_node(
+                    context, CONF.host, node)}
+
+    @property
+    def vgpu_host(self):
+        """The project's host.Host of this compute node."""
+        if self._vp is None:
+            self._vp_setup()
+        return self._vp
+
+    def init_host(self, host):
+        super().init_host(host)
+        self._vp_setup()
+        self._reconcile()
+
+    def _reconcile(self):
+        tree = self.vgpu_host.tree
+        try:
+            if tree.refresh() is None:
+                LOG.info('vgpu-placement: no provider tree for %s in '
+                         'Placement yet: nothing to reconcile',
+                         tree.root_name)
+                return
+            summary = self.vgpu_host.reconcile()
+        except exceptions.VgpuPlacementError as e:
+            # Nova starts anyway; a guest whose mdev is missing fails to
+            # start with libvirt's "mediated device ... not found".
+            LOG.error('vgpu-placement: reconcile at start failed: %s', e)
+            return
+        done = {k: v for k, v in summary.items() if v}
+        if done:
+            LOG.info('vgpu-placement: reconcile at start: %s', done)
+
+    # -- reporting --------------------------------------------------------
+    def update_provider_tree(self, provider_tree, nodename,
+                             allocations=None):
+        super().update_provider_tree(provider_tree, nodename,
+                                     allocations=allocations)
+        vp = self.vgpu_host
+        builder = vp.tree.builder
+        snapshot = builder.discover()
+        desired = builder.desired_tree(snapshot)
+        if allocations is None:
+            vp.tree.refresh()
+        cached = vp.tree.cache.children()
+
+        def usages_of(name, rp_uuid):
+            if allocations is not None:
+                return tree_mod.usages_from_allocations(
+                    allocations, [rp_uuid])[rp_uuid]
+            child = desired.child(name)
+            if child is not None:
+                return vp.tree.usages(child)
+            found = cached.get(name)
+            return found[1].usages if found else {}
+
+        tree_mod.put_tree(provider_tree, nodename, desired, usages_of)
+
+    # -- realize ------------------------------------------------------------
+    @contextlib.contextmanager
+    def _consumer(self, instance):
+        """Tells _allocate_mdevs (which Nova calls with allocations only)
+        whose mdevs these are."""
+        self._local.consumer = instance.uuid
+        try:
+            yield
+        finally:
+            self._local.consumer = None
+
+    def _realize(self, consumer, allocations):
+        """The consumer's mdev UUIDs on this host ([] when its
+        allocations hold no vGPU of ours)."""
+        resources = _resources(allocations)
+        is_ours = self.vgpu_host.tree.is_ours()
+        if not any(is_ours(rp) and any(r.values())
+                   for rp, r in resources.items()):
+            return []
+        try:
+            done = self.vgpu_host.realize(consumer, resources)
+        except exceptions.VgpuPlacementError as e:
+            raise exception.ComputeResourcesUnavailable(
+                reason='vGPU of %s: %s' % (consumer, e))
+        return [r.uuid for r in done]
+
+    def _allocate_mdevs(self, allocations):
+        if not allocations:
+            return []
+        consumer = getattr(self._local, 'consumer', None)
+        if consumer is None:
+            raise exception.NovaException(
+                'vgpu-placement: mdevs asked for without an instance')
+        return self._realize(consumer, allocations)
+
+    def spawn(self, context, instance, *args, **kwargs):
+        with self._consumer(instance):
+            return super().spawn(context, instance, *args, **kwargs)
+
+    def finish_migration(self, context, migration, instance, *args,
+                         **kwargs):
+        with self._consumer(instance):
+            return super().finish_migration(context, migration, instance,
+                                            *args, **kwargs)
+
+    def _hard_reboot(self, context, instance, *args, **kwargs):
+        # After a host reboot reconcile has brought them back; if not (it
+        # failed), realize them again before the guest is redefined.
+        if self.vgpu_host.ledger.records(instance.uuid):
+            try:
+                self.vgpu_host.realize(instance.uuid)
+            except exceptions.VgpuPlacementError as e:
+                LOG.warning('vgpu-placement: mdevs of %s before the hard '
+                            'reboot: %s', instance.uuid, e)
+        # Nova's hard reboot destroys the guest (keeping disks) and
+        # defines it again: its mdevs stay.
+        self._local.keeping = instance.uuid
+        try:
+            with self._consumer(instance):
+                return super()._hard_reboot(context, instance, *args,
+                                            **kwargs)
+        finally:
+            self._local.keeping = None
+
+    # -- free -----------------------------------------------------------------
+    def _free(self, instance):
+        try:
+            freed = self.vgpu_host.free(instance.uuid)
+        except exceptions.VgpuPlacementError as e:
+            # Kept in the ledger: reconcile removes it once the consumer
+            # holds no allocation here.
+            LOG.error('vgpu-placement: mdevs of %s not freed: %s',
+                      instance.uuid, e)
+            return
+        if freed:
+            LOG.info('vgpu-placement: freed mdevs %s of %s',
+                     ', '.join(freed), instance.uuid)
+
+    def destroy(self, context, instance, network_info, *args, **kwargs):
+        try:
+            return super().destroy(context, instance, network_info, *args,
+                                   **kwargs)
+        finally:
+            if getattr(self._local, 'keeping', None) != instance.uuid:
+                self._free(instance)
+
+    def confirm_migration(self, context, migration, instance, network_info):
+        super().confirm_migration(context, migration, instance,
+                                  network_info)
+        if migration.source_compute != migration.dest_compute:
+            self._free(instance)
+
+    # -- live migration ---------------------------------------------------
+    def check_source_migrate_data_at_dest(self, ctxt, instance,
+                                          migrate_data, migration, limits,
+                                          allocs):
+        src_types = migrate_data.source_mdev_types if (
+            'source_mdev_types' in migrate_data) else None
+        if not src_types:
+            return super().check_source_migrate_data_at_dest(
+                ctxt, instance, migrate_data, migration, limits, allocs)
+        # Nova's check, against the types this host reports.
+        reading = self.vgpu_host.tree.reading()
+        here = {t for child in reading.desired.children
+                for t in child.plan.classes}
+        if not set(src_types.values()) <= here:
+            raise exception.MigrationPreCheckError(reason=(
+                'Unable to migrate %s: source mdev types %s are not '
+                'reported by this compute: %s' % (
+                    instance.uuid, sorted(set(src_types.values())),
+                    sorted(here))))
+        try:
+            done = self.vgpu_host.realize(instance.uuid, _resources(allocs))
+        except exceptions.VgpuPlacementError as e:
+            raise exception.MigrationPreCheckError(
+                reason='vGPU of %s: %s' % (instance.uuid, e))
+        free = list(done)
+        target = {}
+        for src_uuid, src_type in sorted(src_types.items()):
+            match = next((r for r in free if r.type_id == src_type), None)
+            if match is None:
+                self._free(instance)
+                raise exception.MigrationPreCheckError(reason=(
+                    'Unable to migrate %s: source mdevs %s cannot all be '
+                    'matched by type here: %s' % (
+                        instance.uuid, sorted(src_types),
+                        [(r.uuid, r.type_id) for r in done])))
+            free.remove(match)
+            target[src_uuid] = match.uuid
+        migrate_data.target_mdevs = target
+        return migrate_data
+
+    def post_live_migration_at_source(self, context, instance,
+                                      network_info):
+        super().post_live_migration_at_source(context, instance,
+                                              network_info)
+        # Freed by the cleanup() that follows on the source, once the
+        # domain is gone (a guest still holding an mdev makes it busy).
+        self._migrated_away.add(instance.uuid)
+
+    def cleanup(self, context, instance, network_info, *args, **kwargs):
+        try:
+            return super().cleanup(context, instance, network_info, *args,
+                                   **kwargs)
+        finally:
+            if instance.uuid in self._migrated_away:
+                self._migrated_away.discard(instance.uuid)
+                self._free(instance)
+
+    def rollback_live_migration_at_destination(self, context, instance,
+                                               *args, **kwargs):
+        try:
+            return super().rollback_live_migration_at_destination(
+                context, instance, *args, **kwargs)
+        finally:
+            self._free(instance)

@@ -1,0 +1,164 @@
+"""The project's provider tree inside nova-compute.
+
+``put_tree`` writes the desired tree into the ProviderTree Nova hands
+``update_provider_tree`` (Nova's report client then writes Placement: it is
+the only writer on a Nova host). ``NovaTree`` is the tree a ``host.Host``
+reads there (see host.Host's docstring): Placement's view of this host's
+providers, read, never written, through placement.sync.TreeSync into a
+ProviderCache kept in memory.
+"""
+import logging
+import threading
+
+from vgpu_placement import host as host_mod
+from vgpu_placement.placement import cache as cache_mod
+from vgpu_placement.placement import sync
+from vgpu_placement import provider_tree as ptree
+from vgpu_placement import traits as traits_mod
+
+LOG = logging.getLogger(__name__)
+
+
+def usages_from_allocations(allocations, uuids):
+    """{provider uuid: {class: used}} from Nova's reshape allocations
+    ({consumer: {'allocations': {rp: {'resources': {...}}}}})."""
+    used = {u: {} for u in uuids}
+    for consumer in (allocations or {}).values():
+        for rp, alloc in consumer.get('allocations', {}).items():
+            if rp in used:
+                for rc, n in alloc.get('resources', {}).items():
+                    used[rp][rc] = used[rp].get(rc, 0) + n
+    return used
+
+
+def put_tree(provider_tree, nodename, desired, usages_of):
+    """Make ``provider_tree`` (nova.compute.provider_tree.ProviderTree)
+    hold ``desired`` (provider_tree.DesiredTree) under ``nodename``.
+
+    ``usages_of(name, uuid)`` gives what Placement has granted on a child
+    ({class: used}). A child whose name exists keeps its uuid (Nova made
+    it, or an earlier report). Children of ours not desired any more are
+    retired (in-use classes closed, RETIRED trait) while in use, else
+    removed (Nova's report client deletes them). Children of parents not
+    read whole are left as they are. Returns {child name: uuid} of ours.
+    """
+    ours = {}
+    for child in desired.children:
+        if child.name in desired.unknown:
+            if provider_tree.exists(child.name):
+                ours[child.name] = provider_tree.data(child.name).uuid
+            continue
+        if not provider_tree.exists(child.name):
+            provider_tree.new_child(child.name, nodename, uuid=child.uuid)
+        data = provider_tree.data(child.name)
+        inventories = child.inventories(usages_of(child.name, data.uuid),
+                                        data.inventory)
+        provider_tree.update_inventory(child.name, {
+            rc: inv.as_dict() for rc, inv in inventories.items()})
+        provider_tree.update_traits(child.name, sorted(child.traits))
+        ours[child.name] = data.uuid
+    root = provider_tree.data(nodename)
+    for rp_uuid in provider_tree.get_provider_uuids(nodename):
+        if rp_uuid == root.uuid:
+            continue
+        data = provider_tree.data(rp_uuid)
+        if data.name in ours or data.name in desired.unknown or \
+                traits_mod.MANAGED not in data.traits or \
+                data.parent_uuid != root.uuid:
+            continue
+        used = usages_of(data.name, data.uuid)
+        if any(used.values()):
+            provider_tree.update_inventory(data.uuid, {
+                rc: inv.as_dict() for rc, inv in ptree.keep_in_use(
+                    {}, used, data.inventory).items()})
+            provider_tree.update_traits(
+                data.uuid, sorted(set(data.traits) | {traits_mod.RETIRED}))
+            ours[data.name] = data.uuid
+            LOG.info('provider %s retired: its device is gone or no longer '
+                     'reported, kept closed while in use', data.name)
+        else:
+            LOG.info('provider %s removed: its device is gone or no longer '
+                     'reported', data.name)
+            provider_tree.remove(data.uuid)
+    return ours
+
+
+class NovaTree:
+    """The tree as host.Host needs it, where Nova's report client writes
+    it: read from Placement (read-only) into an in-memory ProviderCache.
+
+    ``builder`` (tree_builder.TreeBuilder) reads the host, ``client`` (a
+    PlacementClient) Placement, ``root_name`` is Nova's node name.
+    """
+
+    def __init__(self, builder, client, root_name, migrations=dict):
+        self.builder = builder
+        self.client = client
+        self.root_name = root_name
+        # () -> {migration uuid: instance uuid} of the moves in progress
+        # on this host: a migration holds its instance's allocations on
+        # the source until the move is confirmed or reverted.
+        self.migrations = migrations
+        # In memory only: the endpoint is Nova's business.
+        self.cache = cache_mod.ProviderCache('nova-compute')
+        self._just_read = set()
+        # Spawns and the resource tracker's period read it concurrently.
+        self._lock = threading.Lock()
+
+    def refresh(self):
+        """Read Placement's tree (changed providers only); the root's uuid,
+        or None when Nova has not created it yet."""
+        with self._lock:
+            tree_sync = sync.TreeSync(self.client, self.cache)
+            root = tree_sync.refresh(self.root_name, create_root=False)
+            self._just_read = tree_sync.just_read
+            return root
+
+    def usages(self, child):
+        """{class: used} Placement holds on the desired ``child``.
+
+        From the tree just read, but read again when the child has claims
+        not realized yet, as placement.sync does: a release (DELETE
+        /allocations) does not bump a provider's generation."""
+        found = self.cache.children().get(child.name)
+        if found is None:
+            return {}
+        rp_uuid, cached = found
+        if rp_uuid in self._just_read or not any(
+                child.plan.pending(cached.usages).values()):
+            return cached.usages
+        return self.client.get(
+            '/resource_providers/%s/usages' % rp_uuid)['usages']
+
+    def reading(self, held=()):
+        if not (held and self.cache.root_uuid and
+                all(rp in self.cache for rp in held)):
+            self.refresh()
+        snapshot = self.builder.discover()
+        desired = self.builder.desired_tree(snapshot)
+        placed = {name: (rp_uuid, provider.managed) for name, (
+            rp_uuid, provider) in self.cache.children().items()}
+        return host_mod.TreeReading(snapshot, desired, placed,
+                                    self.builder.policies(snapshot))
+
+    def changed(self):
+        """Nothing to do: Nova's resource tracker reports the tree on its
+        period, and the counters Placement holds already account for a
+        claim whose mdev was just made or freed."""
+
+    def stand_ins(self):
+        return self.migrations()
+
+    def is_ours(self):
+        """A predicate on provider uuids: a child of this host's tree that
+        the project manages (the tree is read once if it does not know
+        the provider)."""
+        refreshed = []
+
+        def is_ours(rp_uuid):
+            if rp_uuid not in self.cache and not refreshed:
+                refreshed.append(True)
+                self.refresh()
+            provider = self.cache.get(rp_uuid)
+            return bool(provider and provider.parent and provider.managed)
+        return is_ours

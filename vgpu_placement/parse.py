@@ -1,0 +1,26 @@
+"""Small text formats read in more than one place, parsed once here."""
+import re
+
+# Placement's rule for custom resource classes and traits.
+_CUSTOM_NAME_RE = re.compile(r'CUSTOM_[A-Z0-9_]+', re.ASCII)
+CUSTOM_NAME_MAX = 255
+# The framebuffer a type's description states: NVIDIA's
+# "framebuffer=1024M, ..." or mbochs' "64 MB video memory". ASCII digits
+# only (int() also takes other scripts' digits).
+_FRAMEBUFFER_RES = (re.compile(r'\bframebuffer=([0-9]{1,10})M\b'),
+                    re.compile(r'\b([0-9]{1,10})\s*MB video memory'))
+
+
+def is_custom_name(name):
+    """True for a name Placement accepts as a custom class or trait."""
+    return isinstance(name, str) and len(name) <= CUSTOM_NAME_MAX and \
+        bool(_CUSTOM_NAME_RE.fullmatch(name))
+
+
+def framebuffer_mb(description):
+    """The framebuffer size in MB a type's description states, or None."""
+    for pattern in _FRAMEBUFFER_RES:
+        found = pattern.search(description or '')
+        if found:
+            return int(found.group(1))
+    return None
