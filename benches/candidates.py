@@ -40,7 +40,8 @@ swapping.
 
     python3 benches/candidates.py              # ~4 min on 2 cores
     python3 benches/candidates.py --layout agent   # the agent's trees
-    python3 benches/candidates.py --configs default,ours,tuned-naive,untuned-ours
+    python3 benches/candidates.py \\
+        --configs default,ours,tuned-naive,untuned-ours
 """
 import argparse
 import json

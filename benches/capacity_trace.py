@@ -158,7 +158,7 @@ class Profile:
 
     def room_for(self, mdevs, type_id):
         """True if some parent could still create type_id, given the mdevs
-        (model.Mdev) on the host: the simulated kernel's own check."""
+        (discovered.Mdev) on the host: the simulated kernel's own check."""
         for spec in self.specs:
             type_spec = spec.type(type_id)
             if type_spec is None:
@@ -174,7 +174,8 @@ class Profile:
         return False
 
     def units(self, mdevs):
-        """{label: [used, total]} for the mdevs (model.Mdev) on the host."""
+        """{label: [used, total]} for the mdevs (discovered.Mdev) on the
+        host."""
         out = collections.OrderedDict()
         for spec in self.specs:
             entry = out.setdefault(self.unit_label(spec), [0, 0])
@@ -282,7 +283,7 @@ def static_config_text(assignment):
     return '\n'.join(lines)
 
 
-# -- one trace against Placement ------------------------------------------------
+# -- one trace against Placement ----------------------------------------------
 
 def model_kind(model):
     if isinstance(model, capacity.Exclusive) and model.slots:
@@ -462,7 +463,7 @@ class TraceRun:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-# -- the run ---------------------------------------------------------------------
+# -- the run ------------------------------------------------------------------
 
 class Bench:
 
@@ -509,7 +510,7 @@ def print_profile(profile, plan, results, seeds, burst, elapsed):
                     for t, w in sorted(profile.mix.items()))
     print()
     print('== %s  (%s)' % (profile.name, os.path.relpath(profile.path,
-                                                          os.getcwd())))
+                                                         os.getcwd())))
     if profile.description:
         print('   host: %s' % profile.description)
     print('   mix:  %s' % mix)
@@ -586,7 +587,6 @@ def print_profile(profile, plan, results, seeds, burst, elapsed):
               % conflicts)
     print('   time: %.1f s for %d traces' % (
         elapsed, sum(len(c) for c in results.values())))
-
 
 
 def main(argv=None):

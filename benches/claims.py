@@ -594,12 +594,12 @@ def report(results, args):
     def paired(res, x, y):
         """Median over rounds of the round's claims/s ratio x/y."""
         return median([rx / ry for rx, ry in zip(res['rate'][x],
-                                                  res['rate'][y])])
+                                                 res['rate'][y])])
 
     def sustained(res):
         """Median over window pairs of (d)/(a) claims/s."""
         return median([d[0] / a[0] for a, d in zip(res['windows']['a'],
-                                                    res['windows']['d'])])
+                                                   res['windows']['d'])])
 
     print()
     print('Sustained: claims/s of one path claiming back to back for '

@@ -10,7 +10,7 @@ It holds:
 * figures: medians, percentiles, timing a call, key/value tables;
 * builders: an embedded Placement and its client, the ``[placement]``
   section of a remote one, a simulated host (configuration, Reporter and
-  Host), the body of a ``PUT /allocations``.
+  MdevManager), the body of a ``PUT /allocations``.
 
 Nothing here measures or decides anything: the scripts keep their own
 baselines, targets and table layouts.
@@ -192,7 +192,7 @@ def simulated_conf(profile, state_path, host, url=None, config_text='',
 
 
 def reporter_and_host(conf):
-    """(Reporter, Host) of one host, as vgpu-placement builds them."""
+    """(Reporter, MdevManager) of one host, as vgpu-placement builds them."""
     from vgpu_placement import standalone
     reporter = standalone.reporter_for(conf)
     return reporter, standalone.host_for(reporter)

@@ -33,11 +33,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from tests.conftest import make_conf  # noqa: E402
 from tests import sysfs_tree  # noqa: E402
+from vgpu_placement import capacity  # noqa: E402
+from vgpu_placement import discovered  # noqa: E402
 from vgpu_placement.drivers import sysfs  # noqa: E402
-from vgpu_placement import model  # noqa: E402
 from vgpu_placement import provider_tree  # noqa: E402
 from vgpu_placement import type_config  # noqa: E402
-from vgpu_placement import capacity  # noqa: E402
 
 VFS = 32
 SIZES_GB = (1, 2, 3, 4, 6, 8, 12, 16, 24, 48)
@@ -100,7 +100,7 @@ def read_only(root):
 
 
 def ours(conf, driver):
-    snapshot = model.group_virtual_functions(driver.discover())
+    snapshot = discovered.group_virtual_functions(driver.discover())
     policies = type_config.load_policies(conf, snapshot)
     return provider_tree.build_tree(
         'bench', snapshot, policies,

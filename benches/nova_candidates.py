@@ -52,8 +52,8 @@ import json
 import os
 import resource
 import select
-import signal
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -121,11 +121,11 @@ def _nova_queries(ks):
     """In Nova's virtualenv: {k: the query nova-scheduler sends}."""
     import warnings
     warnings.simplefilter('ignore')
-    from unittest import mock
     from nova import conf as nova_conf
     from nova import objects
     from nova.scheduler import request_filter
     from nova.scheduler import utils
+    from unittest import mock
     objects.register_all()
     nova_conf.CONF([], project='nova', default_config_files=[])
     out = {}

@@ -177,7 +177,8 @@ class Server:
 # -- our side (project's python) ------------------------------------------
 
 def write_profile(path):
-    lines = ['# bench: 8 T4-like cards, equal-size rule, four types', 'parents:']
+    lines = ['# bench: 8 T4-like cards, equal-size rule, four types',
+             'parents:']
     for gpu in GPUS:
         lines += ['  - name: "%s"' % gpu,
                   '    capacity: {rule: exclusive, errno: ENOSPC}',

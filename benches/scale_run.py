@@ -31,11 +31,12 @@ Per run:
      seconds (first reports staggered over one interval; a late report
      starts at once, missed ones are not caught up), run by a pool of
      --agent-threads threads per process;
-   * its compute service: ``host.Host`` objects over Reporters of their
-     own, realizing (``Host.realize``) and releasing (``Host.release``)
-     what the schedulers place on that host, up to --builds-per-host at
-     once (Nova's max_concurrent_builds; like concurrent ``vgpu-placement
-     realize`` commands), --compute-threads threads per process.
+   * its compute service: ``mdev_manager.MdevManager`` objects over
+     Reporters of their own, realizing (``MdevManager.realize``) and
+     releasing (``MdevManager.release``) what the schedulers place on
+     that host, up to --builds-per-host at once (Nova's
+     max_concurrent_builds; like concurrent ``vgpu-placement realize``
+     commands), --compute-threads threads per process.
    Registration is every host's first report.
 2. Steady load, --seconds: --schedulers processes loop: pick a type from the
    mix (the profile's ``bench: mix`` in benches/profiles, else every type
@@ -62,7 +63,7 @@ Per run:
    Placement's allocations on its providers against the instances the bench
    holds there, the mdevs of the simulated host and the ledger's records;
    each provider's usages against its mdevs (type classes and shared
-   counters); ``Host.reconcile()`` must find nothing to do. Then every
+   counters); ``MdevManager.reconcile()`` must find nothing to do. Then every
    instance is released and the cloud must be empty (no allocation, usage,
    mdev, ledger record or owed release left).
 

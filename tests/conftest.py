@@ -1,4 +1,5 @@
-"""Shared test helpers: a project ConfigOpts built like the commands build it."""
+"""Shared test helpers: a project ConfigOpts built like the commands build
+it."""
 import pytest
 
 # The one home of make_conf is the reusable fixtures module.

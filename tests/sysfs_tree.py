@@ -92,9 +92,11 @@ def kernel_samples(root):
         'mbochs-small': dict(available=64, name='mbochs-small',
                              description='virtual display, 4 MB video memory'),
         'mbochs-medium': dict(available=16, name='mbochs-medium',
-                              description='virtual display, 16 MB video memory'),
+                              description='virtual display, 16 MB video '
+                                          'memory'),
         'mbochs-large': dict(available=4, name='mbochs-large',
-                             description='virtual display, 64 MB video memory')})
+                             description='virtual display, 64 MB video '
+                                         'memory')})
     tree.add_parent('mdpy', {
         t: dict(available=4, name=t,
                 description='virtual display, %s framebuffer' % res)

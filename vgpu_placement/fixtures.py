@@ -73,7 +73,7 @@ class SimulatedHost(fixtures.Fixture):
 
     Attributes once set up: ``name`` (its host name, unique unless
     given), ``state_path``, ``conf``; ``reporter`` and ``host`` (its
-    standalone Reporter and Host) are built on first use.
+    standalone Reporter and MdevManager) are built on first use.
     """
 
     def __init__(self, placement_ini, profile='kernel-samples', name=None,

@@ -14,7 +14,7 @@ import uuid
 import os_resource_classes as orc
 
 from vgpu_placement import capacity
-from vgpu_placement import model
+from vgpu_placement import discovered
 from vgpu_placement import traits as traits_mod
 from vgpu_placement import type_config
 
@@ -135,7 +135,7 @@ def provider_name(host, device):
     """Nova's naming, <host>_<libvirt node-device name>:
     <host>_pci_0000_84_00_0, <host>_mtty_mtty."""
     return '%s_%s' % (host, re.sub(r'[^A-Za-z0-9_-]', '_',
-                                   model.nodedev_name(device)))
+                                   discovered.nodedev_name(device)))
 
 
 def host_caps(snapshot, policies):

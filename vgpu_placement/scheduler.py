@@ -30,6 +30,7 @@ from vgpu_placement.placement import consumers
 
 LOG = logging.getLogger(__name__)
 
+
 class NoValidHost(exceptions.VgpuPlacementError):
     pass
 
@@ -264,4 +265,3 @@ def claim(client, request, consumer, project_id, user_id, limit=50,
     return Scheduler(client, limit, max_age=0).claim(
         request, consumer, project_id, user_id, in_tree=in_tree,
         rounds=rounds)
-

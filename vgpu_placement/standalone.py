@@ -1,18 +1,19 @@
 """A host without Nova: this project reports its own provider tree.
 
 ``reporter_for(conf)`` builds the driver, the Placement client and the
-provider cache a Reporter needs; ``host_for(reporter)`` gives the Host that
-reads the tree the Reporter writes (``ReportedTree``). The CLI, the agent
-and the demo are built this way; inside nova-compute, Nova's report client
-writes the tree and the Host reads it from Nova instead.
+provider cache a Reporter needs; ``host_for(reporter)`` gives the
+MdevManager that reads the tree the Reporter writes (``ReportedTree``).
+The CLI, the agent and the demo are built this way; inside nova-compute,
+Nova's report client writes the tree and the MdevManager reads it from
+Nova instead.
 """
 import logging
 import os
 
+from vgpu_placement import discovered
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
-from vgpu_placement import host as host_mod
-from vgpu_placement import model
+from vgpu_placement import mdev_manager
 from vgpu_placement.placement import cache as cache_mod
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement import report
@@ -48,14 +49,15 @@ def reporter_for(conf, driver=None, client=None):
 
 
 def host_for(reporter, ledger=None):
-    """The Host of the reporter's host, reading the tree it reports."""
+    """The MdevManager of the reporter's host, reading the tree it reports."""
     conf = reporter.conf
-    return host_mod.Host(conf.host, reporter.driver, ReportedTree(reporter),
-                         reporter.client, conf.state_path, ledger=ledger)
+    return mdev_manager.MdevManager(conf.host, reporter.driver,
+                                    ReportedTree(reporter), reporter.client,
+                                    conf.state_path, ledger=ledger)
 
 
 class ReportedTree:
-    """The tree as the Host needs it, where a Reporter writes it.
+    """The tree as the MdevManager needs it, where a Reporter writes it.
 
     Reads come from the Reporter's cache when it knows every provider
     asked about (a claim made on the tree we reported: the usual realize);
@@ -67,7 +69,7 @@ class ReportedTree:
         self.reporter = reporter
 
     def reading(self, held=()):
-        """A host_mod.TreeReading; ``held``: provider uuids the caller
+        """A mdev_manager.TreeReading; ``held``: provider uuids the caller
         needs mapped."""
         cache = self.reporter.cache
         if held and cache.root_uuid and all(rp in cache for rp in held):
@@ -76,8 +78,8 @@ class ReportedTree:
             snapshot, desired = self._report_first()
         placed = {name: (rp_uuid, provider.managed) for name, (
             rp_uuid, provider) in self.reporter.cache.children().items()}
-        return host_mod.TreeReading(snapshot, desired, placed,
-                                    self.reporter.policies(snapshot))
+        return mdev_manager.TreeReading(snapshot, desired, placed,
+                                        self.reporter.policies(snapshot))
 
     def _report_first(self):
         try:
@@ -92,7 +94,7 @@ class ReportedTree:
             return self._read(refresh=True)
 
     def _read(self, refresh):
-        snapshot = model.group_virtual_functions(
+        snapshot = discovered.group_virtual_functions(
             self.reporter.driver.discover())
         desired = self.reporter.desired_tree(snapshot)
         # Raises RootProviderMissing when there is no tree to map onto.

@@ -1,4 +1,5 @@
-"""Small JSON state files: 0600, replaced atomically, locked across processes."""
+"""Small JSON state files: 0600, replaced atomically, locked across
+processes."""
 import contextlib
 import json
 import logging

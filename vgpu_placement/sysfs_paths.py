@@ -20,7 +20,7 @@ import errno
 import os
 import stat
 
-from vgpu_placement import model
+from vgpu_placement import discovered
 
 # A FIFO or device in place of an attribute must not block (nor become our
 # controlling terminal); a link in its place is not followed.
@@ -48,7 +48,7 @@ def invalid(what):
 
 def checked_name(value, what):
     """value if it is one safe path component (a device or type name)."""
-    if not model.is_valid_name(value):
+    if not discovered.is_valid_name(value):
         raise invalid('%s %r is not a device name' % (what, value))
     return value
 
@@ -56,7 +56,7 @@ def checked_name(value, what):
 def checked_canonical_uuid(value):
     """value if it is a UUID in the kernel's lower-case dashed form."""
     try:
-        if model.canonical_uuid(value) == value:
+        if discovered.canonical_uuid(value) == value:
             return value
     except ValueError:
         pass

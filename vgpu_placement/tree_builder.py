@@ -10,10 +10,10 @@ the standalone Reporter and the Nova driver each write the tree their way.
 import logging
 
 from vgpu_placement import capacity
+from vgpu_placement import discovered
 from vgpu_placement import empty_parents
 from vgpu_placement import exceptions
 from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import model
 from vgpu_placement import once
 from vgpu_placement import provider_tree
 from vgpu_placement import type_config
@@ -34,7 +34,7 @@ class TreeBuilder:
 
     def discover(self):
         """The host as reported: SR-IOV virtual functions grouped."""
-        return model.group_virtual_functions(self.driver.discover())
+        return discovered.group_virtual_functions(self.driver.discover())
 
     def owned_mdevs(self):
         """UUIDs of the mdevs the ledger holds. A ledger that cannot be

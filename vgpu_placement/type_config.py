@@ -1,4 +1,5 @@
-"""Which types are reported where, and as what: config checked against the host.
+"""Which types are reported where, and as what: config checked against the
+host.
 
 Every misconfiguration raises ConfigError naming the option and the fix.
 """
@@ -9,8 +10,8 @@ import re
 import os_resource_classes as orc
 
 from vgpu_placement.conf import devices as devices_conf
+from vgpu_placement import discovered
 from vgpu_placement import exceptions
-from vgpu_placement import model
 from vgpu_placement import parse
 
 LOG = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class TypePolicy:
     excluded: frozenset = frozenset()
 
     def applies_to(self, parent):
-        """True if reported on this model.ParentDevice (a physical GPU
+        """True if reported on this discovered.ParentDevice (a physical GPU
         matches its own address or any of its virtual functions')."""
         names = {parent.name} | set(parent.members)
         if self.device_addresses:
@@ -110,7 +111,7 @@ def load_policies(conf, snapshot, param_keys=None):
     explicit = bool(enabled)
     missing = []
     for type_id in enabled:
-        if not model.is_valid_name(type_id):
+        if not discovered.is_valid_name(type_id):
             raise exceptions.ConfigError(
                 '[devices] enabled_mdev_types',
                 '%r is not an mdev type id' % type_id,
@@ -171,7 +172,7 @@ def parent_named(address, snapshot):
     if address in names:
         return address
     return next((n for n in sorted(names)
-                 if model.nodedev_name(n) == address), address)
+                 if discovered.nodedev_name(n) == address), address)
 
 
 def _addresses(group, snapshot):
@@ -184,7 +185,7 @@ def _address_owners(groups, snapshot):
     address_owner = {}
     for type_id, group in groups.items():
         for address in sorted(_addresses(group, snapshot)):
-            if not model.is_valid_name(address):
+            if not discovered.is_valid_name(address):
                 raise exceptions.ConfigError(
                     _group_option(type_id, 'device_addresses'),
                     '%r is not a PCI address or device name' % address,
@@ -253,7 +254,7 @@ def load_model_choices(conf):
     for entry in conf.capacity.models:
         parent, sep, name = entry.rpartition('=')
         if not sep or name not in capacity.MODELS or not (
-                parent == '*' or model.is_valid_name(parent)):
+                parent == '*' or discovered.is_valid_name(parent)):
             raise exceptions.ConfigError(
                 '[capacity] models', 'bad entry %r' % entry,
                 'write <parent>=<model> with model one of %s'

@@ -32,9 +32,9 @@ class HostSim:
     """One simulated host: its agent's Reporter and its compute service.
 
     The compute service runs up to ``builds`` operations at once (Nova's
-    max_concurrent_builds), each on a Host object of its own (a Host and
-    its Reporter are not shared between threads); they meet in the
-    per-parent inter-process locks, the ledger and Placement.
+    max_concurrent_builds), each on an MdevManager of its own (an
+    MdevManager and its Reporter are not shared between threads); they
+    meet in the per-parent inter-process locks, the ledger and Placement.
     """
 
     def __init__(self, index, name, conf, builds):
@@ -42,7 +42,7 @@ class HostSim:
         self.index, self.name, self.conf = index, name, conf
         self.agent = standalone.reporter_for(conf)
         self.slots = threading.Semaphore(builds)
-        self.pool = []                     # idle Host objects
+        self.pool = []                     # idle MdevManager objects
         self.pool_lock = threading.Lock()
         self.compute = self._new_host()    # also the one the checks use
         self.pool.append(self.compute)
@@ -53,7 +53,7 @@ class HostSim:
 
     @contextlib.contextmanager
     def host(self):
-        """A Host object for one compute operation."""
+        """An MdevManager for one compute operation."""
         with self.slots:
             with self.pool_lock:
                 host = self.pool.pop() if self.pool else None
@@ -208,7 +208,7 @@ class AgentProcess:
                              h.held.get(consumer, (None,))[0])
 
     def release(self, h, compute, consumer, phase, type_id):
-        """Host.release, tried again (as a compute service deleting an
+        """MdevManager.release, tried again (as a compute service deleting an
         instance would) until it says it is done, at most 3 times."""
         start = now()
         first_err = None

@@ -13,8 +13,8 @@ from scale import config
 from scale import harness as harness_mod
 from scale import now
 from scale import report
-from scale import say
 from scale.run import Run
+from scale import say
 
 
 def parse_args(argv=None, description=None):

@@ -64,7 +64,7 @@ def summarize(run, harness_info):
     for e, n in rerr.most_common(3):
         add('  build error', '%d x %s' % (n, e))
     add('steady: realize latency', ms([r[5] - r[4] for r in sreal
-                                        if r[6] == 'ok']))
+                                       if r[6] == 'ok']))
     rel = [r for r in run.releases if r[2] == 'steady']
     relerr = collections.Counter(r[6] for r in rel if r[6])
     add('steady: releases', '%d done (%d of them only when tried again), %d '

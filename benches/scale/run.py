@@ -31,7 +31,7 @@ class Run:
         self.ctx = mp.get_context('fork')
         self.events = self.ctx.Queue()
         self.ctl = queue.Queue()
-        self.reports = []          # (index, start, end, writes, reads, err, lag)
+        self.reports = []        # (index, start, end, writes, reads, err, lag)
         self.claims = []
         self.realizes = []
         self.releases = []
@@ -134,8 +134,8 @@ class Run:
 
     def provider_map(self):
         """{provider uuid: host index} for every provider of our hosts."""
-        from vgpu_placement import standalone
         from tests.conftest import make_conf
+        from vgpu_placement import standalone
         client = standalone.placement_client(make_conf(config.ini(self.url)))
         index = {n: i for i, n in enumerate(self.names)}
         rps = client.get('/resource_providers')['resource_providers']

@@ -115,9 +115,9 @@ class SchedulerProcess:
     def run(self):
         child_signals()
         logs = logs_mod.count_logs()
+        from tests.conftest import make_conf
         from vgpu_placement import flavor
         from vgpu_placement import standalone
-        from tests.conftest import make_conf
         conf = make_conf(config.ini(self.url))
         self.client = standalone.placement_client(conf)
         from vgpu_placement import scheduler

@@ -1,5 +1,4 @@
 """The agent as a process: it stops on SIGTERM whatever it waits on."""
-import os
 import signal
 import socket
 import subprocess

@@ -24,16 +24,16 @@ import tempfile
 import uuid
 
 from hypothesis import settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine
 from hypothesis.stateful import invariant
 from hypothesis.stateful import precondition
 from hypothesis.stateful import rule
+from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis import strategies as st
 import pytest
 
 from tests.conftest import make_conf
-from vgpu_placement import capacity
 from tests.functional.conftest import placement_ini
+from vgpu_placement import capacity
 from vgpu_placement.drivers import simulated
 from vgpu_placement import exceptions
 from vgpu_placement import flavor

@@ -57,7 +57,7 @@ def sysfs_host(tmp_path):
     conf.write_text(
         '[DEFAULT]\nhost = cli-host-%s\ndriver = sysfs\nstate_path = %s\n'
         '[sysfs]\nroot = %s\n%s' % (uuid.uuid4().hex[:8], tmp_path / 'state',
-                                   tmp_path / 'sys', placement_ini()))
+                                    tmp_path / 'sys', placement_ini()))
     return conf
 
 

@@ -8,14 +8,14 @@ import uuid
 import pytest
 
 from tests.conftest import make_conf
-from tests.functional.conftest import EXTERNAL
 from tests.functional.conftest import claim as raw_claim
 from tests.functional.conftest import embedded_only
+from tests.functional.conftest import EXTERNAL
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
-from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
+from vgpu_placement import mdev_manager
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
 from vgpu_placement import scheduler
@@ -63,7 +63,8 @@ def agree(h, placement):
     assert all(r.state == ledger_mod.ACTIVE for r in records)
     mdevs = host_mdevs(h)
     assert {r.uuid for r in records} <= set(mdevs)
-    for child in h.tree.reporter.desired_tree(h.tree.reporter.discover()).children:
+    for child in h.tree.reporter.desired_tree(
+            h.tree.reporter.discover()).children:
         usages = tree[child.name]['usages']
         for type_id, rc in child.plan.classes.items():
             owned = [r for r in records if r.type == type_id and
@@ -87,7 +88,7 @@ def test_claim_realize_release_round_trip(world, placement):
     got = claim_here(h, mtty2(), consumer)
     assert got.attempts == 1
     [done] = h.realize(consumer)
-    assert done.uuid == host_mod.mdev_uuid_for(consumer, 0)
+    assert done.uuid == mdev_manager.mdev_uuid_for(consumer, 0)
     assert host_mdevs(h)[done.uuid].type_id == 'mtty-2'
     assert "<address uuid=\"%s\"/>" % done.uuid in done.as_dict()['xml']
     agree(h, placement)
@@ -102,7 +103,7 @@ def test_claim_realize_release_round_trip(world, placement):
 
 
 def test_capacity_shrinks_and_grows_with_realized_instances(world,
-                                                           placement):
+                                                            placement):
     h = world()
     name = '%s_mtty_mtty' % h.name
 
@@ -216,7 +217,7 @@ def test_orphans_removed_and_missing_realized(world, placement):
     claim_here(h, mtty2(), waiting)
     summary = h.reconcile()
     assert summary['removed'] == [orphan.uuid]
-    assert summary['realized'] == [host_mod.mdev_uuid_for(waiting, 0)]
+    assert summary['realized'] == [mdev_manager.mdev_uuid_for(waiting, 0)]
     agree(h, placement)
     placement_reflects_the_host(h, placement)
 
@@ -268,7 +269,7 @@ def test_operator_vendor_params_are_applied(sim_conf, host):
 
 
 def test_realize_again_leaves_the_active_mdev_alone(sim_conf, host,
-                                                   monkeypatch):
+                                                    monkeypatch):
     """A retried realize finds the consumer's mdev active in the ledger and
     returns it as it is: no record written again (never back to creating),
     no set-up again. So a host that now refuses the set-up cannot make a
@@ -356,14 +357,14 @@ def test_concurrent_realize_in_several_processes(served):
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 7, outs
     mdevs = host_mdevs(h)
-    assert sorted(mdevs) == sorted(host_mod.mdev_uuid_for(c, 0)
+    assert sorted(mdevs) == sorted(mdev_manager.mdev_uuid_for(c, 0)
                                    for c in consumers)
     assert {r.consumer for r in h.ledger.records()} == set(consumers)
 
 
-REALIZE_POINTS = [p for p in host_mod.CRASH_POINTS
+REALIZE_POINTS = [p for p in mdev_manager.CRASH_POINTS
                   if p.startswith('realize:')]
-RELEASE_POINTS = [p for p in host_mod.CRASH_POINTS
+RELEASE_POINTS = [p for p in mdev_manager.CRASH_POINTS
                   if not p.startswith('realize:')]
 
 
@@ -378,7 +379,7 @@ def test_crash_during_realize_then_reconcile(served, point, placement):
                   env={'VGPU_PLACEMENT_CRASH_AT': point})
     assert crashed.returncode == 99, crashed.stderr
     assert cli(conf, 'reconcile').returncode == 0
-    assert list(host_mdevs(h)) == [host_mod.mdev_uuid_for(consumer, 0)]
+    assert list(host_mdevs(h)) == [mdev_manager.mdev_uuid_for(consumer, 0)]
     agree(h, placement)
 
 
@@ -395,7 +396,7 @@ def test_crash_during_release_then_reconcile(served, point, placement):
                   env={'VGPU_PLACEMENT_CRASH_AT': point})
     assert crashed.returncode == 99, crashed.stderr
     assert cli(conf, 'reconcile').returncode == 0
-    assert list(host_mdevs(h)) == [host_mod.mdev_uuid_for(keeper, 0)]
+    assert list(host_mdevs(h)) == [mdev_manager.mdev_uuid_for(keeper, 0)]
     assert placement.get('/allocations/%s' % consumer)['allocations'] == {}
     agree(h, placement)
 
@@ -460,7 +461,7 @@ def test_realize_and_release_survive_a_report_that_keeps_losing_races(
     consumer = new()
     claim_here(h, mtty2(), consumer)
     h.tree.reporter.client = h.client = AlwaysRacedClient(new_adapter(),
-                                                     placement)
+                                                          placement)
     [done] = h.realize(consumer)
     assert done.uuid in host_mdevs(h)
     freed, released = h.release(consumer)

@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from tests.conftest import make_conf
 from tests.functional.conftest import tree_in_placement
 from tests.functional.test_host import claim_here
 from tests.functional.test_host import conf_of
@@ -19,8 +18,8 @@ from tests.functional.test_host import host_mdevs
 from tests.functional.test_host import mtty2
 from tests.functional.test_host import served  # noqa: F401 (fixture)
 from vgpu_placement import exceptions
-from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
+from vgpu_placement import mdev_manager
 from vgpu_placement.placement import consumers
 from vgpu_placement import standalone
 
@@ -51,7 +50,7 @@ def owned(h):
 @pytest.mark.parametrize('unreadable', [('mtty', 'mtty-2'), ('mtty', None)],
                          ids=['type', 'parent'])
 def test_unreadable_for_one_scan_keeps_mdevs_and_records(world, placement,
-                                                        unreadable):
+                                                         unreadable):
     h = world()
     consumer = new()
     [mdev] = realized(h, consumer)
@@ -64,7 +63,7 @@ def test_unreadable_for_one_scan_keeps_mdevs_and_records(world, placement,
     # Placement's view of the parent was left as it was, not retired.
     assert tree_in_placement(placement, h.name) == tree_before
     # Readable again: nothing to do, the instance still has its vGPU.
-    assert not any(h.reconcile()[k] for k in host_mod.ACTIONS)
+    assert not any(h.reconcile()[k] for k in mdev_manager.ACTIONS)
     assert owned(h)[mdev].state == ledger_mod.ACTIVE
 
 
@@ -86,7 +85,8 @@ def test_type_dropped_from_config_keeps_its_mdevs_and_says_so_once(
     later = standalone.host_for(standalone.reporter_for(sim_conf(config_text=(
         '[devices]\nenabled_mdev_types = mtty-1\n'
         '[mdev_mtty-1]\nmdev_class = CUSTOM_MDEV_MTTY_1\n'))))
-    with caplog.at_level(logging.WARNING, logger='vgpu_placement.host'):
+    with caplog.at_level(logging.WARNING,
+                         logger='vgpu_placement.mdev_manager'):
         first = later.reconcile()
         second = later.reconcile()
     assert first['kept'] == [mdev] and first['removed'] == []
@@ -112,7 +112,7 @@ def test_reconcile_does_not_undo_a_realize_that_finished_meanwhile(world):
         return facts
     h.allocations_here = facts_then_realize
     summary = h.reconcile()
-    mdev = host_mod.mdev_uuid_for(consumer, 0)
+    mdev = mdev_manager.mdev_uuid_for(consumer, 0)
     assert summary['removed'] == []
     assert mdev in host_mdevs(h) and owned(h)[mdev].state == \
         ledger_mod.ACTIVE
@@ -227,7 +227,7 @@ def check_agreement(h, placement, instances):
     assert h.ledger.releases_owed() == []
 
 
-def test_reconcile_races_realize_and_release_in_processes(served,
+def test_reconcile_races_realize_and_release_in_processes(served,  # noqa: F811
                                                           placement):
     _server, conf = served
     h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
@@ -279,7 +279,8 @@ def test_ledger_lost_stops_host_work_until_accepted(world):
     assert mdev in host_mdevs(h)
 
 
-def test_cli_says_the_ledger_is_lost_and_accepts_the_loss(served):
+def test_cli_says_the_ledger_is_lost_and_accepts_the_loss(
+        served):  # noqa: F811
     from tests.functional.test_host import cli
     _server, conf = served
     h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
@@ -323,7 +324,7 @@ def test_allocations_not_told_apart_make_no_new_mdev(world, placement):
     assert host_mdevs(h) == {}
     h.driver.plug_parent('mdpy')
     summary = h.reconcile()
-    first, second = (host_mod.mdev_uuid_for(consumer, i) for i in (0, 1))
+    first, second = (mdev_manager.mdev_uuid_for(consumer, i) for i in (0, 1))
     assert sorted(summary['realized']) == sorted([first, second])
     assert {u: (m.parent, m.type_id) for u, m in host_mdevs(h).items()} == {
         first: ('mdpy', 'mdpy-hd'), second: ('mtty', 'mtty-2')}
@@ -360,14 +361,14 @@ def test_allocations_a_stand_in_holds_keep_the_owners_mdevs(world, placement,
     [mdev] = realized(h, instance)
     move_allocations(placement, instance, migration)
     if told:
-        h = host_mod.Host(h.name, h.driver, MovingTree(
+        h = mdev_manager.MdevManager(h.name, h.driver, MovingTree(
             h.tree.reporter, migration, instance), h.client, h.state_path)
     summary = h.reconcile()
     if told:
         # Kept for the instance (a revert needs it), none made for the
         # migration's consumer.
         assert set(host_mdevs(h)) == {mdev} and set(owned(h)) == {mdev}
-        assert not any(summary[key] for key in host_mod.ACTIONS)
+        assert not any(summary[key] for key in mdev_manager.ACTIONS)
     else:
         # Nobody said whose the migration's allocation is: the mdev is an
         # orphan of the instance, and the migration's consumer gets its own.

@@ -21,8 +21,8 @@ from tests.functional.conftest import tree_in_placement
 from tests import nvidia_vfio_tree
 from vgpu_placement.drivers import simulated
 from vgpu_placement import flavor
-from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
+from vgpu_placement import mdev_manager
 from vgpu_placement.placement import embedded
 from vgpu_placement import profiles
 from vgpu_placement import scheduler
@@ -54,8 +54,8 @@ class VfioWorld:
         self.reporter.report()
 
     def host(self):
-        """A Host as a fresh process (CLI command, restarted agent) makes
-        it."""
+        """An MdevManager as a fresh process (CLI command, restarted agent)
+        makes it."""
         return standalone.host_for(standalone.reporter_for(self.conf))
 
     def reboot(self):
@@ -105,7 +105,7 @@ def test_realize_release_reconcile_after_reboot(vfio_world, placement):
     # Each vGPU is a VF with the type written to it, under the UUID
     # derived from its instance.
     for consumer, r in done.items():
-        assert r.uuid == host_mod.mdev_uuid_for(consumer, 0)
+        assert r.uuid == mdev_manager.mdev_uuid_for(consumer, 0)
         assert r.type_id == TYPE and r.device == PF and r.parent in VFS
         assert world.current()[r.parent] == 1150
     assert done[kept].parent != done[gone].parent
@@ -148,7 +148,7 @@ def test_realize_release_reconcile_after_reboot(vfio_world, placement):
     assert gpu_usage(placement, h) == 1
     # Nothing more to do, and the last release empties the GPU.
     again = world.host().reconcile()
-    assert not any(again.get(k) for k in host_mod.ACTIONS), again
+    assert not any(again.get(k) for k in mdev_manager.ACTIONS), again
     assert h.release(kept) == ([done[kept].uuid], True)
     assert world.current() == {vf: 0 for vf in VFS}
     assert gpu_usage(placement, h) == 0

@@ -10,9 +10,9 @@ from vgpu_placement import exceptions
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
 from vgpu_placement import provider_tree
+from vgpu_placement import standalone
 from vgpu_placement import traits as traits_mod
 from vgpu_placement import type_config
-from vgpu_placement import standalone
 
 
 def expected_totals(snapshot, host):
@@ -203,7 +203,8 @@ def test_traits_from_type_descriptions(sim_conf, host, placement):
         traits_mod.MANAGED}
     # The type (Nova's class) and the equal-size framebuffer counter.
     assert sorted(gpu['inventories']) == ['CUSTOM_VGPU_UNITS_NVIDIA', 'VGPU']
-    assert 'HW_GPU_RESOLUTION_W1920H1080' in tree['%s_mdpy_mdpy' % host]['traits']
+    assert 'HW_GPU_RESOLUTION_W1920H1080' in tree[
+        '%s_mdpy_mdpy' % host]['traits']
     # In this host's tree (the session's Placement holds many hosts), a
     # flavor asking for VGPU lands on the T4 or on mdpy; with 4 heads
     # required, on the T4 only.

@@ -12,8 +12,8 @@ from tests.functional.conftest import claim
 from tests.functional.conftest import placement_ini
 from vgpu_placement import flavor
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement import provider_tree
 from vgpu_placement.placement import consumers
+from vgpu_placement import provider_tree
 from vgpu_placement import scheduler
 from vgpu_placement import standalone
 
@@ -22,15 +22,18 @@ THREE_CARDS = """
 parents:
 %s
 """
-CARD = """
-  - name: "0000:%02x:00.0"
-    capacity: {rule: exclusive, errno: ENOSPC}
-    types:
-      - {id: nvidia-231, name: GRID T4-2Q, size: 2048, max: 8,
-         description: "num_heads=4, frl_config=60, framebuffer=2048M, max_resolution=7680x4320, max_instance=8"}
-      - {id: nvidia-232, name: GRID T4-4Q, size: 4096, max: 4,
-         description: "num_heads=4, frl_config=60, framebuffer=4096M, max_resolution=7680x4320, max_instance=4"}
-"""
+CARD = (
+    '\n'
+    '  - name: "0000:%02x:00.0"\n'
+    '    capacity: {rule: exclusive, errno: ENOSPC}\n'
+    '    types:\n'
+    '      - {id: nvidia-231, name: GRID T4-2Q, size: 2048, max: 8,\n'
+    '         description: "num_heads=4, frl_config=60, framebuffer=2048M,'
+    ' max_resolution=7680x4320, max_instance=8"}\n'
+    '      - {id: nvidia-232, name: GRID T4-4Q, size: 4096, max: 4,\n'
+    '         description: "num_heads=4, frl_config=60, framebuffer=4096M,'
+    ' max_resolution=7680x4320, max_instance=4"}\n'
+)
 TYPE = 'nvidia-232'
 
 
@@ -224,7 +227,7 @@ def test_when_no_tree_within_the_limit_has_k_all_trees_are_listed(
 
 
 def test_a_remembered_card_gone_is_skipped_for_one_with_room(cards,
-                                                            placement):
+                                                             placement):
     """We filled card X and placed one on Y, then gave that one up and Y
     was unplugged (its provider deleted): our memory still ranks Y first.
     Placement refuses Y (400, and keeps our consumer, empty); the claim

@@ -5,10 +5,10 @@ import uuid
 
 import pytest
 
-from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import available
 from tests.kernel.conftest import count_step
 from tests.kernel.conftest import create_file
+from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import write_once
 from vgpu_placement import exceptions

@@ -2,13 +2,13 @@
 import os
 import uuid
 
-from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import available
 from tests.kernel.conftest import count_step
 from tests.kernel.conftest import create_file
+from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import write_once
-from vgpu_placement import model
+from vgpu_placement import discovered
 from vgpu_placement import standalone
 
 
@@ -18,7 +18,7 @@ def test_foreign_mdev_is_listed_and_counted(driver, reporter, host,
     before = check_inventories()
     u = str(uuid.uuid4())
     write_once(create_file('mbochs', 'mbochs-medium'), u + '\n')
-    assert model.Mdev(u, 'mbochs-medium', 'mbochs') in \
+    assert discovered.Mdev(u, 'mbochs-medium', 'mbochs') in \
         driver.discover().mdevs()
 
     result = reporter.report()

@@ -2,10 +2,10 @@
 import os
 import uuid
 
-from tests.kernel import kmod
 from tests.kernel.conftest import BUS
 from tests.kernel.conftest import count_step
 from tests.kernel.conftest import kernel_view
+from tests.kernel import kmod
 
 
 def test_rmmod_takes_the_parent_and_its_mdevs_insmod_brings_it_back(
@@ -25,14 +25,16 @@ def test_rmmod_takes_the_parent_and_its_mdevs_insmod_brings_it_back(
     result = reporter.report()
     # Retired, not deleted: nova-compute may have it cached.
     assert [(c.action, c.provider) for c in result.changes] == [
-        ('inventories', '%s_mtty_mtty' % host), ('traits', '%s_mtty_mtty' % host)]
+        ('inventories', '%s_mtty_mtty' % host),
+        ('traits', '%s_mtty_mtty' % host)]
     assert '%s_mtty_mtty' % host not in check_inventories()
 
     kmod.insmod('mtty')
     assert kernel_view()['available']['mtty'] == at_rest['mtty']
     result = reporter.report()
     assert [(c.action, c.provider) for c in result.changes] == [
-        ('inventories', '%s_mtty_mtty' % host), ('traits', '%s_mtty_mtty' % host)]
+        ('inventories', '%s_mtty_mtty' % host),
+        ('traits', '%s_mtty_mtty' % host)]
     check_inventories()
     count_step(4)
 

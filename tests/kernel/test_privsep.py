@@ -9,8 +9,8 @@ mdev created or removed here was written by the daemon.
 import os
 import uuid
 
-import pytest
 from oslo_config import cfg
+import pytest
 
 from tests.kernel.conftest import count_step
 from tests.kernel.conftest import kernel_view

@@ -4,9 +4,9 @@ against the real kernel.
 Claims go to the session's embedded Placement with the extra specs
 ``flavor-spec`` gives (the type's class, its cost in its parent's shared
 counter, the type trait), restricted to this test's host; the host side is
-``vgpu_placement.host.Host``. What the kernel then shows is read straight
-from sysfs (``kernel_view``), and what Placement holds with a client of the
-test's own.
+``vgpu_placement.mdev_manager.MdevManager``. What the kernel then shows is
+read straight from sysfs (``kernel_view``), and what Placement holds with a
+client of the test's own.
 
 The random walk's seed and length: VGPU_KERNEL_REALIZE_SEED and
 VGPU_KERNEL_REALIZE_STEPS (10 rounds by default: 12 claims, 3 of them
@@ -23,20 +23,20 @@ import uuid
 
 import pytest
 
-from tests.kernel import kmod
-from tests.kernel.conftest import BUS
-from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import available
+from tests.kernel.conftest import BUS
 from tests.kernel.conftest import count_step
 from tests.kernel.conftest import create_file
+from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import resource_class
 from tests.kernel.conftest import write_once
+from tests.kernel import kmod
 from vgpu_placement import flavor
-from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import provider_tree
+from vgpu_placement import mdev_manager
 from vgpu_placement.placement import embedded
+from vgpu_placement import provider_tree
 from vgpu_placement import scheduler
 from vgpu_placement import standalone
 
@@ -126,7 +126,7 @@ def mdev_inode(mdev_uuid):
     return os.stat(os.path.join(DEVICES, mdev_uuid)).st_ino
 
 
-NOTHING = {key: [] for key in host_mod.ACTIONS + host_mod.LEFT}
+NOTHING = {key: [] for key in mdev_manager.ACTIONS + mdev_manager.LEFT}
 
 
 # -- 1 ------------------------------------------------------------------------
@@ -143,8 +143,8 @@ def test_claim_realize_release_round_trip_on_the_kernel(
         'CUSTOM_MDEV_MTTY_2': 1, 'CUSTOM_VGPU_UNITS_MTTY': 2}}
 
     [done] = h.realize(consumer)
-    mdev = host_mod.mdev_uuid_for(consumer, 0)
-    assert done == host_mod.Realized(mdev, 'mtty-2', 'mtty', 'mtty')
+    mdev = mdev_manager.mdev_uuid_for(consumer, 0)
+    assert done == mdev_manager.Realized(mdev, 'mtty-2', 'mtty', 'mtty')
     assert 'uuid="%s"' % mdev in done.as_dict()['xml']
     # The kernel has it, of that type, on that parent, and nothing else.
     view = kernel_view()
@@ -264,14 +264,14 @@ class Walk:
         client; the inventories of all from the reporter's copy)."""
         assert self.results[-1].disagreements == [], self.where
         view = kernel_view()
-        mine = {host_mod.mdev_uuid_for(c, 0): (PARENT_OF[t], t)
+        mine = {mdev_manager.mdev_uuid_for(c, 0): (PARENT_OF[t], t)
                 for c, t in self.realized.items()}
         assert view['mdevs'] == mine, self.where
         assert view['available'] == self.expected_available(), self.where
         assert {r.uuid: (r.consumer, r.parent, r.type, r.state)
                 for r in self.h.ledger.records()} == {
-            host_mod.mdev_uuid_for(c, 0): (c, PARENT_OF[t], t,
-                                           ledger_mod.ACTIVE)
+            mdev_manager.mdev_uuid_for(c, 0): (c, PARENT_OF[t], t,
+                                               ledger_mod.ACTIVE)
             for c, t in self.realized.items()}, self.where
         self.check_inventories(view, reporter=self.reporter)
         self.check_placement([parent], reported=True)
@@ -303,7 +303,7 @@ class Walk:
         # NoCapacity here would be a claim Placement granted and the
         # kernel cannot create.
         done = self.h.realize(consumer)
-        assert done == [host_mod.Realized(host_mod.mdev_uuid_for(
+        assert done == [mdev_manager.Realized(mdev_manager.mdev_uuid_for(
             consumer, 0), type_id, parent, parent)], self.where
         self.realized[consumer] = type_id
         self.note('realize')
@@ -315,7 +315,7 @@ class Walk:
             self.pending.pop(consumer)
         freed, released = self.h.release(consumer)
         assert released, self.where
-        assert freed == ([host_mod.mdev_uuid_for(consumer, 0)]
+        assert freed == ([mdev_manager.mdev_uuid_for(consumer, 0)]
                          if was_realized else []), self.where
         assert self.placement.get('/allocations/%s' % consumer)[
             'allocations'] == {}, self.where
@@ -449,8 +449,8 @@ def test_reconcile_recreates_what_fits_when_one_mdev_cannot_come_back(
     while True:
         on_mdpy, on_mtty = new(), new()
         # The ledger is walked in UUID order: mdpy's record comes first.
-        if host_mod.mdev_uuid_for(on_mdpy, 0) < \
-                host_mod.mdev_uuid_for(on_mtty, 0):
+        if mdev_manager.mdev_uuid_for(on_mdpy, 0) < \
+                mdev_manager.mdev_uuid_for(on_mtty, 0):
             break
     for consumer, type_id in ((on_mdpy, 'mdpy-hd'), (on_mtty, 'mtty-2')):
         claim_here(reporter, spec(desired, type_id), consumer)
@@ -469,11 +469,11 @@ def test_reconcile_recreates_what_fits_when_one_mdev_cannot_come_back(
     count_step()
 
     summary = h.reconcile()
-    mine = host_mod.mdev_uuid_for(on_mtty, 0)
+    mine = mdev_manager.mdev_uuid_for(on_mtty, 0)
     view = kernel_view()
     assert sorted(view['mdevs']) == sorted(foreign + [mine])
     assert summary['recreated'] == [mine]
-    assert summary['failed'] == [host_mod.mdev_uuid_for(on_mdpy, 0)]
+    assert summary['failed'] == [mdev_manager.mdev_uuid_for(on_mdpy, 0)]
     count_step()
 
 
@@ -555,7 +555,7 @@ def test_crash_after_create_then_reconcile(served, reporter, placement):
     desired = reporter.report().desired
     consumer = new()
     claim_here(reporter, spec(desired, 'mtty-2'), consumer)
-    mdev = host_mod.mdev_uuid_for(consumer, 0)
+    mdev = mdev_manager.mdev_uuid_for(consumer, 0)
 
     crashed = subprocess.run(
         [sys.executable, '-m', 'vgpu_placement.cmd.cli', '--config-file',
@@ -619,7 +619,7 @@ def test_transient_unreadable_type_keeps_every_in_use_mdev(reporter,
         undo()
     assert kernel_view()['mdevs'] == before
     assert h.ledger.records() == records
-    assert not any(summary[key] for key in host_mod.ACTIONS), summary
+    assert not any(summary[key] for key in mdev_manager.ACTIONS), summary
     count_step()
     # Readable again: nothing to do.
     assert h.reconcile() == NOTHING

@@ -10,13 +10,13 @@ import uuid
 import pytest
 
 from tests.conftest import make_conf
-from tests.kernel import kmod
 from tests.kernel.conftest import BUS
 from tests.kernel.conftest import count_step
 from tests.kernel.conftest import create_file
 from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import write_once
+from tests.kernel import kmod
 from vgpu_placement.cmd import agent
 from vgpu_placement import standalone
 from vgpu_placement import uevents

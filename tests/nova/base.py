@@ -94,7 +94,8 @@ class NovaVGPUTestCase(libvirt_base.LibvirtMigrationMixin,
     ADMIN_API = True
     COMPUTE_DRIVER = STOCK_DRIVER
     # libvirt/QEMU new enough for mdev live migration (Nova 34's minimums).
-    FAKE_LIBVIRT_VERSION = test_vgpu.VGPULiveMigrationTests.FAKE_LIBVIRT_VERSION
+    FAKE_LIBVIRT_VERSION = (
+        test_vgpu.VGPULiveMigrationTests.FAKE_LIBVIRT_VERSION)
     FAKE_QEMU_VERSION = test_vgpu.VGPULiveMigrationTests.FAKE_QEMU_VERSION
 
     def setUp(self):

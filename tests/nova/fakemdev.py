@@ -132,7 +132,8 @@ class FakeMdev(fakelibvirt.NodeDevice):
     def create(self, flags=0):
         if self.active:
             raise _error('Requested operation is not valid: Device is '
-                         'already active', fakelibvirt.VIR_ERR_OPERATION_INVALID)
+                         'already active',
+                         fakelibvirt.VIR_ERR_OPERATION_INVALID)
         self._connection._start_mdev(self)
         return 0
 

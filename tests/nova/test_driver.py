@@ -19,9 +19,9 @@ from oslo_utils import uuidutils
 
 from tests.nova import base
 from tests.nova import fakemdev
-import vgpu_placement.nova
 from vgpu_placement import flavor as flavor_mod
-from vgpu_placement import host as host_mod
+from vgpu_placement import mdev_manager
+import vgpu_placement.nova
 
 GPU1, GPU2 = '0000:81:00.0', '0000:81:01.0'
 
@@ -137,7 +137,7 @@ class DriverTestBase(base.NovaVGPUTestCase):
             server_id).items() if rp in gpus}
 
     def expected(self, server_id, n=1):
-        return [host_mod.mdev_uuid_for(server_id, i) for i in range(n)]
+        return [mdev_manager.mdev_uuid_for(server_id, i) for i in range(n)]
 
     def resources(self, hostname, type_id):
         """{class: n} one vGPU of the type takes (its flavor's group)."""
@@ -339,7 +339,7 @@ class MoveTest(DriverTestBase):
         server = self.live_migrate(server, 'host1', 'host2',
                                    expected='failed')
         self.assertEqual(
-            {host_mod.mdev_uuid_for(server['id'], 0): (GPU1, 'acme-2')},
+            {mdev_manager.mdev_uuid_for(server['id'], 0): (GPU1, 'acme-2')},
             seen['dest'])
         self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual(before, {h: self.mdevs_of(h)

@@ -29,7 +29,8 @@ class HarnessTest(base.NovaVGPUTestCase):
         # Nova 34 defines the mdev and sets autostart (_create_mdev).
         self.assertEqual((True, True), (mdev['defined'], mdev['autostart']))
         self.assertEqual([mdev_uuid], self.guest_mdevs('host1', server['id']))
-        self.assertEqual(3, self.available_instances('host1', GPU)['nvidia-11'])
+        self.assertEqual(
+            3, self.available_instances('host1', GPU)['nvidia-11'])
         allocations = self.server_allocations(server['id'])
         self.assertEqual({orc.VGPU: 1}, allocations[gpu_rp])
         self.assertEqual(1, self._get_provider_usages(gpu_rp)[orc.VGPU])

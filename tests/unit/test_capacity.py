@@ -5,8 +5,8 @@ import pytest
 
 from tests.conftest import make_conf
 from vgpu_placement import capacity
+from vgpu_placement import discovered
 from vgpu_placement.drivers import simulated
-from vgpu_placement import model
 
 
 def simulated_host(tmp_path, profile):
@@ -17,7 +17,7 @@ def simulated_host(tmp_path, profile):
 
 def test_pool_free_after_is_the_minimum_over_pools_and_the_count_cap():
     pool = capacity.Pool({'a': 10, 'b': 6}, {'x': {'a': 2, 'b': 1},
-                                              'y': {'a': 1, 'b': 3}},
+                                             'y': {'a': 1, 'b': 3}},
                          max_instances=4)
     assert pool.free_after({}, ['x', 'y']) == {'x': 4, 'y': 2}
     assert pool.free_after({'y': 1}, ['x', 'y']) == {'x': 3, 'y': 1}
@@ -36,7 +36,7 @@ def test_exclusive_equal_size_rule_with_slots():
         '1q': 0, '2q': 5, '2b': 5}
     unbounded = capacity.Exclusive({'1q': 1, '2q': 2}, {'1q': 16, '2q': 8})
     assert unbounded.free_after({'2q': 3}, ['1q', '2q']) == {'1q': 0,
-                                                            '2q': 5}
+                                                             '2q': 5}
 
 
 def test_single_pool_inference_recovers_the_sample_drivers_rules():
@@ -66,13 +66,13 @@ def test_model_predicts_the_simulated_kernel_step_by_step(tmp_path,
     """Fill each parent type by type; after every create the model's
     prediction from the first snapshot equals available_instances."""
     host = simulated_host(tmp_path, profile)
-    first = model.group_virtual_functions(host.discover())
+    first = discovered.group_virtual_functions(host.discover())
     models = {p.name: capacity.choose_model(p)[0] for p in first.parents}
     steps = 0
     for parent in first.parents:
         for t in parent.types:
             for _ in range(3):
-                snap = model.group_virtual_functions(host.discover())
+                snap = discovered.group_virtual_functions(host.discover())
                 now = snap.parent(parent.name)
                 if now.type(t.id).available_instances == 0:
                     break
@@ -81,7 +81,7 @@ def test_model_predicts_the_simulated_kernel_step_by_step(tmp_path,
                      if vf.name in now.members and not vf.mdevs),
                     parent.name)
                 host.create_mdev(target, t.id, str(uuid.uuid4()))
-                after = model.group_virtual_functions(
+                after = discovered.group_virtual_functions(
                     host.discover()).parent(parent.name)
                 consumed = {x.id: after.count_mdevs(x.id)
                             for x in after.types}
@@ -134,14 +134,14 @@ def test_independent_trusts_the_kernel_per_type():
 
 
 def test_choose_model_detection_and_override(tmp_path):
-    demo = model.group_virtual_functions(
+    demo = discovered.group_virtual_functions(
         simulated_host(tmp_path, 'demo-host').discover())
     kinds = {p.name: capacity.choose_model(p)[0].kind for p in demo.parents}
     assert kinds == {'mtty': 'pool', 'mbochs': 'pool', 'mdpy': 'pool',
                      '0000:84:00.0': 'exclusive'}
     assert capacity.choose_model(demo.parent('mtty'), 'independent')[
         0].kind == 'independent'
-    a40 = model.group_virtual_functions(
+    a40 = discovered.group_virtual_functions(
         simulated_host(tmp_path / 'a40', 'nvidia-a40-sriov').discover())
     [gpu] = a40.parents
     assert len(gpu.members) == 32
@@ -175,26 +175,26 @@ def test_gvt_pools_remembered_from_the_empty_parent_are_tighter(tmp_path):
 
 @pytest.mark.parametrize('types', [
     # A description claiming an absurd framebuffer (or maximum).
-    [model.MdevType('nvidia-1', 'x', 'framebuffer=99999999999999M, '
-                    'max_instance=4', 'vfio-pci', 4)],
-    [model.MdevType('nvidia-1', 'x', 'framebuffer=1048576M, '
-                    'max_instance=4096', 'vfio-pci', 4)],
+    [discovered.MdevType('nvidia-1', 'x', 'framebuffer=99999999999999M, '
+                         'max_instance=4', 'vfio-pci', 4)],
+    [discovered.MdevType('nvidia-1', 'x', 'framebuffer=1048576M, '
+                         'max_instance=4096', 'vfio-pci', 4)],
     # mbochs-like video memory beyond what Placement can count.
-    [model.MdevType('mbochs-x', 'x', '3000000000 MB video memory',
-                    'vfio-pci', 1)],
+    [discovered.MdevType('mbochs-x', 'x', '3000000000 MB video memory',
+                         'vfio-pci', 1)],
     # Counts whose least common multiple is beyond it.
-    [model.MdevType('odd-%d' % n, 'x', '', 'vfio-pci', n) for n in
+    [discovered.MdevType('odd-%d' % n, 'x', '', 'vfio-pci', n) for n in
      (2147483629, 2147483587)],
 ], ids=['framebuffer', 'framebuffer-times-max', 'mbochs', 'lcm'])
 def test_a_parent_with_absurd_figures_still_reports_within_placement_ints(
         types):
     from vgpu_placement import provider_tree
     from vgpu_placement import type_config
-    parent = model.ParentDevice('0000:84:00.0', tuple(types), ())
-    sane = model.ParentDevice('mtty', (
-        model.MdevType('mtty-1', 'x', '', 'vfio-pci', 24),
-        model.MdevType('mtty-2', 'x', '', 'vfio-pci', 12)), ())
-    snapshot = model.HostSnapshot((parent, sane))
+    parent = discovered.ParentDevice('0000:84:00.0', tuple(types), ())
+    sane = discovered.ParentDevice('mtty', (
+        discovered.MdevType('mtty-1', 'x', '', 'vfio-pci', 24),
+        discovered.MdevType('mtty-2', 'x', '', 'vfio-pci', 12)), ())
+    snapshot = discovered.HostSnapshot((parent, sane))
     policies = type_config.load_policies(make_conf(), snapshot)
     tree = provider_tree.build_tree('h', snapshot, policies)
     assert {c.device for c in tree.children} == {parent.name, 'mtty'}

@@ -6,8 +6,8 @@ import os
 import stat
 import sys
 
-import pytest
 from oslo_config import cfg
+import pytest
 
 from tests.conftest import make_conf
 from vgpu_placement.cmd import common

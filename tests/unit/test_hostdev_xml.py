@@ -5,13 +5,13 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vgpu_placement import exceptions
-from vgpu_placement import host as host_mod
+from vgpu_placement import mdev_manager
 
 UUID = '5ad7c6b6-1e0f-4b56-9a4e-2f2c9c3d8e01'
 
 
 def test_an_mdev_is_an_mdev_hostdev():
-    element = ET.fromstring(host_mod.hostdev_xml(UUID))
+    element = ET.fromstring(mdev_manager.hostdev_xml(UUID))
     assert element.attrib == {'mode': 'subsystem', 'type': 'mdev',
                               'model': 'vfio-pci', 'managed': 'no'}
     assert element.find('source/address').attrib == {'uuid': UUID}
@@ -22,7 +22,7 @@ def test_an_mdev_is_an_mdev_hostdev():
     ('0001:c1:1f.7', ('0001', 'c1', '1f', '7')),
 ])
 def test_a_vf_is_an_unmanaged_pci_hostdev(vf, parts):
-    element = ET.fromstring(host_mod.hostdev_xml(UUID, vf))
+    element = ET.fromstring(mdev_manager.hostdev_xml(UUID, vf))
     # managed='no': the VF stays bound to nvidia, its VFIO provider.
     assert element.attrib == {'mode': 'subsystem', 'type': 'pci',
                               'managed': 'no'}
@@ -40,14 +40,14 @@ def test_a_vf_is_an_unmanaged_pci_hostdev(vf, parts):
 ])
 def test_what_is_not_a_pci_address_is_refused_in_one_line(bad):
     with pytest.raises(exceptions.VgpuPlacementError) as e:
-        host_mod.pci_hostdev_xml(bad)
+        mdev_manager.pci_hostdev_xml(bad)
     assert 'is not a PCI address' in str(e.value)
     assert len(str(e.value).splitlines()) == 1
 
 
 def test_realized_as_dict_gives_the_vf_only_when_told():
-    r = host_mod.Realized(UUID, 'nvidia-1150', '0000:41:00.0',
-                          '0000:41:00.4')
+    r = mdev_manager.Realized(UUID, 'nvidia-1150', '0000:41:00.0',
+                              '0000:41:00.4')
     assert "type='mdev'" in r.as_dict()['xml']
     assert "type='pci'" in r.as_dict(is_vf=True)['xml']
     assert r.as_dict(is_vf=True)['parent'] == '0000:41:00.4'

@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
+from vgpu_placement import discovered
 from vgpu_placement.drivers import sysfs
-from vgpu_placement import model
 from vgpu_placement import provider_tree
 from vgpu_placement import type_config
 
@@ -39,7 +39,7 @@ def snapshot(tmp_path):
     for vf in A40_VFS:
         tree.add_parent(vf, {'nvidia-558': dict(available=1)}, physfn=A40)
     # Grouped as the reporter groups them (report.Reporter.discover).
-    return model.group_virtual_functions(
+    return discovered.group_virtual_functions(
         sysfs.SysfsDriver(make_conf(sysfs__root=str(tmp_path))).discover())
 
 

@@ -12,11 +12,11 @@ from tests.conftest import make_conf
 from tests import nvidia_vfio_tree
 from tests import sysfs_tree
 from vgpu_placement import capacity
+from vgpu_placement import discovered
 from vgpu_placement.drivers import nvidia_vfio
 from vgpu_placement.drivers import nvml as nvml_mod
 from vgpu_placement.drivers import simulated
 from vgpu_placement import exceptions
-from vgpu_placement import model
 from vgpu_placement import profiles
 
 PF = '0000:26:00.0'
@@ -78,7 +78,7 @@ def l40s_host(tmp_path, profile='nvidia-l40s-vfio', monkeypatch=None):
 def test_capture_reads_as_one_gpu_with_every_type(tmp_path):
     tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
     tree.add_gpu(PF, VFS, L40S_CAPTURE)
-    snap = model.group_virtual_functions(driver_for(tmp_path).discover())
+    snap = discovered.group_virtual_functions(driver_for(tmp_path).discover())
     [gpu] = snap.parents
     assert gpu.name == PF and gpu.members == tuple(VFS)
     assert len(gpu.types) == 23
@@ -106,7 +106,7 @@ def test_garbled_list_makes_the_gpu_unreadable(tmp_path):
     tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
     tree.add_gpu(PF, VFS, L40S_CAPTURE)
     tree.write(VFS[2], 'creatable_vgpu_types', 'ID : vGPU Name\nbogus\n')
-    snap = model.group_virtual_functions(driver_for(tmp_path).discover())
+    snap = discovered.group_virtual_functions(driver_for(tmp_path).discover())
     assert snap.unreadable == frozenset([PF])
     assert any('not "ID : name"' in w for w in snap.warnings)
 
@@ -117,7 +117,7 @@ def test_create_and_remove_through_current_vgpu_type(tmp_path, monkeypatch):
     mdev = str(uuid.uuid4())
     driver.create_mdev(VFS[0], 'nvidia-1150', mdev)
     assert tree.read(VFS[0], 'current_vgpu_type') == '1150\n'
-    snap = model.group_virtual_functions(driver.discover())
+    snap = discovered.group_virtual_functions(driver.discover())
     [gpu] = snap.parents
     assert [(m.uuid, m.type_id, m.parent) for m in gpu.mdevs] == [
         (mdev, 'nvidia-1150', VFS[0])]
@@ -196,7 +196,7 @@ def test_mdev_parents_and_vfio_gpus_on_one_host(tmp_path):
     sysfs_tree.kernel_samples(tmp_path / 'sys')
     tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
     tree.add_gpu(PF, VFS, L40S_CAPTURE)
-    names = [p.name for p in model.group_virtual_functions(
+    names = [p.name for p in discovered.group_virtual_functions(
         driver_for(tmp_path).discover()).parents]
     assert names == [PF, 'mbochs', 'mdpy', 'mtty']
 
@@ -247,7 +247,7 @@ def test_nvml_mixed_size_mode_gives_the_placement_model(tmp_path,
     nvml = nvml_mod.Nvml(lambda: fake_pynvml(module.spec))
     driver = driver_for(tmp_path, nvml)
     driver.create_mdev(VFS[0], 'nvidia-1152', str(uuid.uuid4()))   # 8Q
-    [gpu] = model.group_virtual_functions(driver.discover()).parents
+    [gpu] = discovered.group_virtual_functions(driver.discover()).parents
     assert [m.placement_id for m in gpu.mdevs] == [0]
     chosen, how = capacity.choose_model(gpu)
     assert how == 'mixed-size placements'

@@ -10,10 +10,10 @@ import errno
 import os
 import uuid
 
-import pytest
 from oslo_config import cfg
 from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
+import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
@@ -322,7 +322,7 @@ def test_a_real_daemon_returns_errno_and_refusals_unchanged(
         cfg.CONF.clear_override('capabilities', group=privsep.GROUP)
 
 
-# -- the NVIDIA vendor-VFIO write: current_vgpu_type of a VF -------------------
+# -- the NVIDIA vendor-VFIO write: current_vgpu_type of a VF ------------------
 
 VF = '0000:41:00.4'
 

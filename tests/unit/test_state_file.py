@@ -85,7 +85,7 @@ def test_a_missing_state_dir_is_left_to_be_made(tmp_path):
 
 
 def test_a_shared_sticky_dir_is_left_alone_with_one_warning(tmp_path,
-                                                             caplog):
+                                                            caplog):
     shared = tmp_path / 'shared'
     shared.mkdir()
     os.chmod(shared, 0o1777)
@@ -98,7 +98,7 @@ def test_a_shared_sticky_dir_is_left_alone_with_one_warning(tmp_path,
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='needs chown')
 def test_a_dir_of_another_user_is_left_alone_with_a_warning(tmp_path,
-                                                             caplog):
+                                                            caplog):
     other = tmp_path / 'other'
     other.mkdir(mode=0o755)
     os.chmod(other, 0o755)
@@ -176,7 +176,7 @@ def test_the_cache_keeps_no_password(tmp_path):
     '{"mtty": {"mtty-1": "24"}}', '{"mtty": {"mtty-1": null}}', '{bad',
 ])
 def test_empty_parents_of_the_wrong_shape_are_rebuilt(tmp_path, caplog,
-                                                       content):
+                                                      content):
     path = tmp_path / 'empty-parents.json'
     path.write_text(content)
     got = reporter(tmp_path)
@@ -208,12 +208,12 @@ def test_report_command_rebuilds_corrupt_state_from_placement(tmp_path):
     assert json.loads(proc.stdout)['requests']['writes'] > 0
     cache = json.loads((state / 'placement-cache.json').read_text())
     assert sorted(p['name'] for p in cache['providers'].values()) == [
-        'corrupt-state', 'corrupt-state_mbochs_mbochs', 'corrupt-state_mdpy_mdpy',
-        'corrupt-state_mtty_mtty']
+        'corrupt-state', 'corrupt-state_mbochs_mbochs',
+        'corrupt-state_mdpy_mdpy', 'corrupt-state_mtty_mtty']
 
 
 def test_write_json_syncs_the_directory_after_the_rename(tmp_path,
-                                                        monkeypatch):
+                                                         monkeypatch):
     import stat as stat_mod
     synced = []
     real_fsync = os.fsync

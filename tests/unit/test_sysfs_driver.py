@@ -8,9 +8,9 @@ import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
+from vgpu_placement import discovered
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
-from vgpu_placement import model
 
 
 def driver_for(root):
@@ -25,7 +25,8 @@ def test_discovers_parents_types_and_mdevs(tmp_path):
     assert [p.name for p in snap.parents] == ['mbochs', 'mdpy', 'mtty']
     mtty = snap.parent('mtty')
     assert [(t.id, t.name, t.available_instances) for t in mtty.types] == [
-        ('mtty-1', 'Single port serial', 24), ('mtty-2', 'Dual port serial', 12)]
+        ('mtty-1', 'Single port serial', 24),
+        ('mtty-2', 'Dual port serial', 12)]
     # mtty has no description file: reported as empty, not an error.
     assert mtty.type('mtty-1').description == ''
     assert [(m.uuid, m.type_id, m.parent) for m in mtty.mdevs] == [
@@ -115,7 +116,7 @@ def test_crafted_physfn_link_is_ignored(tmp_path, target):
     assert parent.physfn is None and len(parent.types) == 1
     assert len(snap.warnings) == 1 and 'physfn' in snap.warnings[0]
     # Reported as itself, not under a made-up physical function.
-    assert [p.name for p in model.group_virtual_functions(snap).parents] \
+    assert [p.name for p in discovered.group_virtual_functions(snap).parents] \
         == ['0000:84:00.4']
 
 
@@ -135,7 +136,7 @@ def test_unreadable_virtual_function_is_still_grouped(tmp_path, monkeypatch,
     assert snap.unreadable == {'0000:84:00.5'}
     assert snap.parent('0000:84:00.5').physfn == '0000:84:00.0'
     assert len(snap.warnings) == 1 and '0000:84:00.5' in snap.warnings[0]
-    grouped = model.group_virtual_functions(snap)
+    grouped = discovered.group_virtual_functions(snap)
     assert grouped.unreadable == {'0000:84:00.0'}
     assert grouped.parent('0000:85:00.0').type('nvidia-35') is not None
 

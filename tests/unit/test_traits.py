@@ -1,6 +1,6 @@
 import os_traits
 
-from vgpu_placement import model
+from vgpu_placement import discovered
 from vgpu_placement import traits
 
 NVIDIA = ('num_heads=4, frl_config=60, framebuffer=2048M, '
@@ -34,7 +34,7 @@ def test_gvt_mbochs_mdpy_and_empty_descriptions():
 
 
 def _type(type_id, description):
-    return model.MdevType(type_id, type_id, description, 'vfio-pci', 1)
+    return discovered.MdevType(type_id, type_id, description, 'vfio-pci', 1)
 
 
 def test_parent_traits_only_keep_capabilities_every_type_has():

@@ -6,10 +6,10 @@ import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
+from vgpu_placement import discovered
 from vgpu_placement import drivers
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
-from vgpu_placement import model
 from vgpu_placement import type_config
 
 
@@ -120,7 +120,7 @@ def test_default_type_skips_parents_claimed_by_an_unreadable_type(snapshot):
 
 
 def test_default_type_skips_a_gpu_with_a_claimed_virtual_function():
-    gpu = model.ParentDevice('0000:41:00.0', (), (), members=(
+    gpu = discovered.ParentDevice('0000:41:00.0', (), (), members=(
         '0000:41:00.4', '0000:41:00.5'))
     claimed = type_config.TypePolicy(
         'nvidia-558', 'VGPU', frozenset(),

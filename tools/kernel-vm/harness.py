@@ -17,6 +17,7 @@ import io
 import json
 import lzma
 import os
+from pathlib import Path
 import re
 import shutil
 import signal
@@ -25,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 RECIPE = 1              # bump when the build below changes: caches rebuild
 HERE = Path(__file__).resolve().parent

@@ -563,8 +563,8 @@ def cmd_db_sync(args):
     so that the workers do not race each other inserting them."""
     from oslo_config import cfg
     from placement import conf as placement_conf
-    from placement import db_api
     from placement.db.sqlalchemy import migration
+    from placement import db_api
     from placement.objects import resource_class
     from placement.objects import trait
     conf = cfg.ConfigOpts()
@@ -643,9 +643,11 @@ def wait_ready(proc, layout, url):
         rc = proc.poll()
         if rc is not None:
             raise Fail('placement (gunicorn) exited with status %d: %s '
-                       '(log %s)' % (rc, last_line(
-                           layout.log, r'Error|error|Exception|refused'),
-                                     layout.log))
+                       '(log %s)'
+                       % (rc,
+                          last_line(layout.log,
+                                    r'Error|error|Exception|refused'),
+                          layout.log))
         try:
             if http_get(url + '/', timeout=2) == 200:
                 break

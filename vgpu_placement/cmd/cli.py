@@ -1,20 +1,19 @@
 """vgpu-placement: discover, report, status and the demo."""
 import argparse
-import os
 import re
 import sys
 
 from vgpu_placement.cmd import common
 from vgpu_placement.cmd import demo
 from vgpu_placement.cmd import views
+from vgpu_placement import discovered
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
-from vgpu_placement import host as host_mod
 from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import model
-from vgpu_placement import standalone
+from vgpu_placement import mdev_manager
 from vgpu_placement import scheduler
+from vgpu_placement import standalone
 
 
 def cmd_discover(args):
@@ -80,7 +79,7 @@ def cmd_flavor_spec(args):
 
 def _instance(value):
     try:
-        return model.canonical_uuid(value)
+        return discovered.canonical_uuid(value)
     except ValueError:
         raise exceptions.VgpuPlacementError(
             '--instance %s is not a UUID' % flavor.quote(value))
@@ -135,7 +134,7 @@ def cmd_realize(args):
         return
     for r in done:
         print('%s  %s on %s' % (r.uuid, r.type_id, r.parent))
-        print('  ' + host_mod.hostdev_xml(
+        print('  ' + mdev_manager.hostdev_xml(
             r.uuid, r.parent if is_vf[r.uuid] else None))
 
 
@@ -156,8 +155,9 @@ def cmd_release(args):
 def cmd_reconcile(args):
     host = _host(args)
     if args.accept_lost_ledger:
-        host = standalone.host_for(host.tree.reporter, ledger=ledger_mod.Ledger(
-            ledger_mod.path_in(host.state_path), accept_loss=True))
+        host = standalone.host_for(
+            host.tree.reporter, ledger=ledger_mod.Ledger(
+                ledger_mod.path_in(host.state_path), accept_loss=True))
     summary = host.reconcile()
     if args.format == 'json':
         common.print_json(summary)

@@ -23,8 +23,8 @@ from vgpu_placement.cmd import views
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement import profiles
-from vgpu_placement import standalone
 from vgpu_placement import scheduler
+from vgpu_placement import standalone
 
 DEMO_HOST = 'demo-host'
 
@@ -89,7 +89,7 @@ def _show_offer_changes(before, after):
     for key in sorted(before):
         if before[key] != after.get(key):
             print('  %-28s %-26s %3d -> %d' % (key + (before[key],
-                                                     after.get(key, 0))))
+                                                      after.get(key, 0))))
 
 
 # A stream of instances: (flavor name, mdev type).

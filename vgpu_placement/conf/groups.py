@@ -9,5 +9,5 @@ def register(conf, group, opts):
     from one ConfigOpts to the next.
     """
     conf.register_group(cfg.OptGroup(group.name, title=group.title,
-                                      help=group.help))
+                                     help=group.help))
     conf.register_opts(opts, group=group.name)

@@ -1,8 +1,8 @@
 """The driver interface."""
 import abc
 
+from vgpu_placement import discovered
 from vgpu_placement import exceptions
-from vgpu_placement import model
 
 # NVIDIA's vgpu_params keys (all take an integer); see
 # doc/source/reference/kernel-mdev.rst, 'NVIDIA vGPU'. Operators may set
@@ -19,7 +19,7 @@ def is_nvidia_type(type_id):
 def checked_uuid(value, action, target):
     """The canonical UUID, or the kernel's EINVAL as a typed error."""
     try:
-        return model.canonical_uuid(value)
+        return discovered.canonical_uuid(value)
     except ValueError:
         raise exceptions.InvalidMdevRequest(action, target,
                                             '%r is not a UUID' % (value,))
@@ -37,7 +37,7 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def discover(self):
-        """Return a model.HostSnapshot of the host as it is now."""
+        """Return a discovered.HostSnapshot of the host as it is now."""
 
     @abc.abstractmethod
     def create_mdev(self, parent, type_id, mdev_uuid):

@@ -39,10 +39,10 @@ import os
 import re
 import xml.etree.ElementTree as ElementTree
 
+from vgpu_placement import discovered
 from vgpu_placement.drivers import base
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
-from vgpu_placement import model
 
 LOG = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _pci_address(element, attrs=False):
         raise BadXML('a PCI address without valid domain, bus, slot and '
                      'function')
     address = '%04x:%02x:%02x.%x' % tuple(values)
-    if not model.is_pci_address(address):
+    if not discovered.is_pci_address(address):
         raise BadXML('PCI address %s out of range' % address)
     return address
 
@@ -155,7 +155,7 @@ def kernel_name(root):
     else:
         path = (root.findtext('path') or '').strip()
         name = os.path.basename(path.rstrip('/'))
-    if not model.is_valid_name(name):
+    if not discovered.is_valid_name(name):
         raise BadXML('no usable kernel name (path %r)'
                      % root.findtext('path'))
     return name
@@ -188,7 +188,7 @@ def parse_parent(text):
             continue
         for element in cap.findall('type'):
             type_id = element.get('id')
-            if not model.is_valid_name(type_id):
+            if not discovered.is_valid_name(type_id):
                 skipped.append((type_id, 'not a type id'))
                 continue
             if type_id in seen:
@@ -221,7 +221,7 @@ def _uuid_from_nodedev(nodedev):
     if len(parts) < 6 or parts[0] != 'mdev':
         raise BadXML('no <uuid> and name %r is not mdev_<uuid>' % nodedev)
     try:
-        return model.canonical_uuid('-'.join(parts[1:6]))
+        return discovered.canonical_uuid('-'.join(parts[1:6]))
     except ValueError:
         raise BadXML('no <uuid> and name %r is not mdev_<uuid>' % nodedev)
 
@@ -237,18 +237,18 @@ def parse_mdev(text):
         raise BadXML('no mdev capability')
     type_element = cap.find('type')
     type_id = type_element.get('id') if type_element is not None else None
-    if not model.is_valid_name(type_id):
+    if not discovered.is_valid_name(type_id):
         raise BadXML('type %r is not a type id' % (type_id,))
     uuid_text = (cap.findtext('uuid') or '').strip()
     if uuid_text:
         try:
-            mdev_uuid = model.canonical_uuid(uuid_text)
+            mdev_uuid = discovered.canonical_uuid(uuid_text)
         except ValueError:
             raise BadXML('uuid %r is not a UUID' % uuid_text[:40])
     else:
         mdev_uuid = _uuid_from_nodedev(nodedev)
     parent_addr = (cap.findtext('parent_addr') or '').strip() or None
-    if parent_addr is not None and not model.is_valid_name(parent_addr):
+    if parent_addr is not None and not discovered.is_valid_name(parent_addr):
         raise BadXML('parent_addr %r is not a device name' % parent_addr)
     return {'nodedev': nodedev, 'uuid': mdev_uuid, 'type_id': type_id,
             'parent': (root.findtext('parent') or '').strip() or None,
@@ -392,7 +392,7 @@ class LibvirtDriver(base.Driver):
                 parent = next((p for p in parents
                                if p['name'] == info['parent_addr']), None)
             if not self._is_active(device):
-                inactive.append(model.Mdev(
+                inactive.append(discovered.Mdev(
                     info['uuid'], info['type_id'],
                     parent['name'] if parent else
                     info['parent_addr'] or info['parent']))
@@ -402,21 +402,21 @@ class LibvirtDriver(base.Driver):
                                 'device libvirt lists with mdev types'
                                 % (info['uuid'], info['parent']))
                 continue
-            parent['mdevs'].append(model.Mdev(info['uuid'], info['type_id'],
-                                              parent['name']))
+            parent['mdevs'].append(discovered.Mdev(
+                info['uuid'], info['type_id'], parent['name']))
         self._note_inactive(inactive)
         for text in warnings:
             LOG.warning('libvirt: %s', text)
-        snapshot_parents = tuple(sorted((model.ParentDevice(
+        snapshot_parents = tuple(sorted((discovered.ParentDevice(
             name=p['name'],
-            types=tuple(model.MdevType(
+            types=tuple(discovered.MdevType(
                 t['id'], t['name'], t['description'], t['device_api'],
                 t['available_instances']) for t in p['types']),
             mdevs=tuple(sorted(p['mdevs'], key=lambda m: m.uuid)),
             physfn=p['physfn']) for p in parents), key=lambda p: p.name))
-        return model.HostSnapshot(parents=snapshot_parents,
-                                  warnings=tuple(warnings),
-                                  unreadable=frozenset(unreadable))
+        return discovered.HostSnapshot(parents=snapshot_parents,
+                                       warnings=tuple(warnings),
+                                       unreadable=frozenset(unreadable))
 
     def _read_parents(self, warnings, unreadable):
         parents, names = [], set()
@@ -451,7 +451,7 @@ class LibvirtDriver(base.Driver):
             for type_id, problem in info['skipped']:
                 warnings.append('skipped type %r on %s: %s'
                                 % (type_id, info['name'], problem))
-                if model.is_valid_name(type_id):
+                if discovered.is_valid_name(type_id):
                     unreadable.add(info['name'])
             for t in info['types']:
                 t['description'] = self._description(info, t['id'], warnings)
@@ -550,7 +550,7 @@ class LibvirtDriver(base.Driver):
         mdev_uuid = base.checked_uuid(mdev_uuid, 'create', 'mdev on %s'
                                       % parent)
         for what, value in (('parent', parent), ('type', type_id)):
-            if not model.is_valid_name(value):
+            if not discovered.is_valid_name(value):
                 raise exceptions.InvalidMdevRequest(
                     'create', '%s %r' % (what, value), 'not a device name')
         action, target = 'create', '%s of type %s on %s' % (

@@ -39,11 +39,11 @@ import os
 import re
 import uuid
 
+from vgpu_placement import discovered
 from vgpu_placement.drivers import base
 from vgpu_placement.drivers import nvml as nvml_mod
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
-from vgpu_placement import model
 from vgpu_placement.privsep import sysfs as priv_sysfs
 from vgpu_placement import state_file
 from vgpu_placement import sysfs_paths
@@ -119,8 +119,8 @@ def fallback_types(names):
         most = total // size[0]
         out[type_id] = (name, 'framebuffer=%dM, max_instance=%d'
                         % (size[0] * 1024, most),
-                        model.VgpuInfo(framebuffer_mb=size[0] * 1024,
-                                       max_instance=most))
+                        discovered.VgpuInfo(framebuffer_mb=size[0] * 1024,
+                                            max_instance=most))
     return out
 
 
@@ -162,7 +162,7 @@ class NvidiaVfioDriver(base.Driver):
             parents.extend(self._parents(vfs, warnings))
         for text in warnings[len(snapshot.warnings):]:
             LOG.warning('nvidia_vfio: %s', text)
-        return model.HostSnapshot(
+        return discovered.HostSnapshot(
             parents=tuple(sorted(parents, key=lambda p: p.name)),
             warnings=tuple(warnings), unreadable=frozenset(unreadable))
 
@@ -178,7 +178,7 @@ class NvidiaVfioDriver(base.Driver):
                                             % (self.devices_dir, e.strerror))
         found = []
         for name in names:
-            if not model.is_pci_address(name):
+            if not discovered.is_pci_address(name):
                 continue
             device = os.path.realpath(os.path.join(self.devices_dir, name))
             if not sysfs_paths.inside(device, real_root):
@@ -228,7 +228,7 @@ class NvidiaVfioDriver(base.Driver):
                                                                'physfn')))
         except OSError:
             return None
-        return physfn if model.is_pci_address(physfn) else None
+        return physfn if discovered.is_pci_address(physfn) else None
 
     def _catalogue(self, physfn, seen_names):
         """{ID: (name, description, VgpuInfo)} of one GPU."""
@@ -294,7 +294,7 @@ class NvidiaVfioDriver(base.Driver):
 
     def _vf_parent(self, vf, catalogue, ours, boot, warnings):
         busy = bool(vf['current'])
-        types = tuple(model.MdevType(
+        types = tuple(discovered.MdevType(
             'nvidia-%d' % type_id, name, description, 'vfio-pci',
             int(not busy and type_id in vf['listed']), info)
             for type_id, (name, description, info) in sorted(
@@ -313,10 +313,10 @@ class NvidiaVfioDriver(base.Driver):
             else:
                 mdev_uuid = str(uuid.uuid5(VGPU_NAMESPACE, '%s/%s/%s' % (
                     boot, vf['name'], type_id)))
-            mdevs = (model.Mdev(mdev_uuid, type_id, vf['name'],
-                                vf['placement']),)
-        return model.ParentDevice(vf['name'], types, mdevs,
-                                  physfn=vf['physfn'])
+            mdevs = (discovered.Mdev(mdev_uuid, type_id, vf['name'],
+                                     vf['placement']),)
+        return discovered.ParentDevice(vf['name'], types, mdevs,
+                                       physfn=vf['physfn'])
 
     # -- changes ---------------------------------------------------------
     def _attr(self, vf):
@@ -335,7 +335,7 @@ class NvidiaVfioDriver(base.Driver):
             raise error_for(e, action, target)
 
     def _is_vfio_vf(self, parent):
-        return model.is_pci_address(parent) and os.path.isdir(
+        return discovered.is_pci_address(parent) and os.path.isdir(
             os.path.join(self.devices_dir, parent, 'nvidia'))
 
     def guest_gets_parent(self, parent):

@@ -14,7 +14,7 @@ follow NVIDIA's NVML header (reference/nvidia-vgpu.md 2.4, 3).
 """
 import dataclasses
 
-from vgpu_placement import model
+from vgpu_placement import discovered
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +92,8 @@ class Nvml:
             heads = int(lib.nvmlVgpuTypeGetNumDisplayHeads(type_id))
             width, height = lib.nvmlVgpuTypeGetResolution(type_id, 0)
             frl = int(lib.nvmlVgpuTypeGetFrameRateLimit(type_id))
-            info = model.VgpuInfo(framebuffer_mb=fb_mb,
-                                  max_instance=max_instance)
+            info = discovered.VgpuInfo(framebuffer_mb=fb_mb,
+                                       max_instance=max_instance)
             gi_profile = None
             if mig:
                 profile_id = int(

@@ -27,9 +27,9 @@ import uuid
 
 import yaml
 
+from vgpu_placement import discovered
 from vgpu_placement.drivers import base
 from vgpu_placement import exceptions
-from vgpu_placement import model
 from vgpu_placement import profiles
 from vgpu_placement import state_file
 
@@ -188,7 +188,8 @@ def _profile_error(path, where, problem):
 
 
 def _int(value, path, where, minimum=0):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if (not isinstance(value, int) or isinstance(value, bool)
+            or value < minimum):
         raise _profile_error(path, where, 'expected an integer >= %d, got %r'
                              % (minimum, value))
     return value
@@ -240,7 +241,7 @@ def _load_parent(path, where, item):
     if not isinstance(item, dict):
         raise _profile_error(path, where, 'expected a mapping')
     name = item.get('name')
-    if not isinstance(name, str) or not model.is_valid_name(name):
+    if not isinstance(name, str) or not discovered.is_valid_name(name):
         raise _profile_error(path, where, 'invalid parent name %r' % (name,))
     where = name
     capacity = item.get('capacity') or {}
@@ -261,8 +262,10 @@ def _load_parent(path, where, item):
     types = []
     for t in item.get('types') or []:
         type_id = t.get('id') if isinstance(t, dict) else None
-        if not isinstance(type_id, str) or not model.is_valid_name(type_id):
-            raise _profile_error(path, where, 'invalid type id %r' % (type_id,))
+        if (not isinstance(type_id, str)
+                or not discovered.is_valid_name(type_id)):
+            raise _profile_error(path, where,
+                                 'invalid type id %r' % (type_id,))
         cost = {str(k): _int(v, path, '%s %s cost' % (where, type_id))
                 for k, v in (t.get('cost') or {}).items()}
         if rule == 'pool':
@@ -312,13 +315,14 @@ def _load_parent(path, where, item):
                                     % (where, k))
                        for k, v in (capacity.get('gpu_instances') or
                                     {}).items()})
-    if rule in VF_RULES and (not spec.vfs or not model.is_pci_address(name)):
+    if rule in VF_RULES and (not spec.vfs
+                             or not discovered.is_pci_address(name)):
         raise _profile_error(path, where, 'the %s rule needs a PCI '
                              'address and vfs >= 1' % rule)
     mdevs = []
     for m in item.get('mdevs') or []:
         try:
-            mdev_uuid = model.canonical_uuid(m.get('uuid'))
+            mdev_uuid = discovered.canonical_uuid(m.get('uuid'))
         except (AttributeError, ValueError):
             raise _profile_error(path, where, 'invalid mdev %r' % (m,))
         if spec.type(m.get('type')) is None:
@@ -384,8 +388,8 @@ class SimulatedDriver(base.Driver):
                     unreadable.add(name)     # not listed at all
                     continue
                 mdevs = tuple(sorted(
-                    (model.Mdev(m['uuid'], m['type'], name,
-                                m.get('placement'))
+                    (discovered.Mdev(m['uuid'], m['type'], name,
+                                     m.get('placement'))
                      for m in state['mdevs'] if m['parent'] == name),
                     key=lambda m: m.uuid))
                 if spec.rule in VENDOR_VFIO_RULES:
@@ -394,21 +398,21 @@ class SimulatedDriver(base.Driver):
                         for t in spec.types if (name, t.id) not in failing)
                     if len(types) < len(spec.types):
                         unreadable.add(name)
-                    parents.append(model.ParentDevice(name, types, mdevs,
-                                                      physfn=physfn))
+                    parents.append(discovered.ParentDevice(name, types, mdevs,
+                                                           physfn=physfn))
                     continue
                 # A virtual function holds one vGPU at most.
                 full = spec.rule == 'sriov' and bool(mdevs)
                 types = tuple(
-                    model.MdevType(t.id, t.name, t.description, 'vfio-pci',
-                                   0 if full else self._shown(spec, existing,
-                                                              t))
+                    discovered.MdevType(
+                        t.id, t.name, t.description, 'vfio-pci',
+                        0 if full else self._shown(spec, existing, t))
                     for t in spec.types if (name, t.id) not in failing)
                 if len(types) < len(spec.types):
                     unreadable.add(name)
-                parents.append(model.ParentDevice(name, types, mdevs,
-                                                  physfn=physfn))
-        return model.HostSnapshot(parents=tuple(sorted(
+                parents.append(discovered.ParentDevice(name, types, mdevs,
+                                                       physfn=physfn))
+        return discovered.HostSnapshot(parents=tuple(sorted(
             parents, key=lambda p: p.name)), unreadable=frozenset(unreadable))
 
     def _vgpus(self, state, spec):
@@ -420,7 +424,7 @@ class SimulatedDriver(base.Driver):
         free virtual function whose GPU can take it now, else 0."""
         shown = 0 if busy or vfio_where(
             spec, self._vgpus(state, spec), type_spec) is None else 1
-        info = model.VgpuInfo(
+        info = discovered.VgpuInfo(
             framebuffer_mb=type_spec.size or None,
             max_instance=type_spec.max if spec.rule == 'vfio' else None,
             placement_size=type_spec.placement_size or None,
@@ -428,8 +432,9 @@ class SimulatedDriver(base.Driver):
             gi_profile=type_spec.gi_profile,
             gi_count=spec.gpu_instances.get(type_spec.gi_profile, 0)
             if type_spec.gi_profile else None)
-        return model.MdevType(type_spec.id, type_spec.name,
-                              type_spec.description, 'vfio-pci', shown, info)
+        return discovered.MdevType(type_spec.id, type_spec.name,
+                                   type_spec.description, 'vfio-pci', shown,
+                                   info)
 
     def _create_vfio(self, state, spec, parent, type_id, mdev_uuid, target):
         """nvidia/current_vgpu_type on the virtual function, errno for

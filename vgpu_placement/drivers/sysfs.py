@@ -18,9 +18,9 @@ import os
 import re
 import stat
 
+from vgpu_placement import discovered
 from vgpu_placement.drivers import base
 from vgpu_placement import exceptions
-from vgpu_placement import model
 from vgpu_placement import privsep
 from vgpu_placement.privsep import sysfs as priv_sysfs
 from vgpu_placement import sysfs_paths
@@ -140,7 +140,7 @@ class SysfsDriver(base.Driver):
         seen = {}                    # the next self._static
         real_root = self._check_root()
         for name in self._bus_names(real_root):
-            if not model.is_valid_name(name):
+            if not discovered.is_valid_name(name):
                 warnings.append('skipped parent %r: not a device name' % name)
                 continue
             parent = self._read_parent(name, real_root, warnings, seen,
@@ -150,9 +150,9 @@ class SysfsDriver(base.Driver):
         self._static = seen          # vanished types forgotten
         for text in warnings:
             LOG.warning('sysfs: %s', text)
-        return model.HostSnapshot(parents=tuple(parents),
-                                  warnings=tuple(warnings),
-                                  unreadable=frozenset(unreadable))
+        return discovered.HostSnapshot(parents=tuple(parents),
+                                       warnings=tuple(warnings),
+                                       unreadable=frozenset(unreadable))
 
     def _check_root(self):
         """realpath of the root, or HostStateError: a root that is not a
@@ -231,7 +231,7 @@ class SysfsDriver(base.Driver):
             warnings.append('parent %s not read whole: %s' % (name, e))
             unreadable.add(name)
         for type_id, inode, is_link in type_ids:
-            if not model.is_valid_name(type_id):
+            if not discovered.is_valid_name(type_id):
                 warnings.append('skipped type %r on %s: not a type id'
                                 % (type_id, name))
                 continue
@@ -247,7 +247,7 @@ class SysfsDriver(base.Driver):
                     unreadable.add(name)
         for entry, _inode, is_link in entries:
             try:
-                mdev_uuid = model.canonical_uuid(entry)
+                mdev_uuid = discovered.canonical_uuid(entry)
             except ValueError:
                 continue
             try:
@@ -260,8 +260,8 @@ class SysfsDriver(base.Driver):
                 if not e.absent:
                     unreadable.add(name)
                 continue
-            mdevs.append(model.Mdev(mdev_uuid, type_id, name))
-        return model.ParentDevice(
+            mdevs.append(discovered.Mdev(mdev_uuid, type_id, name))
+        return discovered.ParentDevice(
             name=name, types=tuple(types),
             mdevs=tuple(sorted(mdevs, key=lambda m: m.uuid)),
             physfn=self._physfn(parent_dir, name, warnings, unreadable))
@@ -273,7 +273,7 @@ class SysfsDriver(base.Driver):
             type_id = os.path.basename(os.readlink(link))
         except OSError as e:
             raise _skip_for(link, e)
-        if not model.is_valid_name(type_id):
+        if not discovered.is_valid_name(type_id):
             raise _Skip('%s names %r, not a type id' % (link, type_id))
         return type_id
 
@@ -290,7 +290,7 @@ class SysfsDriver(base.Driver):
                 warnings.append('%s: %s' % (name, _skip_for(link, e)))
                 unreadable.add(name)
             return None
-        if not model.is_pci_address(physfn):
+        if not discovered.is_pci_address(physfn):
             # The kernel links ../<PCI address>: anything else is made up.
             warnings.append('%s: ignored its physfn %r, not a PCI address'
                             % (name, physfn))
@@ -307,8 +307,8 @@ class SysfsDriver(base.Driver):
             static = (inode if complete else None, *read)
         seen[type_dir] = static
         _inode, name, description, device_api = static
-        return model.MdevType(type_id, name, description, device_api,
-                              available)
+        return discovered.MdevType(type_id, name, description, device_api,
+                                   available)
 
     # -- changes ---------------------------------------------------------
     @staticmethod
@@ -326,7 +326,7 @@ class SysfsDriver(base.Driver):
         mdev_uuid = base.checked_uuid(mdev_uuid, 'create', 'mdev on %s'
                                       % parent)
         for what, value in (('parent', parent), ('type', type_id)):
-            if not model.is_valid_name(value):
+            if not discovered.is_valid_name(value):
                 raise exceptions.InvalidMdevRequest(
                     'create', '%s %r' % (what, value), 'not a device name')
         self._privileged(priv_sysfs.create_mdev, 'create',
@@ -379,7 +379,7 @@ class SysfsDriver(base.Driver):
         except OSError:
             names = []
         for name in names:
-            if model.is_valid_name(name) and os.path.isdir(
+            if discovered.is_valid_name(name) and os.path.isdir(
                     os.path.join(self.bus_dir, name, mdev_uuid)):
                 return name
         return None

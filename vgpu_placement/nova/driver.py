@@ -11,19 +11,20 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
 * ``update_provider_tree``: Nova's tree, then the project's children
   (inventories with the capacity model's ``reserved``, traits, counter
   classes), written by Nova's report client;
-* the mdevs of a server come from ``host.Host.realize`` (UUIDs derived
-  from the instance, two-phase ledger, per-parent locks, vendor
-  parameters): on spawn (boot, rebuild, evacuate, unshelve), on the
+* the mdevs of a server come from ``mdev_manager.MdevManager.realize``
+  (UUIDs derived from the instance, two-phase ledger, per-parent locks,
+  vendor parameters): on spawn (boot, rebuild, evacuate, unshelve), on the
   destination of a resize or cold migration (finish_migration) and of a
   live migration (before it starts, check_source_migrate_data_at_dest);
-* ``Host.free`` when the guest leaves this host for good: destroy
+* ``MdevManager.free`` when the guest leaves this host for good: destroy
   (delete, shelve offload, evacuated instance cleaned up, revert on the
   destination, failed live migration on the destination), confirm of a
   resize on the source, a live migration's end on the source. Reboots
   (soft, hard, power off/on) keep them; a hard reboot makes sure they are
   there first;
-* ``init_host``: after Nova's, ``Host.reconcile`` brings back the mdevs a
-  host reboot lost, with the same UUIDs, before Nova resumes the guests.
+* ``init_host``: after Nova's, ``MdevManager.reconcile`` brings back the
+  mdevs a host reboot lost, with the same UUIDs, before Nova resumes the
+  guests.
 """
 import contextlib
 import threading
@@ -41,7 +42,7 @@ from nova.virt.libvirt import host as libvirt_host
 from vgpu_placement import drivers
 from vgpu_placement.drivers import libvirt as lv_driver
 from vgpu_placement import exceptions
-from vgpu_placement import host as host_mod
+from vgpu_placement import mdev_manager
 from vgpu_placement.nova import config
 from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.placement import client as client_mod
@@ -95,7 +96,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     # -- setting up -----------------------------------------------------
     def _vp_setup(self):
-        """The project's conf, driver, tree and Host, on Nova's libvirt
+        """The project's conf, driver, tree and MdevManager, on Nova's libvirt
         connection (init_host has connected)."""
         node = self._host.get_hostname()
         try:
@@ -113,7 +114,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         client = client_mod.PlacementClient(_ReportClientAdapter())
         tree = tree_mod.NovaTree(builder, client, node,
                                  migrations=self._migrations_in_progress)
-        self._vp = host_mod.Host(node, driver, tree, client, conf.state_path)
+        self._vp = mdev_manager.MdevManager(node, driver, tree, client,
+                                            conf.state_path)
         LOG.info('vgpu-placement: driver %s, state in %s, host %s',
                  conf.driver, conf.state_path, node)
 
@@ -128,7 +130,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     @property
     def vgpu_host(self):
-        """The project's host.Host of this compute node."""
+        """The project's mdev_manager.MdevManager of this compute node."""
         if self._vp is None:
             self._vp_setup()
         return self._vp

@@ -2,15 +2,16 @@
 
 ``put_tree`` writes the desired tree into the ProviderTree Nova hands
 ``update_provider_tree`` (Nova's report client then writes Placement: it is
-the only writer on a Nova host). ``NovaTree`` is the tree a ``host.Host``
-reads there (see host.Host's docstring): Placement's view of this host's
-providers, read, never written, through placement.sync.TreeSync into a
-ProviderCache kept in memory.
+the only writer on a Nova host). ``NovaTree`` is the tree a
+``mdev_manager.MdevManager`` reads there (see mdev_manager.MdevManager's
+docstring): Placement's view of this host's providers, read, never
+written, through placement.sync.TreeSync into a ProviderCache kept in
+memory.
 """
 import logging
 import threading
 
-from vgpu_placement import host as host_mod
+from vgpu_placement import mdev_manager
 from vgpu_placement.placement import cache as cache_mod
 from vgpu_placement.placement import sync
 from vgpu_placement import provider_tree as ptree
@@ -84,8 +85,9 @@ def put_tree(provider_tree, nodename, desired, usages_of):
 
 
 class NovaTree:
-    """The tree as host.Host needs it, where Nova's report client writes
-    it: read from Placement (read-only) into an in-memory ProviderCache.
+    """The tree as mdev_manager.MdevManager needs it, where Nova's report
+    client writes it: read from Placement (read-only) into an in-memory
+    ProviderCache.
 
     ``builder`` (tree_builder.TreeBuilder) reads the host, ``client`` (a
     PlacementClient) Placement, ``root_name`` is Nova's node name.
@@ -138,8 +140,8 @@ class NovaTree:
         desired = self.builder.desired_tree(snapshot)
         placed = {name: (rp_uuid, provider.managed) for name, (
             rp_uuid, provider) in self.cache.children().items()}
-        return host_mod.TreeReading(snapshot, desired, placed,
-                                    self.builder.policies(snapshot))
+        return mdev_manager.TreeReading(snapshot, desired, placed,
+                                        self.builder.policies(snapshot))
 
     def changed(self):
         """Nothing to do: Nova's resource tracker reports the tree on its

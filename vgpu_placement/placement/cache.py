@@ -186,7 +186,7 @@ class ProviderCache:
     def back_in_service(self, rp_uuid):
         self._retired.pop(rp_uuid, None)
 
-    # -- the file --------------------------------------------------------------
+    # -- the file -------------------------------------------------------------
     def to_json(self):
         data = {'endpoint': self.endpoint,
                 'providers': {u: p.to_json()

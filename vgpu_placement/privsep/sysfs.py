@@ -14,8 +14,8 @@ privsep channel as exceptions rebuilt from their args:
 import os
 import re
 
+from vgpu_placement import discovered
 from vgpu_placement.drivers import base
-from vgpu_placement import model
 from vgpu_placement import privsep
 from vgpu_placement import sysfs_paths
 
@@ -79,7 +79,7 @@ def set_vgpu_params(root, mdev_uuid, params, parent=None):
 def set_vgpu_type(root, vf, type_number):
     """Write type_number (a decimal id, or "0" to destroy) to the NVIDIA
     virtual function's bus/pci/devices/<vf>/nvidia/current_vgpu_type."""
-    if not model.is_pci_address(vf):
+    if not discovered.is_pci_address(vf):
         raise sysfs_paths.invalid('%r is not a PCI address' % (vf,))
     if not isinstance(type_number, str) or not _VGPU_TYPE_RE.fullmatch(
             type_number) or int(type_number) > _VGPU_TYPE_MAX:

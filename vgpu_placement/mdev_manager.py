@@ -29,9 +29,9 @@ import re
 import uuid
 from xml.sax import saxutils
 
+from vgpu_placement import discovered
 from vgpu_placement import exceptions
 from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import model
 from vgpu_placement import once
 from vgpu_placement.placement import consumers
 from vgpu_placement import provider_tree
@@ -76,7 +76,7 @@ def pci_hostdev_xml(address):
     provider (a vfio-pci probe fails with EINVAL), as nova and OpenNebula
     pass these VFs (doc reference nvidia-vgpu 1.3, 1.7).
     """
-    # Stricter than model.is_pci_address: a slot is 5 bits.
+    # Stricter than discovered.is_pci_address: a slot is 5 bits.
     found = _PCI_PARTS_RE.fullmatch(address) if isinstance(address, str) \
         else None
     if found is None:
@@ -91,7 +91,7 @@ def pci_hostdev_xml(address):
 @dataclasses.dataclass(frozen=True)
 class TreeReading:
     """The host and its tree as Placement has it, read together."""
-    snapshot: object             # model.HostSnapshot, VFs grouped
+    snapshot: object             # discovered.HostSnapshot, VFs grouped
     desired: object              # provider_tree.DesiredTree of the snapshot
     placed: dict                 # child name -> (provider uuid, managed?)
     policies: dict               # type id -> type_config.TypePolicy
@@ -111,8 +111,9 @@ class Facts:
     """What reconcile reads once: the host, our providers, and who holds
     allocations on them. Stale as soon as it is read: every action re-reads
     its own facts under its locks."""
-    snapshot: object             # model.HostSnapshot, VFs grouped
-    ours: dict                   # provider uuid -> (DesiredProvider, {class: type})
+    snapshot: object             # discovered.HostSnapshot, VFs grouped
+    # provider uuid -> (DesiredProvider, {class: type})
+    ours: dict
     managed: dict                # provider uuid -> name, every child we manage
     here: dict                   # consumer -> {provider uuid: {class: n}}
 
@@ -150,7 +151,8 @@ def _fold(by_consumer, stand_ins):
                 merged[rc] = merged.get(rc, 0) + n
     return folded
 
-class Host:
+
+class MdevManager:
     """Realize, free and reconcile the mdevs of one host.
 
     Its collaborators, each used for one thing:
@@ -201,7 +203,8 @@ class Host:
         desired tree that Placement has, and every child we manage there
         ({uuid: name}, including children whose device is not read now).
 
-        ``held``: provider uuids the tree must map (see Host's docstring).
+        ``held``: provider uuids the tree must map (see MdevManager's
+        docstring).
         """
         reading = self.tree.reading(held)
         self.policies = reading.policies
@@ -261,7 +264,7 @@ class Host:
         policy = self.policies.get(type_id)
         return dict(policy.vendor_params) if policy else {}
 
-    # -- realize ---------------------------------------------------------------
+    # -- realize --------------------------------------------------------------
     def realize(self, consumer, allocations=None):
         """Create (or find again) the consumer's mdevs; tell the tree.
 
@@ -305,7 +308,7 @@ class Host:
         """The kernel parent to create on: the device, or for a physical
         GPU with SR-IOV a free virtual function offering the type."""
         grouped = {p.name: p for p in
-                   model.group_virtual_functions(raw).parents}
+                   discovered.group_virtual_functions(raw).parents}
         members = grouped[want.device].members if want.device in grouped \
             else ()
         if not members:
@@ -388,7 +391,7 @@ class Host:
         except exceptions.MdevNotFound:
             pass
 
-    # -- free and release ------------------------------------------------------
+    # -- free and release -----------------------------------------------------
     def free(self, consumer, report=True):
         """Remove the consumer's mdevs (ours only); returns their UUIDs.
 
@@ -441,7 +444,7 @@ class Host:
         self.tree.changed()
         return freed, True
 
-    # -- reconcile ---------------------------------------------------------------
+    # -- reconcile ------------------------------------------------------------
     def allocations_here(self, providers):
         """{consumer: {provider uuid: {class: amount}}} on ``providers``."""
         return consumers.on_providers(self.client, providers)

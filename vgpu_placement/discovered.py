@@ -65,7 +65,8 @@ class VgpuInfo:
 @dataclasses.dataclass(frozen=True)
 class MdevType:
     id: str                    # e.g. nvidia-35, mtty-2
-    name: str                  # human readable; the id when the driver has none
+    # human readable; the id when the driver has none
+    name: str
     description: str           # '' when the driver provides none
     device_api: str            # vfio-pci
     available_instances: int   # what the kernel says can still be created
