@@ -25,6 +25,17 @@ def checked_uuid(value, action, target):
                                             '%r is not a UUID' % (value,))
 
 
+def checked_create(parent, type_id, mdev_uuid):
+    """The canonical UUID of a create's arguments, each checked (parent
+    and type one safe name each) before any driver acts on them."""
+    mdev_uuid = checked_uuid(mdev_uuid, 'create', 'mdev on %s' % parent)
+    for what, value in (('parent', parent), ('type', type_id)):
+        if not discovered.is_valid_name(value):
+            raise exceptions.InvalidMdevRequest(
+                'create', '%s %r' % (what, value), 'not a device name')
+    return mdev_uuid
+
+
 class Driver(abc.ABC):
     """Discovers mediated devices and creates or removes them.
 

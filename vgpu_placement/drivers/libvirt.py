@@ -547,12 +547,7 @@ class LibvirtDriver(base.Driver):
         return found
 
     def create_mdev(self, parent, type_id, mdev_uuid):
-        mdev_uuid = base.checked_uuid(mdev_uuid, 'create', 'mdev on %s'
-                                      % parent)
-        for what, value in (('parent', parent), ('type', type_id)):
-            if not discovered.is_valid_name(value):
-                raise exceptions.InvalidMdevRequest(
-                    'create', '%s %r' % (what, value), 'not a device name')
+        mdev_uuid = base.checked_create(parent, type_id, mdev_uuid)
         action, target = 'create', '%s of type %s on %s' % (
             mdev_uuid, type_id, parent)
         lv = self._libvirt

@@ -323,12 +323,7 @@ class SysfsDriver(base.Driver):
             raise exceptions.mdev_error_from_errno(e, action, target)
 
     def create_mdev(self, parent, type_id, mdev_uuid):
-        mdev_uuid = base.checked_uuid(mdev_uuid, 'create', 'mdev on %s'
-                                      % parent)
-        for what, value in (('parent', parent), ('type', type_id)):
-            if not discovered.is_valid_name(value):
-                raise exceptions.InvalidMdevRequest(
-                    'create', '%s %r' % (what, value), 'not a device name')
+        mdev_uuid = base.checked_create(parent, type_id, mdev_uuid)
         self._privileged(priv_sysfs.create_mdev, 'create',
                          '%s of type %s on %s' % (mdev_uuid, type_id, parent),
                          os.path.abspath(self.root), parent, type_id,
