@@ -608,4 +608,16 @@ class MdevManager:
                 record.state == ledger_mod.ACTIVE else 'realized'
             self._try_realize(record.consumer, want, key, summary)
         elif record.boot_id != boot_id:
+            # Brought back at boot by someone else (libvirt's autostart,
+            # mdevctl): the operator's vendor parameters are per boot.
+            params = self._params(record.type)
+            if params:
+                try:
+                    self.driver.set_vendor_params(record.uuid, record.type,
+                                                  params)
+                except exceptions.MdevError as e:
+                    LOG.warning('reconcile could not set the vendor '
+                                'parameters of mdev %s: %s', record.uuid, e)
+                    summary['failed'].append(record.uuid)
+                    return
             self.ledger.set_state(record.uuid, ledger_mod.ACTIVE, boot_id)

@@ -268,6 +268,23 @@ def test_operator_vendor_params_are_applied(sim_conf, host):
                                                  'disable_vnc': 1}
 
 
+def test_vendor_params_come_back_on_an_mdev_persisted_over_a_reboot(
+        sim_conf, host):
+    """libvirt's autostart (or mdevctl) makes the mdev again at boot,
+    without the per-boot vendor parameters: reconcile sets them again."""
+    h, _consumer, done = realized_t4(sim_conf, host,
+                                     'frame_rate_limiter=0, disable_vnc=1')
+    h.driver.reboot(persisted=True)
+    assert done.uuid in host_mdevs(h)
+    assert h.driver.vendor_params(done.uuid) == {}
+    summary = h.reconcile()
+    assert h.driver.vendor_params(done.uuid) == {'frame_rate_limiter': 0,
+                                                 'disable_vnc': 1}
+    assert summary['failed'] == [] and summary['removed'] == []
+    [record] = h.ledger.records()
+    assert record.boot_id == h.driver.boot_id()
+
+
 def test_realize_again_leaves_the_active_mdev_alone(sim_conf, host,
                                                     monkeypatch):
     """A retried realize finds the consumer's mdev active in the ledger and

@@ -535,11 +535,15 @@ class SimulatedDriver(base.Driver):
         raise exceptions.MdevNotFound('read', 'mdev ' + mdev_uuid)
 
     # -- what a reboot, a module unload/load or a hot-unplug does --------
-    def reboot(self):
-        """Every mdev is gone and the boot id changes."""
+    def reboot(self, persisted=False):
+        """The boot id changes and every mdev is gone, or, persisted (as
+        libvirt's autostart or mdevctl bring them back), made again at
+        boot without their vendor parameters (kernel state of the boot)."""
         with state_file.locked(self.state_path):
             state = self._load_state()
-            state['mdevs'] = []
+            state['mdevs'] = [
+                {k: v for k, v in m.items() if k != 'vendor_params'}
+                for m in state['mdevs']] if persisted else []
             state['boot_id'] = str(uuid.uuid4())
             state_file.write_json(self.state_path, state)
 
