@@ -46,13 +46,9 @@ swapping.
 import argparse
 import json
 import os
-import resource
-import select
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -145,49 +141,19 @@ def run_cell(db, k, config, specs, args):
            '--k', str(k), '--config', config, '--runs', str(args.runs),
            '--cap', str(args.cap), '--limit', str(args.limit),
            '--specs', json.dumps(specs)]
-    limit = int(args.mem_gb * 2 ** 30)
-
-    def preexec():
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    errfile = tempfile.TemporaryFile(mode='w+')
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile,
-                            text=True, preexec_fn=preexec)
-    cell = {'samples': [], 'status': 'ok', 'query': None}
-    deadline = time.monotonic() + 120          # start-up
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                cell['status'] = 'cap'
-                cell['hung_for'] = args.cap
-                break
-            ready, _, _ = select.select([proc.stdout], [], [], left)
-            if not ready:
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break                            # exited
-            msg = json.loads(line)
-            if msg.get('ready'):
-                pass
-            elif 'query' in msg:
-                cell['query'] = msg['query']
-            else:
-                cell['samples'].append(msg)
-            deadline = time.monotonic() + args.cap
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    errfile.seek(0)
-    err = errfile.read()
-    errfile.close()
-    if cell['status'] == 'ok' and proc.returncode != 0:
-        cell['status'] = 'error'
-        lines = [x for x in err.strip().splitlines() if x.strip()]
-        cell['error'] = lines[-1][:120] if lines else 'rc %s' % \
-            proc.returncode
+    got = common.run_bounded(cmd, args.cap, args.mem_gb)
+    cell = {'samples': [], 'status': got['status'], 'query': None}
+    if got['status'] == 'cap':
+        cell['hung_for'] = args.cap
+    if 'error' in got:
+        cell['error'] = got['error']
+    for msg in got['messages']:
+        if msg.get('ready'):
+            pass
+        elif 'query' in msg:
+            cell['query'] = msg['query']
+        else:
+            cell['samples'].append(msg)
     return cell
 
 

@@ -18,8 +18,13 @@ baselines, targets and table layouts.
 import argparse
 import json
 import os
+import resource
+import select
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +42,57 @@ token = admin
 
 
 # -- command line -------------------------------------------------------------
+
+def run_bounded(cmd, cap, mem_gb, env=None, startup=120, error_chars=120):
+    """Run a bench child that prints one JSON message per line, bounded.
+
+    The child gets ``startup`` seconds for its first line and ``cap``
+    seconds for each next one; then it is killed (status ``cap``). Its
+    address space is capped at ``mem_gb`` GB so an exploding request fails
+    instead of swapping. Returns {'messages': [...], 'status': ok|cap|error,
+    'peak_gb', and 'error' (the last line it wrote to stderr) for error}.
+    """
+    limit = int(mem_gb * 2 ** 30)
+
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    errfile = tempfile.TemporaryFile(mode='w+')
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile,
+                            text=True, preexec_fn=preexec, env=env)
+    out = {'messages': [], 'status': 'ok'}
+    deadline = time.monotonic() + startup
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                out['status'] = 'cap'
+                break
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            if not ready:
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break                            # exited
+            out['messages'].append(json.loads(line))
+            deadline = time.monotonic() + cap
+    finally:
+        # Not proc.kill()/poll(): they would reap the child before wait4
+        # reads its own peak resident memory (a zombie takes the signal).
+        os.kill(proc.pid, signal.SIGKILL)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
+    out['peak_gb'] = usage.ru_maxrss / 2 ** 20
+    errfile.seek(0)
+    err = errfile.read()
+    errfile.close()
+    if out['status'] == 'ok' and returncode != 0:
+        out['status'] = 'error'
+        lines = [x for x in err.strip().splitlines() if x.strip()]
+        out['error'] = lines[-1][:error_chars] if lines else \
+            'rc %s' % returncode
+    return out
+
 
 def arg_parser(doc, epilog=False):
     """A parser whose description is the docstring's first line; with

@@ -50,10 +50,7 @@ candidates cover, out of all hosts (all are empty, so all fit).
 import argparse
 import json
 import os
-import resource
-import select
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -358,50 +355,18 @@ def run_cell(db, k, config, query, args):
     cmd = [sys.executable, os.path.abspath(__file__), '--_run', db,
            '--k', str(k), '--runs', str(args.runs), '--cap', str(args.cap),
            '--query', query]
-    limit = int(args.mem_gb * 2 ** 30)
-
-    def preexec():
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    errfile = tempfile.TemporaryFile(mode='w+')
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile,
-                            text=True, preexec_fn=preexec,
-                            env=child_env(config, args.max_candidates))
-    cell = {'samples': [], 'status': 'ok', 'conf': None}
-    deadline = time.monotonic() + 120          # start-up
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                cell['status'] = 'cap'
-                break
-            ready, _, _ = select.select([proc.stdout], [], [], left)
-            if not ready:
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break                            # exited
-            msg = json.loads(line)
-            if 'ready' in msg:
-                cell['conf'] = msg['ready']
-            else:
-                cell['samples'].append(msg)
-            deadline = time.monotonic() + args.cap
-    finally:
-        # Not proc.kill()/poll(): they would reap the child before wait4
-        # reads its own peak resident memory (a zombie takes the signal).
-        os.kill(proc.pid, signal.SIGKILL)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    cell['peak_gb'] = usage.ru_maxrss / 2 ** 20
-    errfile.seek(0)
-    err = errfile.read()
-    errfile.close()
-    if cell['status'] == 'ok' and proc.returncode != 0:
-        cell['status'] = 'error'
-        lines = [x for x in err.strip().splitlines() if x.strip()]
-        cell['error'] = lines[-1][:100] if lines else 'rc %s' % \
-            proc.returncode
+    got = common.run_bounded(cmd, args.cap, args.mem_gb,
+                             env=child_env(config, args.max_candidates),
+                             error_chars=100)
+    cell = {'samples': [], 'status': got['status'], 'conf': None,
+            'peak_gb': got['peak_gb']}
+    if 'error' in got:
+        cell['error'] = got['error']
+    for msg in got['messages']:
+        if 'ready' in msg:
+            cell['conf'] = msg['ready']
+        else:
+            cell['samples'].append(msg)
     return cell
 
 
