@@ -109,6 +109,17 @@ class Reporter:
         return ReportResult(snapshot, desired, changes, used,
                             [] if dry_run else self._check_kernel(desired))
 
+    def read_tree(self, refresh=True):
+        """Make sure the cache holds this host's tree: read from Placement
+        (without writing) when ``refresh``; RootProviderMissing when there
+        is no root to map onto."""
+        if refresh:
+            sync.TreeSync(self.client, self.cache).refresh(
+                self.conf.host, create_root=False)
+            self.save_cache()
+        if self.cache.root_uuid is None:
+            raise exceptions.RootProviderMissing(self.conf.host)
+
     def placement_view(self, refresh=True):
         """Placement's view of this host's children: [(name, provider as
         a dict with its uuid)], for display.
@@ -116,11 +127,6 @@ class Reporter:
         refresh=False answers from the cache (right after a report it is
         exactly what Placement holds).
         """
-        if refresh:
-            sync.TreeSync(self.client, self.cache).refresh(
-                self.conf.host, create_root=False)
-            self.save_cache()
-        if self.cache.root_uuid is None:
-            raise exceptions.RootProviderMissing(self.conf.host)
+        self.read_tree(refresh)
         return [(name, dict(p.to_json(), uuid=u))
                 for name, (u, p) in sorted(self.cache.children().items())]

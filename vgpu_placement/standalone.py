@@ -97,8 +97,7 @@ class ReportedTree:
         snapshot = discovered.group_virtual_functions(
             self.reporter.driver.discover())
         desired = self.reporter.desired_tree(snapshot)
-        # Raises RootProviderMissing when there is no tree to map onto.
-        self.reporter.placement_view(refresh=refresh)
+        self.reporter.read_tree(refresh)
         return snapshot, desired
 
     def changed(self):
@@ -122,18 +121,11 @@ class ReportedTree:
         """A predicate on provider uuids: a child of our tree that we
         manage. A provider the cache does not know makes it read the tree
         once (a parent reported by another process since)."""
-        refreshed = []
-        cache = self.reporter.cache
-
-        def is_ours(rp_uuid):
-            if rp_uuid not in cache and not refreshed:
-                refreshed.append(True)
-                try:
-                    self.reporter.placement_view(refresh=True)
-                except exceptions.PlacementUnavailable:
-                    raise
-                except exceptions.VgpuPlacementError:
-                    pass            # no tree of ours: nothing is ours
-            provider = cache.get(rp_uuid)
-            return bool(provider and provider.parent and provider.managed)
-        return is_ours
+        def refresh():
+            try:
+                self.reporter.read_tree(refresh=True)
+            except exceptions.PlacementUnavailable:
+                raise
+            except exceptions.VgpuPlacementError:
+                pass            # no tree of ours: nothing is ours
+        return cache_mod.managed_predicate(self.reporter.cache, refresh)

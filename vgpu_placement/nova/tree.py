@@ -103,7 +103,7 @@ class NovaTree:
         self.migrations = migrations
         # In memory only: the endpoint is Nova's business.
         self.cache = cache_mod.ProviderCache('nova-compute')
-        self._just_read = set()
+        self._sync = sync.TreeSync(client, self.cache)
         # Spawns and the resource tracker's period read it concurrently.
         self._lock = threading.Lock()
 
@@ -111,26 +111,18 @@ class NovaTree:
         """Read Placement's tree (changed providers only); the root's uuid,
         or None when Nova has not created it yet."""
         with self._lock:
-            tree_sync = sync.TreeSync(self.client, self.cache)
-            root = tree_sync.refresh(self.root_name, create_root=False)
-            self._just_read = tree_sync.just_read
-            return root
+            return self._sync.refresh(self.root_name, create_root=False)
 
     def usages(self, child):
         """{class: used} Placement holds on the desired ``child``.
 
-        From the tree just read, but read again when the child has claims
-        not realized yet, as placement.sync does: a release (DELETE
-        /allocations) does not bump a provider's generation."""
+        From the tree just read, read again when the child has claims not
+        realized yet (placement.sync.TreeSync.current_usages)."""
         found = self.cache.children().get(child.name)
         if found is None:
             return {}
-        rp_uuid, cached = found
-        if rp_uuid in self._just_read or not any(
-                child.plan.pending(cached.usages).values()):
-            return cached.usages
-        return self.client.get(
-            '/resource_providers/%s/usages' % rp_uuid)['usages']
+        with self._lock:
+            return self._sync.current_usages(found[0], child.plan)
 
     def reading(self, held=()):
         if not (held and self.cache.root_uuid and
@@ -155,12 +147,4 @@ class NovaTree:
         """A predicate on provider uuids: a child of this host's tree that
         the project manages (the tree is read once if it does not know
         the provider)."""
-        refreshed = []
-
-        def is_ours(rp_uuid):
-            if rp_uuid not in self.cache and not refreshed:
-                refreshed.append(True)
-                self.refresh()
-            provider = self.cache.get(rp_uuid)
-            return bool(provider and provider.parent and provider.managed)
-        return is_ours
+        return cache_mod.managed_predicate(self.cache, self.refresh)

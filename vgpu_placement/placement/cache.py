@@ -95,6 +95,21 @@ def _file_ok(data):
             isinstance(data.get('endpoint'), (str, type(None))))
 
 
+def managed_predicate(cache, refresh):
+    """A predicate on provider uuids: a child of the tree in ``cache`` that
+    this project manages. A provider the cache does not know makes it call
+    ``refresh()`` (which re-reads the tree into the cache) once: a parent
+    reported by another process since."""
+    refreshed = []
+
+    def is_ours(rp_uuid):
+        if rp_uuid not in cache and not refreshed:
+            refreshed.append(True)
+            refresh()
+        return cache.is_managed_child(rp_uuid)
+    return is_ours
+
+
 class ProviderCache:
     """This host's provider tree as last read from one Placement."""
 
@@ -130,6 +145,11 @@ class ProviderCache:
         root = self.root_uuid
         return {p.name: (u, p) for u, p in self._providers.items()
                 if root is not None and p.parent == root}
+
+    def is_managed_child(self, rp_uuid):
+        """True for a child of the root that this project manages."""
+        provider = self._providers.get(rp_uuid)
+        return bool(provider and provider.parent and provider.managed)
 
     def managed(self):
         """{uuid: name} of the children this project manages."""

@@ -123,8 +123,10 @@ class TreeSync:
         self.cache.replace_providers(fresh)
         return root_uuid
 
-    def _reread_usages(self, rp_uuid):
-        """Usages of a provider with claims not yet realized.
+    def current_usages(self, rp_uuid, plan):
+        """The usages of a provider as Placement holds them now, for the
+        desired child's ``plan``: read again when the provider has claims
+        not yet realized and refresh() did not just read it.
 
         DELETE /allocations/{consumer} does not bump the provider's
         generation, so a claim given up that way would stay counted as
@@ -132,8 +134,12 @@ class TreeSync:
         alone. Missing a release is only ever conservative; this read
         bounds how long it lasts.
         """
-        self.cache.update(rp_uuid, usages=self.client.get(
-            '/resource_providers/%s/usages' % rp_uuid)['usages'])
+        cached = self.cache.get(rp_uuid)
+        if rp_uuid not in self.just_read and any(
+                plan.pending(cached.usages).values()):
+            self.cache.update(rp_uuid, usages=self.client.get(
+                '/resource_providers/%s/usages' % rp_uuid)['usages'])
+        return self.cache.get(rp_uuid).usages
 
     # -- writing -------------------------------------------------------------
     def _ensure_names(self, inventories, traits):
@@ -273,9 +279,7 @@ class TreeSync:
                 if not dry_run:
                     # Its device is back (or was never gone): in service.
                     self.cache.back_in_service(rp_uuid)
-                if rp_uuid not in self.just_read and any(
-                        want.plan.pending(cached.usages).values()):
-                    self._reread_usages(rp_uuid)
+                self.current_usages(rp_uuid, want.plan)
                 self._update(rp_uuid, want.inventories, want.traits,
                              changes, dry_run)
             else:
