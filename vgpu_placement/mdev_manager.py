@@ -152,6 +152,24 @@ def _fold(by_consumer, stand_ins):
     return folded
 
 
+def _with_adopted(derived, records):
+    """``derived`` (a consumer's [Wanted]) with each live record whose
+    UUID is not derived put in place of the first derived vGPU of its
+    device and type that no record holds."""
+    held = {r.uuid for r in records}
+    result = list(derived)
+    for record in records:
+        if record.uuid in {w.uuid for w in derived} or \
+                record.state == ledger_mod.REMOVING:
+            continue
+        for i, want in enumerate(result):
+            if want.uuid not in held and (want.device, want.type_id) == (
+                    record.device, record.type):
+                result[i] = dataclasses.replace(want, uuid=record.uuid)
+                break
+    return result
+
+
 class MdevManager:
     """Realize, free and reconcile the mdevs of one host.
 
@@ -217,8 +235,13 @@ class MdevManager:
                    in reading.placed.items() if is_managed}
         return reading.snapshot, ours, managed
 
-    def wanted(self, consumer, allocations, ours):
-        """[Wanted] for the consumer, in a stable order (UUIDs follow it)."""
+    def wanted(self, consumer, allocations, ours, records=()):
+        """[Wanted] for the consumer, in a stable order (UUIDs follow it).
+
+        ``records``: the consumer's ledger records. One whose UUID is not
+        derived (an adopted mdev, see adopt) stands for the first wanted
+        vGPU of its device and type that no record holds.
+        """
         out = []
         for rp_uuid in sorted(allocations, key=lambda u: (
                 ours[u][0].name if u in ours else '', u)):
@@ -228,8 +251,10 @@ class MdevManager:
             for rc, amount in sorted(allocations[rp_uuid].items()):
                 if rc in types:
                     out.extend((child, types[rc]) for _ in range(amount))
-        return [Wanted(mdev_uuid_for(consumer, i), child.device, type_id,
-                       child.name) for i, (child, type_id) in enumerate(out)]
+        derived = [Wanted(mdev_uuid_for(consumer, i), child.device, type_id,
+                          child.name) for i, (child, type_id) in
+                   enumerate(out)]
+        return _with_adopted(derived, records)
 
     @staticmethod
     def _unmapped(allocations, ours, managed):
@@ -292,7 +317,8 @@ class MdevManager:
                         'read, or is no longer configured); try again'
                         % (consumer, self.name))
             else:
-                wanted = self.wanted(consumer, allocations, ours)
+                wanted = self.wanted(consumer, allocations, ours,
+                                     self.ledger.records(consumer))
             if not wanted:
                 raise exceptions.VgpuPlacementError(
                     'consumer %s has no vGPU allocations on host %s'
@@ -444,6 +470,74 @@ class MdevManager:
         self.tree.changed()
         return freed, True
 
+    # -- adopt ----------------------------------------------------------------
+    def adopt(self, consumer, mdev_uuids):
+        """Record as the consumer's the mdevs ``mdev_uuids`` that someone
+        else made for it (stock Nova, before the project took the host
+        over: its guest uses them); returns the UUIDs adopted.
+
+        An mdev is adopted only as a vGPU the consumer's allocations on
+        our providers ask for and that has no mdev yet, of the same
+        device and type; from then on it is the consumer's like one we
+        made (kept while held, recreated after a reboot, freed by the
+        consumer's free or release). Nothing is created or removed; an
+        mdev another record holds, or that matches no such vGPU, stays
+        someone else's. Facts are read under the consumer's lock, then
+        each mdev's again under its device's lock.
+        """
+        adopted = []
+        with self._consumer_lock(consumer):
+            _snapshot, ours, managed = self._read_facts()
+            allocations = self._held_now(consumer, managed)
+            if self._unmapped(allocations, ours, managed):
+                return adopted
+            boot_id = self.driver.boot_id()
+            for mdev_uuid in sorted(set(mdev_uuids)):
+                found = self._locate(mdev_uuid)
+                if found is None:
+                    continue
+                device = found[0]
+                with self._lock(device):
+                    if self._adopt_one(consumer, mdev_uuid, device,
+                                       allocations, ours, boot_id):
+                        adopted.append(mdev_uuid)
+        if adopted:
+            self.tree.changed()
+        return adopted
+
+    def _locate(self, mdev_uuid):
+        """(provider device of the mdev, the mdev) on a fresh host read,
+        or None when it is not there."""
+        grouped = discovered.group_virtual_functions(self.driver.discover())
+        for parent in grouped.parents:
+            for mdev in parent.mdevs:
+                if mdev.uuid == mdev_uuid:
+                    return parent.name, mdev
+        return None
+
+    def _adopt_one(self, consumer, mdev_uuid, device, allocations, ours,
+                   boot_id):
+        """One mdev of adopt's, its device's lock held."""
+        found = self._locate(mdev_uuid)
+        if found is None or found[0] != device or \
+                self.ledger.get(mdev_uuid) is not None:
+            return False
+        mdev = found[1]
+        present = {m.uuid for m in self.driver.discover().mdevs()}
+        records = self.ledger.records(consumer)
+        held = {r.uuid for r in records}
+        if not any(w.device == device and w.type_id == mdev.type_id and
+                   w.uuid not in present and w.uuid not in held
+                   for w in self.wanted(consumer, allocations, ours,
+                                        records)):
+            return False
+        self.ledger.put(ledger_mod.Record(
+            mdev_uuid, consumer, device, mdev.parent, mdev.type_id,
+            ledger_mod.ACTIVE, boot_id))
+        LOG.info('mdev %s (%s on %s) adopted for %s', mdev_uuid,
+                 mdev.type_id, mdev.parent, consumer)
+        return True
+
     # -- reconcile ------------------------------------------------------------
     def allocations_here(self, providers):
         """{consumer: {provider uuid: {class: amount}}} on ``providers``."""
@@ -523,7 +617,7 @@ class MdevManager:
         allocations = facts.here.get(consumer, {})
         held = self._held_providers(allocations, facts)
         wanted = {w.uuid for w in self.wanted(consumer, allocations,
-                                              facts.ours)}
+                                              facts.ours, records)}
         present = {m.uuid for m in facts.snapshot.mdevs()}
         return {r.uuid for r in records} >= wanted and all(
             r.state == ledger_mod.ACTIVE and r.boot_id == boot_id and
@@ -533,23 +627,28 @@ class MdevManager:
     def _provider_name(self, device):
         return provider_tree.provider_name(self.name, device)
 
-    def _reconcile_consumer(self, consumer, facts, boot_id, summary):
-        """One consumer, its lock held: its allocations and records read
-        again, then each record and each missing mdev."""
+    def _held_now(self, consumer, managed):
+        """{provider uuid: {class: n}} the consumer and its stand-ins hold
+        on the ``managed`` providers, read now (its lock held)."""
         held_for = [consumer] + sorted(
             holder for holder, owner in self.tree.stand_ins().items()
             if owner == consumer)
-        allocations = _fold({
+        return _fold({
             c: {rp: resources for rp, resources in consumers.allocations(
                 self.client, c)['allocations'].items()
-                if rp in facts.managed} for c in held_for},
+                if rp in managed} for c in held_for},
             {c: consumer for c in held_for})[consumer]
+
+    def _reconcile_consumer(self, consumer, facts, boot_id, summary):
+        """One consumer, its lock held: its allocations and records read
+        again, then each record and each missing mdev."""
+        allocations = self._held_now(consumer, facts.managed)
         held = self._held_providers(allocations, facts)
+        records = self.ledger.records(consumer)
         wanted = {} if self._unmapped(allocations, facts.ours,
                                       facts.managed) else {
             w.uuid: w for w in self.wanted(consumer, allocations,
-                                           facts.ours)}
-        records = self.ledger.records(consumer)
+                                           facts.ours, records)}
         for record in records:
             with self._lock(record.device):
                 self._reconcile_record(record, wanted.get(record.uuid),

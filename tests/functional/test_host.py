@@ -485,3 +485,36 @@ def test_realize_and_release_survive_a_report_that_keeps_losing_races(
     assert freed == [done.uuid] and released
     assert placement.get('/allocations/%s' % consumer)['allocations'] == {}
     assert 'deferred to the agent' in caplog.text
+
+
+def test_an_mdev_another_tool_made_for_a_consumer_is_adopted(world,
+                                                             placement):
+    """Adopted (stock Nova's, on a host taken over): the consumer's from
+    then on, as the vGPU its allocation asks for; nothing made anew."""
+    h = world()
+    consumer, bystander = new(), new()
+    claim_here(h, mtty2(), consumer)
+    made, wrong_type = new(), new()
+    h.driver.create_mdev('mtty', 'mtty-2', made)
+    h.driver.create_mdev('mtty', 'mtty-1', wrong_type)
+    # No allocation asks for them: nothing to adopt.
+    assert h.adopt(bystander, [made]) == []
+    assert h.adopt(consumer, [made, wrong_type, new()]) == [made]
+    assert [(r.uuid, r.consumer, r.state) for r in h.ledger.records()] == [
+        (made, consumer, ledger_mod.ACTIVE)]
+    # Its one vGPU has its mdev now: nothing more, for it or anyone.
+    assert h.adopt(consumer, [wrong_type]) == []
+    assert h.adopt(bystander, [made]) == []
+    [done] = h.realize(consumer)
+    assert done.uuid == made
+    assert sorted(host_mdevs(h)) == sorted([made, wrong_type])
+    summary = h.reconcile()
+    assert not any(summary[k] for k in mdev_manager.ACTIONS), summary
+    # Recreated with its UUID after a reboot; the other tool's is not ours.
+    h.driver.reboot()
+    assert h.reconcile()['recreated'] == [made]
+    assert list(host_mdevs(h)) == [made]
+    agree(h, placement)
+    freed, released = h.release(consumer)
+    assert (freed, released) == ([made], True)
+    assert host_mdevs(h) == {}

@@ -69,7 +69,7 @@ class DriverTestBase(base.NovaVGPUTestCase):
         self.flags(config_file=self._paths(hostname)['conf'],
                    group='vgpu_placement')
 
-    def start_host(self, hostname, gpus):
+    def start_host(self, hostname, gpus, compute_driver=None):
         paths = self._paths(hostname)
         os.makedirs(paths['sysfs'])
         with open(paths['boot_id'], 'w') as f:
@@ -77,7 +77,7 @@ class DriverTestBase(base.NovaVGPUTestCase):
         with open(paths['conf'], 'w') as f:
             f.write(CONFIG % paths)
         self._use_config(hostname)
-        return self.start_vgpu_compute(hostname, gpus)
+        return self.start_vgpu_compute(hostname, gpus, compute_driver)
 
     def restart_compute(self, hostname):
         self._use_config(hostname)
@@ -427,3 +427,143 @@ class EvacuateTest(DriverTestBase):
         self.assertEqual({}, self.mdevs_of('host1'))
         self.assertEqual({}, self.defined_mdevs('host1'))
         self.assert_server_vgpus('host2', server, 'acme-2', [GPU1])
+
+
+class TakeoverTest(DriverTestBase):
+    """A host running stock Nova's vGPU support with servers on it
+    switches to the project's driver: nothing lost, nothing recreated."""
+
+    STOCK_GPUS = [GPU1, GPU2]      # where stock Nova has acme-1
+
+    def setUp(self):
+        super().setUp()
+        self.enable_nova_mdev_types({'acme-1': self.STOCK_GPUS})
+        self.start_host('host1', [acme_gpu(GPU1), acme_gpu(GPU2)],
+                        compute_driver=base.STOCK_DRIVER)
+        self.stock = [self.boot_vgpu_server({'resources:VGPU': '1'})
+                      for _ in range(2)]
+        # What stock Nova made: random UUIDs, only in the guest XML.
+        self.nova_mdevs = {s['id']: self.guest_mdevs('host1', s['id'])
+                           for s in self.stock}
+        self.before = {s['id']: self.server_allocations(s['id'])
+                       for s in self.stock}
+
+    def type_class(self, hostname, type_id):
+        tree = self.computes[hostname].driver.vgpu_host.tree
+        desired = tree.builder.desired_tree(tree.builder.discover())
+        return desired.children[0].plan.classes[type_id]
+
+    def switch(self):
+        """The operator unsets [devices] and sets the project's driver."""
+        self.flags(enabled_mdev_types=[], group='devices')
+        self._host_drivers['host1'] = self.COMPUTE_DRIVER
+        self.restart_compute('host1')
+
+    def test_allocations_move_and_nova_mdevs_are_adopted(self):
+        on_host = self.mdevs_of('host1')
+        self.assertEqual(2, len(on_host))
+        self.switch()
+        acme1_class = self.type_class('host1', 'acme-1')
+        for server in self.stock:
+            # The same provider, the project's class instead of VGPU, the
+            # rest of the server's allocations as they were.
+            before = self.before[server['id']]
+            after = self.server_allocations(server['id'])
+            self.assertEqual(set(before), set(after))
+            for rp, resources in before.items():
+                if 'VGPU' in resources:
+                    self.assertEqual({acme1_class: 1}, after[rp])
+                else:
+                    self.assertEqual(resources, after[rp])
+        for name, inventory in self.provider_inventories('host1').items():
+            self.assertNotIn('VGPU', inventory, name)
+        # Nothing made anew: the mdevs are Nova's, in the guests' XML.
+        self.assertEqual(on_host, self.mdevs_of('host1'))
+        for server in self.stock:
+            self.assertEqual(self.nova_mdevs[server['id']],
+                             self.guest_mdevs('host1', server['id']))
+        # Adopted on the next report, as each server's.
+        self._run_periodics()
+        ledger = self.computes['host1'].driver.vgpu_host.ledger
+        self.assertEqual(
+            {u: s for s, uuids in self.nova_mdevs.items() for u in uuids},
+            {r.uuid: r.consumer for r in ledger.records()})
+
+        # The project's own server beside them. (Costs of GPUs the project
+        # never saw empty are unknown: no counter, so a flavor of the type
+        # class alone, the one flavor-spec refuses to print for them.)
+        mine = self.boot_vgpu_server(
+            {'resources:%s' % self.type_class('host1', 'acme-2'): '1'})
+        self.assertEqual(self.expected(mine['id']),
+                         self.guest_mdevs('host1', mine['id']))
+        # Delete frees the adopted mdev (stock Nova would have left it).
+        gone, kept = self.stock
+        self._delete_server(gone)
+        self.assertNotIn(self.nova_mdevs[gone['id']][0],
+                         self.mdevs_of('host1'))
+        self.assertNotIn(self.nova_mdevs[gone['id']][0],
+                         self.defined_mdevs('host1'))
+        self.assertEqual({}, self.server_allocations(gone['id']))
+        # A host reboot brings the adopted mdev back with its UUID.
+        self.reboot_host('host1', definitions=False)
+        self.assertIn(self.nova_mdevs[kept['id']][0], self.mdevs_of('host1'))
+        self._wait_for_state_change(kept, 'ACTIVE')
+        self.assertEqual(self.nova_mdevs[kept['id']],
+                         self.guest_mdevs('host1', kept['id']))
+        self.assertTrue(self.connection('host1').lookupByUUIDString(
+            kept['id']).isActive())
+
+    def test_deleted_before_any_report_still_frees_the_nova_mdev(self):
+        self.switch()
+        server = self.stock[0]
+        (mdev_uuid,) = self.nova_mdevs[server['id']]
+        self._delete_server(server)
+        self.assertNotIn(mdev_uuid, self.mdevs_of('host1'))
+        self.assertEqual({}, self.server_allocations(server['id']))
+
+
+class TakeoverOfGPUsNotReportedTest(TakeoverTest):
+    """Stock Nova had acme-1 on GPU2 only; the project is told to report
+    acme-1 on GPU1 only, as VGPU (Nova's own [devices] lines, moved to
+    the project's file): GPU2's Nova provider must not be claimed."""
+
+    STOCK_GPUS = [GPU2]
+
+    def switch(self):
+        with open(self._paths('host1')['conf'], 'a') as f:
+            f.write('[devices]\nenabled_mdev_types = acme-1\n'
+                    '[mdev_acme-1]\ndevice_addresses = %s\n' % GPU1)
+        super().switch()
+
+    def test_allocations_move_and_nova_mdevs_are_adopted(self):
+        self.skipTest('GPU2 is not reported here: nothing moves')
+
+    def test_deleted_before_any_report_still_frees_the_nova_mdev(self):
+        self.skipTest('GPU2 is not reported here: nothing is adopted')
+
+    def test_its_provider_is_closed_while_in_use_then_removed(self):
+        on_host = self.mdevs_of('host1')
+        self.switch()
+        gpu2 = self.rp('host1', GPU2)
+        for server in self.stock:
+            self.assertEqual(self.before[server['id']],
+                             self.server_allocations(server['id']))
+        inventory = self._get_provider_inventory(gpu2)['VGPU']
+        self.assertEqual(inventory['total'], inventory['reserved'])
+        # The next VGPU server goes to GPU1, with the project's mdev.
+        mine = self.boot_vgpu_server({'resources:VGPU': '1'})
+        self.assertEqual({self.rp('host1', GPU1): {'VGPU': 1}},
+                         self.vgpu_allocations(mine['id']))
+        self.assertEqual(self.expected(mine['id']),
+                         self.guest_mdevs('host1', mine['id']))
+        # Nova's mdevs are not the project's to adopt or remove.
+        self._run_periodics()
+        self.assertEqual([], [r for r in self.computes['host1'].driver
+                              .vgpu_host.ledger.records()
+                              if r.consumer != mine['id']])
+        for server in self.stock:
+            self._delete_server(server)
+        self.assertEqual(on_host, {u: m for u, m in self.mdevs_of(
+            'host1').items() if u in on_host})
+        self._run_periodics()
+        self.assertNotIn(gpu2, self.provider_names('host1'))

@@ -24,7 +24,12 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
   there first;
 * ``init_host``: after Nova's, ``MdevManager.reconcile`` brings back the
   mdevs a host reboot lost, with the same UUIDs, before Nova resumes the
-  guests.
+  guests;
+* taking over a host from stock Nova's vGPU support (vgpu_placement.nova.
+  takeover): its allocations move to the project's classes through Nova's
+  reshape at the first start, and the mdevs its servers use are adopted
+  into the ledger (at start, on each report, and before a server is
+  deleted or moved away), never recreated.
 """
 import contextlib
 import threading
@@ -42,10 +47,13 @@ from nova.virt.libvirt import host as libvirt_host
 from vgpu_placement import drivers
 from vgpu_placement.drivers import libvirt as lv_driver
 from vgpu_placement import exceptions
+from vgpu_placement import ledger as ledger_mod
 from vgpu_placement import mdev_manager
 from vgpu_placement.nova import config
+from vgpu_placement.nova import takeover
 from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.placement import client as client_mod
+from vgpu_placement import traits as traits_mod
 from vgpu_placement import tree_builder
 
 LOG = logging.getLogger(__name__)
@@ -93,6 +101,9 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         self._vp = None                 # set up by init_host
         # Instances live-migrated away, freed at their source cleanup.
         self._migrated_away = set()
+        # Whether the resource tracker has asked for the tree yet: a
+        # reshape can only be asked for at its first (start-up) call.
+        self._reported = False
 
     # -- setting up -----------------------------------------------------
     def _vp_setup(self):
@@ -148,6 +159,9 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                          'Placement yet: nothing to reconcile',
                          tree.root_name)
                 return
+            # Adopted first: reconcile would otherwise make new mdevs for
+            # servers that use stock Nova's.
+            self._adopt()
             summary = self.vgpu_host.reconcile()
         except exceptions.VgpuPlacementError as e:
             # Nova starts anyway; a guest whose mdev is missing fails to
@@ -170,6 +184,21 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         if allocations is None:
             vp.tree.refresh()
         cached = vp.tree.cache.children()
+        # Children of ours by name that we do not report yet: stock
+        # Nova's, on a host it is taking over from Nova.
+        taken = {provider_tree.data(c.name).uuid: c for c in desired.children
+                 if provider_tree.exists(c.name) and traits_mod.MANAGED
+                 not in provider_tree.data(c.name).traits}
+        first, self._reported = not self._reported, True
+        if allocations is None and first and any(
+                takeover.foreign_in_use(c, cached[c.name][1].usages)
+                for c in taken.values() if c.name in cached):
+            LOG.info('vgpu-placement: stock Nova\'s vGPU allocations on %s: '
+                     'asking for a reshape into the project\'s classes',
+                     ', '.join(sorted(c.name for c in taken.values())))
+            raise exception.ReshapeNeeded()
+        if allocations is not None and taken:
+            self._reshape(allocations, taken, snapshot)
 
         def usages_of(name, rp_uuid):
             if allocations is not None:
@@ -178,10 +207,56 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             child = desired.child(name)
             if child is not None:
                 return vp.tree.usages(child)
-            found = cached.get(name)
-            return found[1].usages if found else {}
+            return vp.tree.retired_usages(rp_uuid)
 
         tree_mod.put_tree(provider_tree, nodename, desired, usages_of)
+        if allocations is None:
+            self._adopt(snapshot=snapshot)
+
+    def _reshape(self, allocations, taken, snapshot):
+        """Stock Nova's vGPU allocations on ``taken`` ({rp uuid:
+        DesiredProvider}) moved to the project's classes, in place."""
+        mdevs = {m.uuid: (p.name, m.type_id) for p in snapshot.parents
+                 for m in p.mdevs}
+        moved, left = takeover.reshape(
+            allocations, taken, self._get_all_assigned_mediated_devices(),
+            mdevs, self._migrations_in_progress())
+        LOG.info('vgpu-placement: reshape moves %d vGPU allocations of '
+                 'stock Nova into the project\'s classes', len(moved))
+        for consumer, rp_uuid, rc, n in left:
+            LOG.warning('vgpu-placement: %d %s of %s on %s not moved: no mdev '
+                        'of its guest there accounts for it; kept, closed, '
+                        'until it is released', n, rc, consumer,
+                        taken[rp_uuid].name)
+
+    def _adopt(self, instance=None, snapshot=None):
+        """Adopt into the ledger the mdevs stock Nova made that servers of
+        this host use (their guest XML names them), as the vGPUs their
+        allocations ask for (MdevManager.adopt); ``instance``: that
+        server's only. A host with no mdev outside the ledger costs one
+        host read."""
+        vp = self.vgpu_host
+        try:
+            snapshot = snapshot or vp.tree.builder.discover()
+            foreign = {m.uuid for m in snapshot.mdevs()} - \
+                ledger_mod.owned_mdevs(vp.ledger)
+        except exceptions.VgpuPlacementError as e:
+            LOG.warning('vgpu-placement: no adoption of stock Nova\'s mdevs '
+                        'now: %s', e)
+            return
+        if not foreign:
+            return
+        by_server = {}
+        for mdev_uuid, server in self._get_all_assigned_mediated_devices(
+                instance).items():
+            if mdev_uuid in foreign:
+                by_server.setdefault(server, []).append(mdev_uuid)
+        for server, uuids in sorted(by_server.items()):
+            try:
+                vp.adopt(server, uuids)
+            except exceptions.VgpuPlacementError as e:
+                LOG.warning('vgpu-placement: mdevs %s of %s not adopted: %s',
+                            ', '.join(sorted(uuids)), server, e)
 
     # -- realize ------------------------------------------------------------
     @contextlib.contextmanager
@@ -262,12 +337,22 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                      ', '.join(freed), instance.uuid)
 
     def destroy(self, context, instance, network_info, *args, **kwargs):
+        keeping = getattr(self._local, 'keeping', None) == instance.uuid
+        if not keeping:
+            # Its guest XML is gone once Nova has destroyed it.
+            self._adopt(instance)
         try:
             return super().destroy(context, instance, network_info, *args,
                                    **kwargs)
         finally:
-            if getattr(self._local, 'keeping', None) != instance.uuid:
+            if not keeping:
                 self._free(instance)
+
+    def migrate_disk_and_power_off(self, context, instance, *args,
+                                   **kwargs):
+        self._adopt(instance)       # freed on this host at confirm
+        return super().migrate_disk_and_power_off(context, instance, *args,
+                                                  **kwargs)
 
     def confirm_migration(self, context, migration, instance, network_info):
         super().confirm_migration(context, migration, instance,
@@ -276,6 +361,10 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             self._free(instance)
 
     # -- live migration ---------------------------------------------------
+    def live_migration(self, context, instance, *args, **kwargs):
+        self._adopt(instance)       # freed on this host at its cleanup
+        return super().live_migration(context, instance, *args, **kwargs)
+
     def check_source_migrate_data_at_dest(self, ctxt, instance,
                                           migrate_data, migration, limits,
                                           allocs):

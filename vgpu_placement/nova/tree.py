@@ -12,6 +12,7 @@ import logging
 import threading
 
 from vgpu_placement import mdev_manager
+from vgpu_placement.nova import takeover
 from vgpu_placement.placement import cache as cache_mod
 from vgpu_placement.placement import sync
 from vgpu_placement import provider_tree as ptree
@@ -41,7 +42,10 @@ def put_tree(provider_tree, nodename, desired, usages_of):
     it, or an earlier report). Children of ours not desired any more are
     retired (in-use classes closed, RETIRED trait) while in use, else
     removed (Nova's report client deletes them). Children of parents not
-    read whole are left as they are. Returns {child name: uuid} of ours.
+    read whole are left as they are. Stock Nova's vGPU children
+    (takeover.is_nova_vgpu_child) of GPUs the project does not report are
+    treated the same way: Nova no longer creates their mdevs, so they must
+    not be claimed. Returns {child name: uuid} of ours.
     """
     ours = {}
     for child in desired.children:
@@ -64,8 +68,9 @@ def put_tree(provider_tree, nodename, desired, usages_of):
             continue
         data = provider_tree.data(rp_uuid)
         if data.name in ours or data.name in desired.unknown or \
-                traits_mod.MANAGED not in data.traits or \
-                data.parent_uuid != root.uuid:
+                data.parent_uuid != root.uuid or not (
+                    traits_mod.MANAGED in data.traits or
+                    takeover.is_nova_vgpu_child(data.name, nodename)):
             continue
         used = usages_of(data.name, data.uuid)
         if any(used.values()):
@@ -123,6 +128,14 @@ class NovaTree:
             return {}
         with self._lock:
             return self._sync.current_usages(found[0], child.plan)
+
+    def retired_usages(self, rp_uuid):
+        """{class: used} on a child no longer desired (kept while in use),
+        read again while the tree read shows it in use."""
+        if self.cache.get(rp_uuid) is None:
+            return {}
+        with self._lock:
+            return self._sync.current_usages(rp_uuid)
 
     def reading(self, held=()):
         if not (held and self.cache.root_uuid and

@@ -123,10 +123,12 @@ class TreeSync:
         self.cache.replace_providers(fresh)
         return root_uuid
 
-    def current_usages(self, rp_uuid, plan):
+    def current_usages(self, rp_uuid, plan=None):
         """The usages of a provider as Placement holds them now, for the
         desired child's ``plan``: read again when the provider has claims
-        not yet realized and refresh() did not just read it.
+        not yet realized and refresh() did not just read it. With no plan
+        (a provider no longer desired, kept while in use): read again
+        while it shows anything in use.
 
         DELETE /allocations/{consumer} does not bump the provider's
         generation, so a claim given up that way would stay counted as
@@ -135,8 +137,9 @@ class TreeSync:
         bounds how long it lasts.
         """
         cached = self.cache.get(rp_uuid)
-        if rp_uuid not in self.just_read and any(
-                plan.pending(cached.usages).values()):
+        waiting = cached.usages if plan is None else plan.pending(
+            cached.usages)
+        if rp_uuid not in self.just_read and any(waiting.values()):
             self.cache.update(rp_uuid, usages=self.client.get(
                 '/resource_providers/%s/usages' % rp_uuid)['usages'])
         return self.cache.get(rp_uuid).usages
