@@ -398,6 +398,30 @@ class ComputeRestartTest(DriverTestBase):
         self.assert_server_vgpus('host1', server, 'acme-2', [GPU1])
 
 
+class PeriodicReconcileTest(DriverTestBase):
+
+    def test_an_mdev_nobody_holds_is_removed_at_the_next_reconcile(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        server = self.boot('host1', 'acme-1')
+        driver = self.computes['host1'].driver
+        # What a live migration that failed after the destination's check
+        # and before Nova's rollback leaves: an mdev for a server that
+        # holds nothing here.
+        stray = self.new_uuid()
+        acme1 = {rc: n for rc, n in self.resources('host1', 'acme-1').items()
+                 if 'ACME_1' in rc}
+        [made] = driver.vgpu_host.realize(stray, {
+            self.rp('host1', GPU1): acme1})
+        self._run_periodics()
+        self.assertIn(made.uuid, self.mdevs_of('host1'))   # not due yet
+        now = driver._clock()
+        driver._clock = lambda: now + driver._reconcile_interval
+        self._run_periodics()
+        self.assertNotIn(made.uuid, self.mdevs_of('host1'))
+        self.assertEqual([], driver.vgpu_host.ledger.records(stray))
+        self.assert_server_vgpus('host1', server, 'acme-1', [GPU1])
+
+
 class EvacuateTest(DriverTestBase):
 
     def setUp(self):

@@ -24,7 +24,9 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
   there first;
 * ``init_host``: after Nova's, ``MdevManager.reconcile`` brings back the
   mdevs a host reboot lost, with the same UUIDs, before Nova resumes the
-  guests;
+  guests; it runs again from the resource tracker's periodic report every
+  ``[agent] reconcile_interval`` of the project's file (an mdev left by a
+  move that failed half-way is removed then);
 * taking over a host from stock Nova's vGPU support (vgpu_placement.nova.
   takeover): its allocations move to the project's classes through Nova's
   reshape at the first start, and the mdevs its servers use are adopted
@@ -33,6 +35,7 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
 """
 import contextlib
 import threading
+import time
 
 from oslo_log import log as logging
 
@@ -104,6 +107,9 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         # Whether the resource tracker has asked for the tree yet: a
         # reshape can only be asked for at its first (start-up) call.
         self._reported = False
+        self._clock = time.monotonic
+        self._reconciled_at = None
+        self._reconcile_interval = None
 
     # -- setting up -----------------------------------------------------
     def _vp_setup(self):
@@ -127,6 +133,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                                  migrations=self._migrations_in_progress)
         self._vp = mdev_manager.MdevManager(node, driver, tree, client,
                                             conf.state_path)
+        self._reconcile_interval = conf.agent.reconcile_interval
         LOG.info('vgpu-placement: driver %s, state in %s, host %s',
                  conf.driver, conf.state_path, node)
 
@@ -153,6 +160,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _reconcile(self):
         tree = self.vgpu_host.tree
+        self._reconciled_at = self._clock()
         try:
             if tree.refresh() is None:
                 LOG.info('vgpu-placement: no provider tree for %s in '
@@ -212,6 +220,9 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         tree_mod.put_tree(provider_tree, nodename, desired, usages_of)
         if allocations is None:
             self._adopt(snapshot=snapshot)
+            if self._reconciled_at is not None and self._clock() - \
+                    self._reconciled_at >= self._reconcile_interval:
+                self._reconcile()
 
     def _reshape(self, allocations, taken, snapshot):
         """Stock Nova's vGPU allocations on ``taken`` ({rp uuid:
