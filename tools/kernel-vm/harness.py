@@ -203,6 +203,10 @@ for name in ("pytest", "vgpu_placement", "placement"):
         if name == "vgpu_placement":
             out["project"] = os.path.dirname(os.path.dirname(
                 os.path.realpath(mod.__file__)))
+import importlib.util
+# Loaded by name in the guest (plugin autoload is off there): the per-test
+# timeout of setup.cfg then applies in the kernel tier too.
+out["timeout_plugin"] = importlib.util.find_spec("pytest_timeout") is not None
 print(json.dumps(out))
 '''
 
@@ -586,7 +590,7 @@ def guest_job(run_dir, info, pytest_args):
            'LOGNAME': 'root', 'LANG': 'C.UTF-8', 'COLUMNS': '100',
            'PYTHONDONTWRITEBYTECODE': '1', 'PYTHONUNBUFFERED': '1',
            # Every plugin import costs seconds under TCG: none is loaded
-           # unless asked for with -p NAME (tests/kernel needs none).
+           # unless asked for with -p NAME (only pytest_timeout is).
            'PYTEST_DISABLE_PLUGIN_AUTOLOAD': '1'}
     for key, value in os.environ.items():
         if key.startswith(PASS_ENV_PREFIX):
@@ -598,8 +602,10 @@ def guest_job(run_dir, info, pytest_args):
     if not any(a.split('::')[0].rstrip('/').startswith('tests/kernel')
                for a in args):
         args.insert(0, 'tests/kernel')
+    plugins = ['-p', 'pytest_timeout'] if info.get('timeout_plugin') else []
     job = {'cwd': str(CHECKOUT), 'mkdirs': ['/tmp/home'], 'env': env,
-           'argv': [exe, '-m', 'pytest', '-p', 'no:cacheprovider'] + args}
+           'argv': [exe, '-m', 'pytest', '-p', 'no:cacheprovider'] +
+           plugins + args}
     (run_dir / 'job.json').write_text(json.dumps(job, indent=1))
     return run_dir / 'job.json'
 
