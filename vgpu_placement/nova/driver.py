@@ -108,6 +108,9 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         # reshape can only be asked for at its first (start-up) call.
         self._reported = False
         self._clock = time.monotonic
+        # (foreign mdevs, managed providers) of the last adoption pass
+        # over every guest that found nothing to adopt.
+        self._nothing_to_adopt = None
         self._reconciled_at = None
         self._reconcile_interval = None
 
@@ -245,7 +248,10 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         this host use (their guest XML names them), as the vGPUs their
         allocations ask for (MdevManager.adopt); ``instance``: that
         server's only. A host with no mdev outside the ledger costs one
-        host read."""
+        host read; the guests are read only when that set of mdevs, or
+        the providers we manage, changed since a pass that adopted
+        nothing (stock Nova leaves unused mdevs behind: they would make
+        every report read every guest)."""
         vp = self.vgpu_host
         try:
             snapshot = snapshot or vp.tree.builder.discover()
@@ -255,19 +261,25 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             LOG.warning('vgpu-placement: no adoption of stock Nova\'s mdevs '
                         'now: %s', e)
             return
-        if not foreign:
+        looked_at = (frozenset(foreign), frozenset(vp.tree.cache.managed()))
+        if not foreign or (instance is None and
+                           looked_at == self._nothing_to_adopt):
             return
         by_server = {}
         for mdev_uuid, server in self._get_all_assigned_mediated_devices(
                 instance).items():
             if mdev_uuid in foreign:
                 by_server.setdefault(server, []).append(mdev_uuid)
+        adopted = failed = False
         for server, uuids in sorted(by_server.items()):
             try:
-                vp.adopt(server, uuids)
+                adopted = bool(vp.adopt(server, uuids)) or adopted
             except exceptions.VgpuPlacementError as e:
+                failed = True
                 LOG.warning('vgpu-placement: mdevs %s of %s not adopted: %s',
                             ', '.join(sorted(uuids)), server, e)
+        if instance is None and not (adopted or failed):
+            self._nothing_to_adopt = looked_at
 
     # -- realize ------------------------------------------------------------
     @contextlib.contextmanager
