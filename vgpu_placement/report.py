@@ -3,6 +3,12 @@
 The Reporter is the only writer of this host's tree in Placement (and of
 its ProviderCache, through placement.sync). What it needs is handed to it:
 ``standalone.reporter_for(conf)`` builds it for a host without Nova.
+
+A report reads the host unless its caller (the agent's loop, told by
+``scan_gate``) says the last scan still holds: then the last snapshot and
+desired tree are reused (the tree built again if the ledger's mdevs
+changed), Placement is read as always (claims and usages change the
+offers), and the cache file is written only when it changed.
 """
 import dataclasses
 import logging
@@ -25,6 +31,15 @@ class ReportResult:
     requests: client_mod.RequestCount
     # [(parent, type, model's prediction, kernel's available_instances)]
     disagreements: list = dataclasses.field(default_factory=list)
+    scanned: bool = True        # False: the last scan's snapshot reused
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scan:
+    """A host read and the tree built from it, kept for reuse."""
+    snapshot: object
+    owned: frozenset            # the ledger's mdevs the tree was built with
+    desired: object
 
 
 def kernel_disagreements(desired, cache):
@@ -57,6 +72,9 @@ class Reporter:
         self.cache = cache
         self.cache_file = cache_file
         self.say_once = once.SayOnce(LOG)
+        self._last_scan = None      # a _Scan
+        self.scan_count = 0         # host reads so far (the agent watches)
+        self._saved = None          # the cache as last written
 
     # What callers holding only the reporter read of the host.
     @property
@@ -73,7 +91,34 @@ class Reporter:
         return self.builder.desired_tree(snapshot)
 
     def save_cache(self):
-        self.cache.save(self.cache_file)
+        # Unchanged (the usual periodic report): not written again.
+        data = self.cache.to_json()
+        if data != self._saved:
+            self.cache.save(self.cache_file)
+            self._saved = data
+
+    def _host(self, rescan):
+        """(snapshot, desired tree, scanned?): the host read now, or with
+        ``rescan`` False the last scan's when it can stand (it read every
+        parent whole)."""
+        last = self._last_scan
+        if rescan or last is None or last.desired.unknown:
+            # Not held while the next is read: one host copy less at peak.
+            self._last_scan = None
+            # The ledger first: a change racing the build is seen later.
+            owned = self.builder.owned_mdevs()
+            snapshot = self.discover()
+            last = _Scan(snapshot, owned, self.desired_tree(snapshot))
+            self._last_scan = last
+            self.scan_count += 1
+            return last.snapshot, last.desired, True
+        owned = self.builder.owned_mdevs()
+        if owned != last.owned:
+            # Ours now, or no longer: the same host seen another way.
+            last = _Scan(last.snapshot, owned,
+                         self.desired_tree(last.snapshot))
+            self._last_scan = last
+        return last.snapshot, last.desired, False
 
     def _check_kernel(self, desired):
         """The disagreements with the kernel, each said once."""
@@ -86,12 +131,12 @@ class Reporter:
                 device, type_id, predicted, observed)
         return found
 
-    def report(self, dry_run=False, delete_retired=False):
+    def report(self, dry_run=False, delete_retired=False, rescan=True):
         """One sync. delete_retired: delete every retired provider that
         holds no allocation now, whatever its age (an operator's
-        request)."""
-        snapshot = self.discover()
-        desired = self.desired_tree(snapshot)
+        request). rescan=False: reuse the last scan if it can stand (only
+        the agent's loop, which knows no host change came since)."""
+        snapshot, desired, scanned = self._host(rescan)
         before = dataclasses.replace(self.client.count)
         tree_sync = sync.TreeSync(
             self.client, self.cache,
@@ -107,7 +152,8 @@ class Reporter:
             self.client.count.reads - before.reads,
             self.client.count.writes - before.writes)
         return ReportResult(snapshot, desired, changes, used,
-                            [] if dry_run else self._check_kernel(desired))
+                            [] if dry_run else self._check_kernel(desired),
+                            scanned)
 
     def read_tree(self, refresh=True):
         """Make sure the cache holds this host's tree: read from Placement

@@ -25,6 +25,11 @@ Contract:
   again every ``retry_interval`` seconds, the periodic report covering
   the gap. Lost messages (ENOBUFS: the receive buffer overflowed) become a
   change of unknown parent, so nothing is missed.
+* Whether a host scan can still be trusted (``scan_gate``) is read from
+  the queue's ``state()``: (watching, seen). ``seen`` counts every change
+  put and every start or end of watching, so a scan that began when
+  ``seen`` was N is still whole while ``seen`` is N and the listener
+  watches: no uevent, no loss, no blind spell since.
 
 What a 6.12 kernel sends (``reference/kernel-mdev.md``, and the kernel
 tier's ``tests/kernel/test_uevents.py``): an mdev create is ``add`` then
@@ -239,11 +244,26 @@ class EventQueue:
         self.clock = clock
         self.cond = threading.Condition()
         self.closed = False
+        self.watching = False   # a listener reads the kernel's socket
+        self.seen = 0           # changes put + watching started or ended
 
     def put(self, change):
         with self.cond:
+            self.seen += 1
             self.coalescer.add(change)
             self.cond.notify_all()
+
+    def set_watching(self, watching):
+        """Said by the listener when its socket opens or fails: any scan
+        begun before is no longer known to be whole."""
+        with self.cond:
+            self.watching = watching
+            self.seen += 1
+
+    def state(self):
+        """(watching, seen): see the module's docstring."""
+        with self.cond:
+            return self.watching, self.seen
 
     def get(self, timeout):
         """Wait up to ``timeout`` seconds for a due batch; None when the
@@ -350,17 +370,22 @@ class UeventListener:
                 LOG.info('watching kernel uevents for mdev and parent '
                          'changes')
             self.watching.set()
+            self.queue.set_watching(True)
+            error = None
             try:
                 self._read(self.sock)
             except OSError as e:
-                if self.stopping.is_set():
-                    break
-                self._fell_back('kernel uevents: %s' % e, False)
-                failed = True
+                error = e
             finally:
+                # Said before any wait, and also when the thread dies of
+                # a bug: nothing is watched from here on.
+                self.queue.set_watching(False)
                 self.watching.clear()
                 self.sock.close()
                 self.sock = None
+            if error is not None and not self.stopping.is_set():
+                self._fell_back('kernel uevents: %s' % error, False)
+                failed = True
 
     def _fell_back(self, why, said):
         (LOG.debug if said else LOG.warning)(

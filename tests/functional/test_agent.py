@@ -151,3 +151,104 @@ def test_the_agent_watches_uevents_and_still_stops_on_sigterm(tmp_path):
     assert ('watching kernel uevents' in err or
             'reporting periodically only' in err), err
     assert 'agent stopped' in err
+
+
+def test_a_claim_while_host_scans_are_skipped_changes_the_offers(
+        tmp_path, host, placement, placement_db):
+    """The sysfs driver with a healthy uevent listener: periodic reports
+    reuse the last scan of the host, yet a claim made in Placement
+    meanwhile changes the offers at the very next cycle."""
+    from tests.functional.conftest import claim
+    from tests.functional.conftest import placement_ini
+    from tests.functional.conftest import tree_in_placement
+    from tests import sysfs_tree
+    from vgpu_placement.cmd import agent
+    from vgpu_placement.fixtures import make_conf
+    from vgpu_placement import scan_gate
+    from vgpu_placement import standalone
+    from vgpu_placement import uevents
+
+    sysfs_tree.kernel_samples(str(tmp_path / 'sys'))
+    conf = make_conf(placement_ini(placement_db), host=host, driver='sysfs',
+                     state_path=str(tmp_path / 'state'),
+                     sysfs__root=str(tmp_path / 'sys'))
+    reporter = standalone.reporter_for(conf)
+    assert reporter.driver.host_changes_raise_uevents
+    reads = []
+    discover = reporter.driver.discover
+    reporter.driver.discover = lambda: reads.append(1) or discover()
+    events = uevents.EventQueue(conf.agent.uevent_quiet_window,
+                                conf.agent.uevent_max_delay)
+    events.set_watching(True)       # as the listener does on its socket
+    now = [0.0]
+    clock = lambda: now[0]
+    gate = scan_gate.ScanGate(events, True, conf.agent.full_scan_interval,
+                              clock)
+    loop = agent.ReportLoop(reporter, 60, 300, lambda s: True, clock=clock,
+                            events=events, scans=gate)
+
+    def cycle():
+        now[0] += 60
+        loop._periodic()
+    cycle()                          # reads the host, creates the tree
+    assert len(reads) == 1
+    name = '%s_mtty_mtty' % host
+    mtty = tree_in_placement(placement, host)[name]
+    assert (mtty['inventories']['CUSTOM_MDEV_MTTY_1']['reserved']) == 0
+    cycle()
+    assert len(reads) == 1           # quiet: the scan is reused
+    claim(placement, mtty['uuid'], {'CUSTOM_MDEV_MTTY_2': 1})
+    cycle()
+    assert len(reads) == 1           # still no host read ...
+    inv = tree_in_placement(placement, host)[name]['inventories']
+    # ... yet the granted mtty-2 will take 2 of the 24 ports: mtty-1 may
+    # only get 22 of them now, as after a full scan.
+    assert (inv['CUSTOM_MDEV_MTTY_1']['total'],
+            inv['CUSTOM_MDEV_MTTY_1']['reserved']) == (24, 2)
+    full = standalone.reporter_for(conf).report(dry_run=True)
+    assert full.changes == []        # a fresh scan would offer the same
+    # A uevent: the next cycle reads the host again.
+    events.put(uevents.Change('mdev', 'add', 'mtty', None))
+    cycle()
+    assert len(reads) == 2
+
+
+def test_a_reused_scan_follows_the_ledger_without_reading_the_host(
+        tmp_path, host, placement, placement_db):
+    """An mdev becoming ours (a realize in another process records it)
+    changes which claims are pending: a report reusing the last scan
+    builds the tree again from it, as a fresh scan would."""
+    from tests.functional.conftest import claim
+    from tests.functional.conftest import placement_ini
+    from tests.functional.conftest import tree_in_placement
+    from tests import sysfs_tree
+    from vgpu_placement.fixtures import make_conf
+    from vgpu_placement import ledger as ledger_mod
+    from vgpu_placement import standalone
+
+    tree = sysfs_tree.kernel_samples(str(tmp_path / 'sys'))
+    mdev = str(uuid.uuid4())
+    tree.add_mdev('mtty', 'mtty-2', mdev)
+    tree.set_available('mtty', 'mtty-1', 22)
+    tree.set_available('mtty', 'mtty-2', 11)
+    conf = make_conf(placement_ini(placement_db), host=host, driver='sysfs',
+                     state_path=str(tmp_path / 'state'),
+                     sysfs__root=str(tmp_path / 'sys'))
+    reporter = standalone.reporter_for(conf)
+    reporter.report()
+    name = '%s_mtty_mtty' % host
+    rp = tree_in_placement(placement, host)[name]['uuid']
+    claim(placement, rp, {'CUSTOM_MDEV_MTTY_2': 1})
+    assert reporter.report(rescan=False).scanned is False
+    # The mdev is someone else's: the claim still waits for one of its own.
+    inv = tree_in_placement(placement, host)[name]['inventories']
+    assert inv['CUSTOM_MDEV_MTTY_1']['reserved'] == 2
+    ledger = ledger_mod.Ledger(ledger_mod.path_in(conf.state_path))
+    ledger.put(ledger_mod.Record(mdev, 'c', mdev, 'mtty', 'mtty-2',
+                                 ledger_mod.ACTIVE, 'boot'))
+    assert reporter.report(rescan=False).scanned is False
+    inv = tree_in_placement(placement, host)[name]['inventories']
+    # Ours now, it realizes the claim: nothing held back any more.
+    assert inv['CUSTOM_MDEV_MTTY_1']['reserved'] == 0
+    fresh = standalone.reporter_for(conf).report(dry_run=True)
+    assert fresh.changes == []

@@ -6,6 +6,7 @@ import threading
 
 from vgpu_placement.cmd import agent
 from vgpu_placement import exceptions
+from vgpu_placement import scan_gate
 from vgpu_placement import uevents
 
 UUID = '0a6ed2b4-6d1c-4b8e-9d57-3c1f5f0e2a11'
@@ -270,3 +271,139 @@ def test_the_loop_wakes_on_a_kernel_uevent_through_a_socket(caplog):
         ours.close()
     assert not worker.is_alive()
     assert 'host changed (1 uevent(s) on mtty): reporting now' in caplog.text
+
+
+# -- reusing the last host scan ---------------------------------------------
+
+class ScanningReporter:
+    """Stands in for report.Reporter: says whether each report read the
+    host (a reuse asked for with nothing to reuse reads it too)."""
+
+    def __init__(self):
+        self.scan_count = 0
+        self.asked = []             # the rescan argument of each report
+
+    def report(self, rescan=True):
+        self.asked.append(rescan)
+        scanned = rescan or not self.scan_count
+        self.scan_count += scanned
+        result = Result()
+        result.scanned = scanned
+        return result
+
+
+def healthy_queue():
+    """An EventQueue as a watching listener leaves it."""
+    queue = uevents.EventQueue(0.02, 1.0)
+    queue.set_watching(True)
+    return queue
+
+
+def scan_loop(queue, qualifies=True, full_scan_interval=600,
+              reconcile=None, reconcile_every=None):
+    clock = FakeClock()
+    reporter = ScanningReporter()
+    gate = scan_gate.ScanGate(queue, qualifies, full_scan_interval, clock)
+    loop = agent.ReportLoop(reporter, 60, 300, lambda s: True, clock=clock,
+                            events=queue, scans=gate, reconcile=reconcile,
+                            reconcile_every=reconcile_every)
+    return loop, reporter, clock
+
+
+def periodic(loop, clock, seconds=60):
+    """One periodic cycle, ``seconds`` after the previous one; True when
+    it read the host."""
+    clock.now += seconds
+    before = loop.reporter.scan_count
+    loop._periodic()
+    return loop.reporter.scan_count > before
+
+
+def test_healthy_and_quiet_the_periodic_report_reuses_the_last_scan(caplog):
+    caplog.set_level(logging.INFO)
+    queue = healthy_queue()
+    loop, reporter, clock = scan_loop(queue)
+    assert [periodic(loop, clock) for _ in range(4)] == [
+        True, False, False, False]
+    assert reporter.asked == [True, False, False, False]
+    assert 'last host scan reused' in caplog.text
+
+
+def test_a_uevent_makes_the_next_report_read_the_host():
+    queue = healthy_queue()
+    loop, reporter, clock = scan_loop(queue)
+    periodic(loop, clock)
+    # A change the periodic cycle drops from the queue (it covers it)
+    # still makes that cycle read the host.
+    queue.put(uevents.Change('mdev', 'add', 'mtty', UUID))
+    assert periodic(loop, clock)
+    assert not periodic(loop, clock)
+    # Woken by the batch itself: read too.
+    queue.put(uevents.Change('mdev', 'remove', 'mtty', UUID))
+    loop.run_once(batch('mtty'))
+    assert reporter.asked[-1] is True
+    assert not periodic(loop, clock)
+
+
+def test_lost_uevents_or_a_blind_listener_mean_reading_every_time():
+    queue = healthy_queue()
+    loop, reporter, clock = scan_loop(queue)
+    periodic(loop, clock)
+    queue.put(uevents.LOST)                 # ENOBUFS
+    assert periodic(loop, clock)
+    assert not periodic(loop, clock)
+    queue.set_watching(False)               # the socket failed, the
+    assert [periodic(loop, clock) for _ in range(3)] == [True] * 3  # thread
+    queue.set_watching(True)                # died: blind until it watches
+    assert [periodic(loop, clock) for _ in range(2)] == [True, False]
+
+
+def test_a_scan_racing_a_uevent_is_not_trusted():
+    """The mark is taken before the scan: a uevent that arrives while the
+    host is read makes the next report read it again."""
+    queue = healthy_queue()
+    loop, reporter, clock = scan_loop(queue)
+    scan = reporter.report
+
+    def report_meeting_a_uevent(rescan=True):
+        queue.put(uevents.Change('mdev', 'add', 'mtty', UUID))
+        return scan(rescan)
+    reporter.report = report_meeting_a_uevent
+    periodic(loop, clock)
+    reporter.report = scan
+    assert periodic(loop, clock)
+    assert not periodic(loop, clock)
+
+
+def test_the_host_is_read_again_after_full_scan_interval():
+    loop, reporter, clock = scan_loop(healthy_queue(), full_scan_interval=300)
+    assert [periodic(loop, clock, 100) for _ in range(8)] == [
+        True, False, False, True, False, False, True, False]
+
+
+def test_a_driver_whose_changes_raise_no_uevent_reads_every_time():
+    loop, reporter, clock = scan_loop(healthy_queue(), qualifies=False)
+    assert [periodic(loop, clock) for _ in range(3)] == [True] * 3
+    # Nor does anything but a watching listener count as healthy.
+    for gate in (scan_gate.ScanGate(None, True, 600),
+                 scan_gate.ScanGate(healthy_queue(), True, 0)):
+        gate.scanned(gate.begin())
+        assert gate.why_scan() is not None
+
+
+def test_a_reconcile_reads_the_host_and_its_cycle_reuses_that_read():
+    queue = healthy_queue()
+    reconciles = []
+
+    def reconcile():
+        # As MdevManager.reconcile: its reading reports, scanning.
+        reconciles.append(loop.reporter.report())
+        return {}
+    loop, reporter, clock = scan_loop(queue, reconcile=reconcile,
+                                      reconcile_every=3)
+    read = [periodic(loop, clock) for _ in range(7)]
+    assert len(reconciles) == 3 and all(r.scanned for r in reconciles)
+    # The reports themselves never read: each reconcile did, just before.
+    assert read == [True, False, False, True, False, False, True]
+    assert reporter.asked == [True, False, False, False, True, False,
+                              False, False, True, False]

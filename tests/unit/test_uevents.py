@@ -245,16 +245,22 @@ def test_the_queue_hands_over_a_due_batch_and_wakes_when_closed():
 
 
 class Recorder:
-    """Stands in for EventQueue: records the changes put."""
+    """Stands in for EventQueue: records the changes put and when the
+    listener watched."""
 
     def __init__(self):
         self.changes = []
+        self.watching = []
         self.cond = threading.Condition()
 
     def put(self, change):
         with self.cond:
             self.changes.append(change)
             self.cond.notify_all()
+
+    def set_watching(self, watching):
+        with self.cond:
+            self.watching.append(watching)
 
     def wait_for(self, n):
         with self.cond:
@@ -355,6 +361,34 @@ def test_socket_trouble_falls_back_then_watches_again(pair, caplog):
     assert ('kernel uevents: [Errno 5] injected; reporting periodically '
             'only, trying again in 0 s') in warnings
     assert warnings.count('watching kernel uevents again') == 2
+    # Watching only while a socket was open: the failing one until EIO,
+    # then ours until stopped.
+    assert recorder.watching == [True, False, True, False]
+
+
+def test_the_queue_state_moves_with_every_change_loss_and_blind_spell():
+    """What scan_gate trusts: (watching, seen) changes whenever a scan
+    could have missed something."""
+    failing = FailingSocket([errno.ENOBUFS])
+    queue = uevents.EventQueue(0.01, 1.0)
+    assert queue.state() == (False, 0)
+    listener = uevents.UeventListener(queue, open_socket=lambda: failing,
+                                      retry_interval=0)
+    listener.start()
+    try:
+        assert listener.watching.wait(10)
+        # The overflow comes right after the socket opened: lost changes.
+        with queue.cond:
+            assert queue.cond.wait_for(lambda: queue.seen >= 2, 10)
+        watching, seen = queue.state()
+        assert watching and seen == 2       # started watching; ENOBUFS
+        assert queue.get(5).parents is None     # any parent may have
+        queue.put(uevents.Change('mdev', 'add', 'mtty', UUID))
+        assert queue.state() == (True, 3)
+    finally:
+        listener.stop()
+        listener.thread.join(10)
+    assert queue.state() == (False, 4)       # stopped: blind again
 
 
 def test_a_message_not_from_the_kernel_is_ignored():

@@ -16,6 +16,13 @@ is due anyway. Such a report does not move the periodic one, which stays
 the safety net (lost uevents, a host without them). While backing off,
 uevents wait for the retry.
 
+Reading the host is most of a report's cost. While uevents are healthy
+and the driver's host changes all raise one, a periodic report reuses
+the last scan (``scan_gate`` decides; Placement is still read, so claims
+still change the offers); any uevent, a listener not watching or that
+lost messages, a reconcile (always on a fresh read) and [agent]
+full_scan_interval make the next report read the host again.
+
 The loop runs in a worker thread, so that a signal stops the agent within
 STOP_GRACE seconds whatever the worker is waiting on (a hung Placement, a
 lock): work cut short there is finished by the next start's reconcile,
@@ -30,12 +37,14 @@ import time
 
 from vgpu_placement.cmd import common
 from vgpu_placement import exceptions
+from vgpu_placement import scan_gate
 from vgpu_placement import standalone
 from vgpu_placement import uevents
 
 LOG = logging.getLogger('vgpu_placement.agent')
 
 STOP_GRACE = 3.0        # seconds a stopping agent waits for its cycle
+START_WATCH_WAIT = 1.0  # seconds the start waits for the uevent socket
 
 
 class ReportLoop:
@@ -43,13 +52,17 @@ class ReportLoop:
 
     ``events``: None, or a uevents.EventQueue whose batches wake a report
     between the periodic ones (``get(timeout)``; closed when stopping).
+    ``scans``: None (every report reads the host: ``reporter.report()``),
+    or a scan_gate.ScanGate telling when the last scan may be reused
+    (``reporter.report(rescan=...)``, its ``scan_count``).
     """
 
     def __init__(self, reporter, interval, max_backoff, wait,
                  reconcile=None, reconcile_every=None, events=None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, scans=None):
         self.reporter = reporter
         self.events = events
+        self.scans = scans
         self.clock = clock
         self.interval = interval
         self.max_backoff = max_backoff
@@ -64,6 +77,8 @@ class ReportLoop:
     def _reconcile(self):
         """Reconcile; a failure other than an outage is said and left for
         the next reconcile (this cycle's report still runs)."""
+        mark = self.scans.begin() if self.scans else None
+        scans_before = getattr(self.reporter, 'scan_count', None)
         try:
             summary = self.reconcile()
         except (exceptions.PlacementUnavailable,
@@ -76,6 +91,10 @@ class ReportLoop:
             LOG.exception('reconcile failed unexpectedly')
             return
         self.cycles_to_reconcile = self.reconcile_every - 1
+        if mark is not None and self.reporter.scan_count != scans_before:
+            # It read the host through the reporter after the mark: this
+            # cycle's report may reuse that read.
+            self.scans.scanned(mark)
         changed = {k: len(v) for k, v in summary.items() if v}
         if changed:
             LOG.warning('reconciled: %s', changed)
@@ -89,7 +108,15 @@ class ReportLoop:
             self._reconcile()
         elif periodic:
             self.cycles_to_reconcile -= 1
-        return self.reporter.report()
+        if self.scans is None:
+            return self.reporter.report()
+        why = self.scans.why_scan()
+        mark = self.scans.begin()
+        result = self.reporter.report(rescan=why is not None)
+        if result.scanned:
+            LOG.debug('host read (%s)', why or 'the last scan was partial')
+            self.scans.scanned(mark)
+        return result
 
     def _backoff(self, delay):
         return self.interval if delay is None else min(delay * 2,
@@ -137,9 +164,11 @@ class ReportLoop:
         if self.outage_delay is not None:
             LOG.warning('Placement is reachable again; host reported')
             self.outage_delay = None
-        LOG.info('report done: %d change(s), %d read(s), %d write(s)',
+        LOG.info('report done: %d change(s), %d read(s), %d write(s)%s',
                  len(result.changes), result.requests.reads,
-                 result.requests.writes)
+                 result.requests.writes,
+                 '' if getattr(result, 'scanned', True) else
+                 ', last host scan reused')
         return self.interval
 
     def _periodic(self):
@@ -184,6 +213,9 @@ def _start(args):
         events = uevents.EventQueue(conf.agent.uevent_quiet_window,
                                     conf.agent.uevent_max_delay)
         listener = uevents.UeventListener(events).start()
+        # A first scan taken while the socket opens would not count as
+        # covered (scan_gate): wait for it, briefly, to read the host once.
+        listener.watching.wait(START_WATCH_WAIT)
 
     def on_signal(signum, frame):
         LOG.info('signal %d: stopping', signum)
@@ -194,10 +226,14 @@ def _start(args):
              conf.agent.report_interval)
     every = max(1, conf.agent.reconcile_interval //
                 conf.agent.report_interval)
+    scans = scan_gate.ScanGate(events,
+                               reporter.driver.host_changes_raise_uevents,
+                               conf.agent.full_scan_interval)
+    LOG.info('%s', scans.describe())
     loop = ReportLoop(reporter, conf.agent.report_interval,
                       conf.agent.max_backoff, stop.wait,
                       reconcile=host.reconcile, reconcile_every=every,
-                      events=events)
+                      events=events, scans=scans)
     worker = threading.Thread(target=loop.run, name='report-loop',
                               daemon=True)
     worker.start()

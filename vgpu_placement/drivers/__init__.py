@@ -2,6 +2,7 @@
 
 Drivers are loaded through the stevedore namespace ``vgpu_placement.drivers``.
 """
+import importlib.metadata
 import re
 
 import stevedore
@@ -13,7 +14,10 @@ _DRIVER_NAME_RE = re.compile(r'^[a-z][a-z0-9_]{0,63}$')
 
 
 def available_drivers():
-    return sorted(stevedore.ExtensionManager(NAMESPACE).names())
+    # The names alone: stevedore's ExtensionManager would import every
+    # driver, and what each needs, to list them.
+    return sorted({ep.name for ep in importlib.metadata.entry_points(
+        group=NAMESPACE)})
 
 
 def load_driver(name, conf):

@@ -43,6 +43,13 @@ class Driver(abc.ABC):
     vgpu_placement.exceptions, one per kernel errno.
     """
 
+    #: True only when every host change that can alter what discover()
+    #: returns (an mdev created or removed, a parent or VF appearing or
+    #: going) raises a kernel uevent the agent listens to
+    #: (uevents.host_change): the agent may then reuse its last scan while
+    #: uevents are healthy. False (the safe default): scan every report.
+    host_changes_raise_uevents = False
+
     def __init__(self, conf):
         self.conf = conf
 

@@ -127,6 +127,10 @@ def fallback_types(names):
 class NvidiaVfioDriver(base.Driver):
     """mdev parents (via the sysfs driver) plus vendor-VFIO GPUs."""
 
+    # A current_vgpu_type write is not known to send any uevent
+    # (reference/nvidia-vgpu.md says nothing of one): scan every report.
+    host_changes_raise_uevents = False
+
     def __init__(self, conf, nvml=None):
         super().__init__(conf)
         self.mdev = sysfs.SysfsDriver(conf)

@@ -335,6 +335,10 @@ def _load_parent(path, where, item):
 class SimulatedDriver(base.Driver):
     """A host described by ``[simulated] profile``, state in ``state_file``."""
 
+    # Its host is a state file other processes (the CLI, tests) change
+    # without any kernel uevent: scan every report.
+    host_changes_raise_uevents = False
+
     def __init__(self, conf):
         super().__init__(conf)
         if not conf.simulated.profile:

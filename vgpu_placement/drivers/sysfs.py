@@ -120,6 +120,10 @@ def _read_static(type_dir, type_id):
 class SysfsDriver(base.Driver):
     """Mediated devices under ``[sysfs] root``/class/mdev_bus."""
 
+    # mdev create/remove send add/bind and unbind/remove, parents
+    # MDEV_STATE changes, VFs PCI add/remove (reference/kernel-mdev.md).
+    host_changes_raise_uevents = True
+
     def __init__(self, conf):
         super().__init__(conf)
         self.root = conf.sysfs.root

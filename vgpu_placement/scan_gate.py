@@ -1,0 +1,72 @@
+"""Whether the agent's next report must read the host again.
+
+Contract: ``ScanGate.why_scan()`` returns None when the last full scan of
+the host still holds, else the reason the next report must read sysfs (a
+short phrase for the logs). A scan still holds while all of these do:
+
+* the driver's host changes all raise kernel uevents
+  (``Driver.host_changes_raise_uevents``);
+* a uevent listener watches (``events``: a uevents.EventQueue) and has
+  been watching, with nothing put and nothing lost (ENOBUFS), since that
+  scan began: its ``state()`` is (True, the ``seen`` of the scan's mark);
+* the scan began less than ``full_scan_interval`` seconds ago (0: never
+  reuse), the safety net for anything the kernel did not say.
+
+``begin()`` is called before a scan starts and gives its mark;
+``scanned(mark)`` once the scan is done. A mark taken before the scan
+makes any uevent racing it count as after it: never a change missed, at
+worst a scan more. Pure but for ``events`` and the injected clock.
+"""
+import time
+
+
+class ScanGate:
+    """Decides, before each report, between a full scan and the last one."""
+
+    def __init__(self, events, driver_qualifies, full_scan_interval,
+                 clock=time.monotonic):
+        self.events = events
+        self.driver_qualifies = driver_qualifies
+        self.full_scan_interval = full_scan_interval
+        self.clock = clock
+        self.last = None            # (seen, clock) of the last scan's mark
+
+    def begin(self):
+        seen = self.events.state()[1] if self.events is not None else None
+        return seen, self.clock()
+
+    def scanned(self, mark):
+        self.last = mark
+
+    def why_scan(self):
+        if not self.driver_qualifies:
+            return 'the driver\'s changes raise no uevents'
+        if self.events is None:
+            return 'uevents not watched'
+        if self.full_scan_interval <= 0:
+            return 'full_scan_interval is 0'
+        if self.last is None:
+            return 'no scan yet'
+        watching, seen = self.events.state()
+        if not watching:
+            return 'uevent listener not watching'
+        if seen != self.last[0]:
+            return 'uevents since the last scan'
+        if self.clock() - self.last[1] >= self.full_scan_interval:
+            return 'full_scan_interval passed'
+        return None
+
+    def describe(self):
+        """One line for the agent's start: how often the host is read."""
+        why = None
+        if not self.driver_qualifies:
+            why = 'the driver\'s host changes raise no uevents'
+        elif self.events is None:
+            why = '[agent] watch_uevents is off'
+        elif self.full_scan_interval <= 0:
+            why = '[agent] full_scan_interval is 0'
+        if why:
+            return 'host read at every report (%s)' % why
+        return ('host read after uevents, while the uevent listener is '
+                'not watching, and at least every %ds; other reports reuse '
+                'the last scan' % self.full_scan_interval)
