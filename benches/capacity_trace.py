@@ -364,9 +364,9 @@ class TraceRun:
                 continue
             have = summaries[rp]['resources']
             holds = have.get(rc, {}).get('used', 0) > 0
-            fit = min((have[c]['capacity'] - have[c]['used']) // n
-                      for c, n in cand['allocations'][rp]['resources']
-                      .items())
+            # How many more of the type fit: its own class says it (a
+            # mixed-size GPU's counters also cap a burst, not capacity).
+            fit = have[rc]['capacity'] - have[rc]['used']
             keyed.append(((not holds, fit, self.device_of.get(rp, rp)),
                           rp, cand))
         keyed.sort(key=lambda k: k[0])

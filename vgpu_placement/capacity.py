@@ -17,11 +17,15 @@ yet), how many more of each type can still be created?
   slots; each type takes ``placement_size`` slots starting at one of its
   placement IDs, and the driver gives a new vGPU the first placement of
   its type that is still free. Claims granted and not created yet may be
-  created in any order, so a count is offered only if every order fits.
+  created in any order, so a count is offered only if every order fits;
+  mixed_burst_limits bounds the shared counters so that any mix of sizes
+  granted before the next report fits too.
 * MIG-backed NVIDIA types are a Pool: one pool per GPU-instance profile
   (the GPU instances the operator made) and one of virtual functions.
 """
 import dataclasses
+import functools
+import heapq
 import math
 import re
 
@@ -95,8 +99,8 @@ class Exclusive:
 
 # -- NVIDIA mixed-size mode -------------------------------------------------
 
-# States one offer computation may visit before it gives up and offers
-# nothing more (never more than is safe).
+# States one offer (or burst limit) computation may visit before it gives
+# up and offers nothing more (never more than is safe).
 MIXED_SEARCH_BUDGET = 20000
 
 
@@ -184,6 +188,164 @@ class Mixed(Pool):
                 n += 1
             free[type_id] = n
         return free
+
+
+def mixed_burst_budget(model, pending, offered, vfs_left, free_units,
+                       costs=None, budget=MIXED_SEARCH_BUDGET):
+    """Framebuffer units Placement may still grant on a mixed-size GPU so
+    that any mix of claims it can grant before the next report fits.
+
+    Placement checks each class alone: between two reports it grants any
+    x with x[t] <= offered[t], sum(x) <= vfs_left and sum(costs[t] * x[t])
+    <= the framebuffer counter's free. Two sizes that each fit alone may
+    not fit together (alignment), so the counter's free is lowered to B.
+
+    model: the GPU's Mixed model (its vGPUs); pending: {type: granted, not
+    created yet}; offered: {type: what Placement may grant of it alone};
+    vfs_left: free virtual functions, or None; free_units: the counter's
+    free without B; costs: {type: framebuffer units of one vGPU} (default:
+    the model's, its placement size).
+
+    Returns B <= free_units such that every such x with sum(costs * x) <=
+    B, made with what is pending, fits in every order of creation (as
+    fits_in_every_order means it). B is the largest such figure: the least
+    weight of an x that does not fit, less one, or free_units if every x
+    fits. That x is the new vGPUs of a shortest creation sequence (each
+    vGPU at its first free placement, pending ones free of charge) that
+    ends in a vGPU with no free placement: a shortest path, searched
+    cheapest first. When ``budget`` states are spent, B is the weight
+    reached less one: smaller than the exact figure, never larger.
+    """
+    if costs is None:
+        costs = {t: c.get('framebuffer', 0) for t, c in model.costs.items()}
+    # Types with one shape and cost are one kind: only their sum matters.
+    merged = {}
+    for type_id, shape in model.shapes.items():
+        kind = merged.setdefault((shape, costs.get(type_id, 0)), [0, 0])
+        kind[0] += pending.get(type_id, 0)
+        kind[1] += max(0, offered.get(type_id, 0))
+    kinds = tuple((shape_cost, tuple(counts))
+                  for shape_cost, counts in sorted(merged.items()))
+    if any(cost <= 0 and most for (_s, cost), (_p, most) in kinds):
+        return 0                # a type free of charge: nothing bounds it
+    vfs = math.inf if vfs_left is None else vfs_left
+    return _burst_budget(model.occupied, kinds, vfs, free_units, budget)
+
+
+def mixed_burst_limits(model, pending, offered, vfs_left, free_units,
+                       costs=None, budget=MIXED_SEARCH_BUDGET):
+    """(framebuffer units, virtual functions) Placement may still grant on
+    a mixed-size GPU before the next report: any mix within both, and
+    within each type's alone-offer, fits in every order.
+
+    The budget alone (mixed_burst_budget) can fall below the cost of one
+    large vGPU that fits (an empty L40S: 1B + 2 x 16Q does not fit, 33
+    slots, so B = 32 and a 48Q, alone on the GPU, is refused). Since any
+    one vGPU that is offered fits, capping the count of new vGPUs lifts
+    the budget: the count is the largest (at most vfs_left) whose budget
+    still admits the costliest type offered, and the budget is the one
+    for that count. So no type offered alone is closed by the counters,
+    and bursts are as large as that allows. Arguments as for
+    mixed_burst_budget; vfs_left None (no VF counter): no cap.
+    """
+    def units(vfs):
+        return mixed_burst_budget(model, pending, offered, vfs, free_units,
+                                  costs, budget)
+    if costs is None:
+        costs = {t: c.get('framebuffer', 0) for t, c in model.costs.items()}
+    whole = units(vfs_left)
+    need = min(free_units, max([costs.get(t, 0) for t, n in offered.items()
+                                if n > 0] or [0]))
+    if vfs_left is None or whole >= need:
+        return whole, vfs_left
+    # Budgets shrink as the count grows; one vGPU always fits (so 1 keeps
+    # every offered type open).
+    count = 1
+    while count + 1 < vfs_left and units(count + 1) >= need:
+        count += 1
+    return units(count), count
+
+
+@functools.lru_cache(maxsize=256)
+def _burst_budget(occupied, kinds, vfs, free_units, budget):
+    """mixed_burst_budget on hashable arguments (reports repeat them)."""
+    # First without counting what Placement grants of each kind (fewer
+    # states); the sequence found is the answer if it keeps to the counts,
+    # else search again counting them.
+    least, made, left = _uncounted(occupied, kinds, free_units, budget)
+    if made is not None and (sum(made) > vfs or any(
+            n > most for n, (_k, (_p, most)) in zip(made, kinds))):
+        least, made = _least_failing_weight(occupied, kinds, vfs, True,
+                                            free_units, [left])
+    return max(0, min(free_units, least - 1))
+
+
+@functools.lru_cache(maxsize=64)
+def _uncounted(occupied, kinds, free_units, budget):
+    """The search without counts (the same for every VF cap), and the
+    states it left."""
+    states = [budget]
+    least, made = _least_failing_weight(occupied, kinds, None, False,
+                                        free_units, states)
+    return least, made, states[0]
+
+
+def _least_failing_weight(occupied, kinds, vfs, counted, free_units,
+                          states):
+    """(least weight, new vGPUs per kind) of a creation sequence that ends
+    in a vGPU with no free placement; (weight reached, None) when the
+    budget ``states`` ran out or no sequence costs free_units or less.
+
+    kinds: (((size, ids), cost), (pending, offered)); new vGPUs are of
+    offered kinds only, and, if ``counted``, at most offered of a kind
+    and vfs in all.
+    """
+    # Each kind's placements as slot masks, in the driver's order.
+    masks = [tuple(placement_mask(i, size) for i in ids)
+             for ((size, ids), _c), _n in kinds]
+    costs = [cost for (_s, cost), _n in kinds]
+    most = [m for _k, (_p, m) in kinds]
+    # A state: (slots taken, pending left per kind[, new per kind]); with
+    # no limits the new vGPUs are not part of it.
+    start = (occupied, tuple(p for _k, (p, _m) in kinds))
+    none = (0,) * len(kinds)
+    if counted:
+        start += (none,)
+    dist, heap = {start: 0}, [(0, start, none)]
+    best, witness = math.inf, None
+    while heap:
+        weight, state, made = heapq.heappop(heap)
+        if weight > dist[state]:
+            continue            # reached cheaper already
+        if weight >= best:
+            return best, witness
+        if weight > free_units:
+            break
+        states[0] -= 1
+        if states[0] < 0:
+            return weight, None     # every cheaper sequence was searched
+        taken, left = state[0], state[1]
+        full = counted and sum(made) >= vfs
+        for k, cost in enumerate(costs):
+            if left[k]:
+                cost, grown = 0, made  # granted: made first, no charge
+            elif not most[k] or full or counted and made[k] >= most[k]:
+                continue        # Placement cannot grant one more
+            else:
+                grown = made[:k] + (made[k] + 1,) + made[k + 1:]
+            at = next((m for m in masks[k] if not taken & m), None)
+            if at is None:
+                if weight + cost < best:
+                    best, witness = weight + cost, grown
+                continue
+            after = (taken | at, left[:k] + (left[k] - 1,) + left[k + 1:]
+                     if left[k] else left)
+            if counted:
+                after += (grown,)
+            if weight + cost < dist.get(after, math.inf):
+                dist[after] = weight + cost
+                heapq.heappush(heap, (weight + cost, after, grown))
+    return (best, witness) if best <= free_units else (free_units + 1, None)
 
 
 def mixed_from_types(parent):

@@ -99,7 +99,41 @@ class ParentPlan:
             result[counter.resource_class] = Inventory(
                 total=counter.size, reserved=min(counter.size, unpaid),
                 max_unit=counter.size)
+        if isinstance(self.model, capacity.Mixed):
+            self._mixed_burst_limits(result, usages, pending)
         return result
+
+    def _mixed_burst_limits(self, result, usages, pending):
+        """Lower the framebuffer and VF counters' free to what any mix of
+        claims Placement can grant before the next report leaves room
+        for, in any order (capacity.mixed_burst_limits)."""
+        counters = {c.pool: c for c in self.counters}
+        if 'framebuffer' not in counters:
+            return
+
+        def free(counter):
+            inv = result[counter.resource_class]
+            return max(0, inv.total - inv.reserved -
+                       usages.get(counter.resource_class, 0))
+        offered = {}
+        for type_id, rc in self.classes.items():
+            inv = result.get(rc)
+            if inv is not None:
+                offered[type_id] = max(0, inv.total - inv.reserved -
+                                       usages.get(rc, 0))
+        slots = counters.get('slots')
+        limits = capacity.mixed_burst_limits(
+            self.model, pending, offered, slots and free(slots),
+            free(counters['framebuffer']),
+            costs=counters['framebuffer'].costs)
+        for counter, limit in zip((counters['framebuffer'], slots), limits):
+            if counter is None:
+                continue
+            inv = result[counter.resource_class]
+            result[counter.resource_class] = dataclasses.replace(
+                inv, reserved=min(counter.size, max(
+                    inv.reserved, counter.size - limit -
+                    usages.get(counter.resource_class, 0))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +216,8 @@ def counters_for(parent, model):
     type we do not report still takes its units. The equal-size counters
     make any number of same-size vGPUs exact (n x size <= framebuffer,
     n <= virtual functions); they cannot forbid two sizes on one GPU,
-    which only the next report closes.
+    which only the next report closes. Mixed-size mode: the framebuffer
+    and VF counters' free are lowered so that any mix fits (ParentPlan).
     """
     if isinstance(model, capacity.Exclusive):
         pools = {'framebuffer': max(model.maxima[t] * model.sizes[t]

@@ -27,6 +27,7 @@ import time
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement.placement import consumers
+from vgpu_placement import type_config
 
 LOG = logging.getLogger(__name__)
 
@@ -78,11 +79,17 @@ class _Candidates:
                    for rc, n in alloc.items() if rp in self.providers)
 
     def score(self, allocations):
-        """Sort key, best first: same type already there, then fullest."""
+        """Sort key, best first: same type already there, then fullest.
+
+        By the type classes only: a shared counter is a bound, not a
+        fullness (a mixed-size GPU's counters cap what one report window
+        may grant, so an empty one would look full)."""
         same, free = 0, 0
         for rp, alloc in allocations.items():
             p = self.providers.get(rp)
             for rc, n in alloc.items():
+                if rc.startswith(type_config.COUNTER_CLASS_PREFIX):
+                    continue
                 same += 1 if p and p.used.get(rc) else 0
                 free += (p.free(rc) if p else 0) - n
         return (-same, free)

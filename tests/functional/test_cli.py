@@ -292,13 +292,17 @@ def test_demo_runs_on_a_mixed_size_vendor_vfio_profile(tmp_path):
     specs, _ = simulated.load_profile(profiles.find('nvidia-l40s-vfio-mixed'))
     size = {t.id: t.size // 1024 for t in specs[0].types}
     assert len({size[t] for t, _vf in made}) > 1, made
+    # The framebuffer counter offers at most what is left (less where a
+    # mix of claims before the next report could fail: README).
     used = sum(size[t] for t, _vf in made)
-    assert re.search(r'CUSTOM_VGPU_UNITS_NVIDIA_FRAMEBUFFER +48 -> %d\n'
-                     % (48 - used), out), out
-    # Half released: the counter grows back by the freed ones' sizes.
+    fb = re.search(r'CUSTOM_VGPU_UNITS_NVIDIA_FRAMEBUFFER +48 -> (\d+)\n',
+                   out)
+    assert fb and int(fb.group(1)) <= 48 - used, out
+    # Half released: at most the freed ones' sizes come back.
     freed = sum(size[t] for t, _vf in made[::2])
-    assert re.search(r'CUSTOM_VGPU_UNITS_NVIDIA_FRAMEBUFFER +%d -> %d\n'
-                     % (48 - used, 48 - used + freed), out), out
+    back = re.search(r'CUSTOM_VGPU_UNITS_NVIDIA_FRAMEBUFFER +%s -> (\d+)\n'
+                     % fb.group(1), out)
+    assert back and int(back.group(1)) <= 48 - used + freed, out
     assert 'flavor-spec %s' % made[0][0] in out
 
 

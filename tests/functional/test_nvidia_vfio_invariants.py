@@ -8,13 +8,15 @@ safety     Placement never offers more of a type than the simulated GPU
            at most what this one order leaves);
 tightness  equal offers where nothing granted is pending on the GPU (then
            no order is in question): the offer is exactly what the GPU
-           shows;
+           shows, and the shared counters admit one of each type offered;
 no late    every granted claim is realized, whichever order the host
-failure    takes (hypothesis draws it), including bursts of one type with
-           the shared counters (mixed-size) and of any mix (MIG, equal).
+failure    takes (hypothesis draws it), including bursts with the shared
+           counters: of one type (equal-size), of any mix (MIG), and of
+           different sizes made in a drawn order (mixed-size).
 """
 import uuid
 
+from hypothesis import settings
 from hypothesis.stateful import invariant
 from hypothesis.stateful import rule
 from hypothesis import strategies as st
@@ -102,6 +104,22 @@ class VfioHostUnderClaims(base.HostUnderClaims):
             self.realize(consumer)
         self.report()
 
+    @rule(data=st.data(), size=st.integers(2, 6))
+    def burst_of_sizes_mixed(self, data, size):
+        """Claims of different sizes land on a mixed-size GPU before the
+        host reports (several PUTs, no report between); the host then
+        makes them in an order hypothesis draws: none may fail."""
+        mixed = sorted(t for c in self.desired.children
+                       if isinstance(c.plan.model, capacity.Mixed)
+                       for t in c.plan.classes)
+        if not mixed:
+            return
+        got = [self.claim(data.draw(st.sampled_from(mixed)), True)
+               for _ in range(size)]
+        for consumer in data.draw(st.permutations(list(filter(None, got)))):
+            self.realize(consumer)
+        self.report()
+
     @invariant()
     def offers_are_safe_and_tight(self):
         view = dict(self.reporter.placement_view(refresh=False))
@@ -123,6 +141,15 @@ class VfioHostUnderClaims(base.HostUnderClaims):
                     assert offered == real, (
                         '%s %s: Placement offers %d of %d'
                         % (child.device, type_id, offered, real))
+                if offered and not pending:
+                    # A flavor asks for the counters too: they admit one.
+                    for counter in child.plan.counters:
+                        rc = counter.resource_class
+                        inv = inventories[rc]
+                        assert inv['total'] - inv['reserved'] - usages.get(
+                            rc, 0) >= counter.costs.get(type_id, 0), (
+                            '%s %s: %s closes it' % (child.device, type_id,
+                                                     rc))
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +179,13 @@ def test_mixed_size_offers_are_safe_in_every_order():
     # 8Q first takes 0: the 16Qs then need 0 and 32; one only fits.
     assert gpu_truth(spec, [], [q8, q16], spec.type(q16)) == 0
     assert mixed.free_after({q16: 1, q8: 1}, [q16]) == {q16: 0}
+
+
+def test_mixed_size_bursts_of_different_sizes_never_fail_late():
+    """More runs of the mixed-size GPU, where a burst of different sizes
+    can be granted that fits in no order or in some orders only."""
+    machine = type('VfioHostUnderClaims_mixed_bursts', (VfioHostUnderClaims,),
+                   {'profile': 'nvidia-l40s-vfio-mixed'})
+    machine.TestCase.settings = settings(
+        base.SETTINGS, max_examples=15)
+    machine.TestCase().runTest()

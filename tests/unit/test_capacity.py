@@ -202,3 +202,166 @@ def test_a_parent_with_absurd_figures_still_reports_within_placement_ints(
         for rc, inv in child.inventories({}).items():
             assert all(0 <= v <= capacity.PLACEMENT_INT_MAX for v in (
                 inv.total, inv.reserved, inv.max_unit or 0)), (rc, inv)
+
+
+# -- mixed-size mode: claims of different sizes between two reports ---------
+
+def _mixed(shapes, mdevs=(), slots=None):
+    """A Mixed model of hand-built shapes {type: (size, ids)} with vGPUs
+    [(type, placement id)] made already."""
+    occupied, existing = 0, {}
+    for type_id, at in mdevs:
+        occupied |= capacity.placement_mask(at, shapes[type_id][0])
+        existing[type_id] = existing.get(type_id, 0) + 1
+    region = max(i + s for s, ids in shapes.values() for i in ids)
+    return capacity.Mixed({'framebuffer': region}, {
+        t: {'framebuffer': s} for t, (s, _ids) in shapes.items()},
+        shapes=shapes, occupied=occupied, existing=existing, slots=slots)
+
+
+def _burst_figures(model, pending, slots):
+    """(offered alone, free VFs, the framebuffer counter's plain free)."""
+    consumed = {t: model.existing.get(t, 0) + pending.get(t, 0)
+                for t in model.shapes}
+    offered = model.free_after(consumed, sorted(model.shapes))
+    used = sum(model.shapes[t][0] * n for t, n in consumed.items())
+    vfs = None if slots is None else slots - sum(consumed.values())
+    return offered, vfs, model.pools['framebuffer'] - used
+
+
+def _fits(model, pending, x):
+    order = sorted(model.shapes)
+    return capacity.fits_in_every_order(
+        model.occupied, tuple(model.shapes[t] for t in order),
+        tuple(pending.get(t, 0) + x.get(t, 0) for t in order), {},
+        [10 ** 6])
+
+
+def _grantable(model, offered, vfs, units):
+    """Every x Placement grants between two reports: x[t] <= offered[t],
+    sum(x) <= vfs, sum(size * x) <= units (each class checked alone)."""
+    order = sorted(model.shapes)
+
+    def grow(i, x, weight, count):
+        if i == len(order):
+            yield dict(x), weight
+            return
+        t = order[i]
+        size, n = model.shapes[t][0], 0
+        while n <= offered[t] and weight + size * n <= units and (
+                vfs is None or count + n <= vfs):
+            x[t] = n
+            yield from grow(i + 1, x, weight + size * n, count + n)
+            n += 1
+        x.pop(t, None)
+    return grow(0, {}, 0, 0)
+
+
+def test_two_sizes_that_each_fit_alone_but_not_together_are_not_granted():
+    """Four slots; the big type sits at 0 or 2, the small one only at 1.
+    Either fits alone; made big first, the small one finds slot 1 taken.
+    """
+    model = _mixed({'big': (2, (0, 2)), 'small': (1, (1,))})
+    offered, vfs, units = _burst_figures(model, {}, None)
+    assert (offered, units) == ({'big': 2, 'small': 1}, 4)
+    assert not _fits(model, {}, {'big': 1, 'small': 1})
+    budget = capacity.mixed_burst_budget(model, {}, offered, vfs, units)
+    # The failing pair weighs 3: it is left out, and no more than it.
+    assert budget < 2 + 1
+    assert [x for x, w in _grantable(model, offered, vfs, budget)
+            if not _fits(model, {}, x)] == []
+    one_below = [x for x, w in _grantable(model, offered, vfs, budget)
+                 if w == 2 + 1 - 1]
+    assert one_below and all(_fits(model, {}, x) for x in one_below)
+
+
+def test_mixed_burst_budget_is_the_least_failing_weight_less_one():
+    """Random small GPUs (eight slots), a vGPU and a pending claim, against
+    brute force: every grantable x fits, and B is the largest figure for
+    which that holds (an x weighing B + 1 that does not fit is grantable
+    without it)."""
+    import random
+    lowered = 0
+    for seed in range(24):
+        rng = random.Random('mixed-burst:%d' % seed)
+        shapes = {}
+        for n in range(rng.randint(3, 4)):
+            size = rng.choice((1, 2, 3, 4))
+            ids = sorted(rng.sample(range(8 - size + 1),
+                                    rng.randint(1, 8 - size + 1)))
+            shapes['t%d' % n] = (size, tuple(ids))
+        made = []
+        t = rng.choice(sorted(shapes))
+        at = capacity.first_fit(shapes[t][1], shapes[t][0], 0)
+        if rng.random() < 0.5 and at is not None:
+            made.append((t, at))
+        model = _mixed(shapes, made)
+        t = rng.choice(sorted(shapes))
+        pending = {t: 1} if _fits(model, {t: 1}, {}) else {}
+        slots = rng.choice((None, 4))
+        offered, vfs, units = _burst_figures(model, pending, slots)
+        units = max(0, units)
+        budget = capacity.mixed_burst_budget(model, pending, offered, vfs,
+                                             units)
+        grantable = list(_grantable(model, offered, vfs, units))
+        failing = [w for x, w in grantable if not _fits(model, pending, x)]
+        assert budget == (min(failing) - 1 if failing else units), seed
+        assert all(_fits(model, pending, x) for x, w in grantable
+                   if w <= budget), seed
+        lowered += budget < units
+    assert lowered >= 6         # the cases exercise the budget
+
+
+def test_mixed_burst_budget_on_the_l40s_profile_and_out_of_states():
+    """The L40S-like card: two 16Q and a 1B each fit alone, not together
+    (the 1B made first takes slot 0, the 16Qs then need 0 and 32). With
+    too few states to search, the budget is smaller, never larger."""
+    [spec], _ = simulated.load_profile(
+        'etc/vgpu-placement/profiles/nvidia-l40s-vfio-mixed.yaml')
+    model = _mixed({t.id: (t.placement_size, t.placement_ids)
+                    for t in spec.types}, slots=spec.vfs)
+    offered, vfs, units = _burst_figures(model, {}, spec.vfs)
+    q16, b1, q48 = 'nvidia-1154', 'nvidia-1145', 'nvidia-1156'
+    assert offered[q16] == 2 and offered[b1] >= 1 and offered[q48] == 1
+    assert not _fits(model, {}, {q16: 2, b1: 1})
+    exact = capacity.mixed_burst_budget(model, {}, offered, vfs, units)
+    assert exact < 2 * 16 + 1 <= units
+    for states in (1, 10, 100, 1000):
+        assert 0 <= capacity.mixed_burst_budget(
+            model, {}, offered, vfs, units, budget=states) <= exact
+    # That budget alone would close the 48Q, which fits on the empty GPU:
+    # the limits cap the count instead, as far as keeps it open.
+    assert exact < 48
+    fb, count = capacity.mixed_burst_limits(model, {}, offered, vfs, units)
+    assert fb >= 48 and 1 <= count < vfs
+    assert capacity.mixed_burst_budget(model, {}, offered, count + 1,
+                                       units) < 48
+
+
+def test_mixed_burst_limits_keep_every_type_open_and_every_mix_safe():
+    """Random small GPUs with four virtual functions, against brute force:
+    every x within both limits fits; each type offered alone stays within
+    them; one more vGPU in the cap would close the costliest one."""
+    import random
+    capped = 0
+    for seed in range(24):
+        rng = random.Random('mixed-limits:%d' % seed)
+        shapes = {}
+        for n in range(rng.randint(3, 4)):
+            size = rng.choice((1, 2, 3, 4))
+            ids = sorted(rng.sample(range(8 - size + 1),
+                                    rng.randint(1, 8 - size + 1)))
+            shapes['t%d' % n] = (size, tuple(ids))
+        model = _mixed(shapes, slots=4)
+        offered, vfs, units = _burst_figures(model, {}, 4)
+        fb, count = capacity.mixed_burst_limits(model, {}, offered, vfs,
+                                                units)
+        assert all(_fits(model, {}, x)
+                   for x, w in _grantable(model, offered, count, fb)), seed
+        need = max(shapes[t][0] for t, n in offered.items() if n)
+        assert fb >= need and count >= 1, seed
+        if count < vfs:
+            capped += 1
+            assert capacity.mixed_burst_budget(
+                model, {}, offered, count + 1, units) < need, seed
+    assert capped >= 3          # the cases exercise the cap

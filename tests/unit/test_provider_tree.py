@@ -136,3 +136,60 @@ def test_mdevs_nobody_claimed_are_reserved(tmp_path):
     assert (inv['CUSTOM_MDEV_MTTY_2'].total,
             inv['CUSTOM_MDEV_MTTY_2'].reserved) == (12, 1)
     assert inv['CUSTOM_VGPU_UNITS_MTTY'].reserved == 2     # its two ports
+
+
+def _vfio_tree(tmp_path, profile):
+    from vgpu_placement import discovered
+    from vgpu_placement.drivers import simulated
+    conf = make_conf(driver='simulated', simulated__profile=profile,
+                     state_path=str(tmp_path))
+    snap = discovered.group_virtual_functions(
+        simulated.SimulatedDriver(conf).discover())
+    [child] = provider_tree.build_tree(
+        'cn1', snap, type_config.load_policies(conf, snap)).children
+    return child
+
+
+def _free(inventories, usages):
+    return {rc: inv.total - inv.reserved - usages.get(rc, 0)
+            for rc, inv in inventories.items()}
+
+
+@pytest.mark.parametrize('granted', [{}, {'nvidia-1154': 1},
+                                     {'nvidia-1145': 2, 'nvidia-1152': 1}])
+def test_mixed_size_counters_offer_the_burst_limits(
+        tmp_path, granted):
+    """Mixed-size GPU: the framebuffer and VF counters' free are the
+    limits that keep any mix of claims granted before the next report
+    creatable, below the plain free (48 slots, 32 VFs, less what is
+    granted)."""
+    from vgpu_placement import capacity
+    child = _vfio_tree(tmp_path, 'nvidia-l40s-vfio-mixed')
+    plan = child.plan
+    [fb] = [c for c in plan.counters if c.pool == 'framebuffer']
+    [vf] = [c for c in plan.counters if c.pool == 'slots']
+    usages = {plan.classes[t]: n for t, n in granted.items()}
+    usages[fb.resource_class] = sum(fb.costs[t] * n
+                                    for t, n in granted.items())
+    usages[vf.resource_class] = sum(granted.values())
+    free = _free(child.inventories(usages), usages)
+    offered = {t: free[rc] for t, rc in plan.classes.items()}
+    plain = (fb.size - usages[fb.resource_class],
+             vf.size - usages[vf.resource_class])
+    limits = capacity.mixed_burst_limits(
+        plan.model, plan.pending(usages), offered, plain[1], plain[0])
+    got = (free[fb.resource_class], free[vf.resource_class])
+    assert got == limits and got != plain
+    assert all(got[0] >= fb.costs[t] for t, n in offered.items() if n)
+    # The types' own classes are as before: each offers what fits alone.
+    assert offered == {t: o.free for t, o in plan.offers(usages).items()
+                       if t in plan.classes}
+
+
+def test_equal_size_counters_are_unchanged(tmp_path):
+    child = _vfio_tree(tmp_path, 'nvidia-l40s-vfio')
+    inventories = child.inventories({})
+    assert {c.pool: (inventories[c.resource_class].total,
+                     inventories[c.resource_class].reserved)
+            for c in child.plan.counters} == {
+        c.pool: (c.size, 0) for c in child.plan.counters}
