@@ -1,4 +1,5 @@
 """Capacity models: the arithmetic, the inference, the kernel check."""
+import random
 import uuid
 
 import pytest
@@ -275,21 +276,26 @@ def test_two_sizes_that_each_fit_alone_but_not_together_are_not_granted():
     assert one_below and all(_fits(model, {}, x) for x in one_below)
 
 
+def _random_shapes(rng):
+    """3 or 4 types on an eight-slot GPU: sizes 1-4, random placements."""
+    shapes = {}
+    for n in range(rng.randint(3, 4)):
+        size = rng.choice((1, 2, 3, 4))
+        ids = sorted(rng.sample(range(8 - size + 1),
+                                rng.randint(1, 8 - size + 1)))
+        shapes['t%d' % n] = (size, tuple(ids))
+    return shapes
+
+
 def test_mixed_burst_budget_is_the_least_failing_weight_less_one():
     """Random small GPUs (eight slots), a vGPU and a pending claim, against
     brute force: every grantable x fits, and B is the largest figure for
     which that holds (an x weighing B + 1 that does not fit is grantable
     without it)."""
-    import random
     lowered = 0
     for seed in range(24):
         rng = random.Random('mixed-burst:%d' % seed)
-        shapes = {}
-        for n in range(rng.randint(3, 4)):
-            size = rng.choice((1, 2, 3, 4))
-            ids = sorted(rng.sample(range(8 - size + 1),
-                                    rng.randint(1, 8 - size + 1)))
-            shapes['t%d' % n] = (size, tuple(ids))
+        shapes = _random_shapes(rng)
         made = []
         t = rng.choice(sorted(shapes))
         at = capacity.first_fit(shapes[t][1], shapes[t][0], 0)
@@ -342,16 +348,10 @@ def test_mixed_burst_limits_keep_every_type_open_and_every_mix_safe():
     """Random small GPUs with four virtual functions, against brute force:
     every x within both limits fits; each type offered alone stays within
     them; one more vGPU in the cap would close the costliest one."""
-    import random
     capped = 0
     for seed in range(24):
         rng = random.Random('mixed-limits:%d' % seed)
-        shapes = {}
-        for n in range(rng.randint(3, 4)):
-            size = rng.choice((1, 2, 3, 4))
-            ids = sorted(rng.sample(range(8 - size + 1),
-                                    rng.randint(1, 8 - size + 1)))
-            shapes['t%d' % n] = (size, tuple(ids))
+        shapes = _random_shapes(rng)
         model = _mixed(shapes, slots=4)
         offered, vfs, units = _burst_figures(model, {}, 4)
         fb, count = capacity.mixed_burst_limits(model, {}, offered, vfs,
