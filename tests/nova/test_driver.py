@@ -600,3 +600,35 @@ class TakeoverOfGPUsNotReportedTest(TakeoverTest):
         self._run_periodics()
         self.assertEqual([], guest_reads)
         self.assertNotIn(gpu2, self.provider_names('host1'))
+
+
+class TakeoverKeepingVGPUTest(TakeoverTest):
+    """The operator keeps Nova's class: [devices] moved to the project's
+    file, acme-1 on every GPU as VGPU. Nothing moves; Nova's mdevs are
+    adopted all the same."""
+
+    def switch(self):
+        with open(self._paths('host1')['conf'], 'a') as f:
+            f.write('[devices]\nenabled_mdev_types = acme-1\n')
+        super().switch()
+
+    def test_allocations_move_and_nova_mdevs_are_adopted(self):
+        self.skipTest('VGPU is the project\'s class here: nothing moves')
+
+    def test_allocations_stay_and_nova_mdevs_are_adopted(self):
+        on_host = self.mdevs_of('host1')
+        self.switch()
+        self.assertEqual('VGPU', self.type_class('host1', 'acme-1'))
+        for server in self.stock:
+            self.assertEqual(self.before[server['id']],
+                             self.server_allocations(server['id']))
+        self._run_periodics()
+        ledger = self.computes['host1'].driver.vgpu_host.ledger
+        self.assertEqual(
+            {u: s for s, uuids in self.nova_mdevs.items() for u in uuids},
+            {r.uuid: r.consumer for r in ledger.records()})
+        self.assertEqual(on_host, self.mdevs_of('host1'))
+        gone = self.stock[0]
+        self._delete_server(gone)
+        self.assertNotIn(self.nova_mdevs[gone['id']][0],
+                         self.mdevs_of('host1'))
