@@ -17,32 +17,12 @@ from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import write_once
 from tests.kernel import kmod
+from tests.uevent_recorder import Recorder
 from vgpu_placement.cmd import agent
 from vgpu_placement import standalone
 from vgpu_placement import uevents
 
 WAIT = 120          # seconds: TCG is slow, a loaded machine slower
-
-
-class Recorder:
-    """Stands in for the EventQueue: every host change, in order."""
-
-    def __init__(self):
-        self.changes = []
-        self.cond = threading.Condition()
-
-    def put(self, change):
-        with self.cond:
-            self.changes.append(change)
-            self.cond.notify_all()
-
-    def wait_for(self, *wanted):
-        """Wait until every wanted change was seen; returns all seen."""
-        with self.cond:
-            assert self.cond.wait_for(
-                lambda: all(w in self.changes for w in wanted), WAIT), (
-                'wanted %s, saw %s' % (wanted, self.changes))
-            return list(self.changes)
 
 
 class RawLog:
@@ -74,7 +54,7 @@ class RawLog:
 
 @pytest.fixture
 def listener():
-    recorder = Recorder()
+    recorder = Recorder(WAIT)
     watch = uevents.UeventListener(recorder).start()
     assert watch.watching.wait(WAIT), 'no uevent socket in the guest'
     yield recorder

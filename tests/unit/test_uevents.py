@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from tests.conftest import make_conf
+from tests.uevent_recorder import Recorder
 from vgpu_placement import uevents
 
 UUID = '0a6ed2b4-6d1c-4b8e-9d57-3c1f5f0e2a11'
@@ -244,31 +245,6 @@ def test_the_queue_hands_over_a_due_batch_and_wakes_when_closed():
     assert not waiter.is_alive() and got == [None]
 
 
-class Recorder:
-    """Stands in for EventQueue: records the changes put and when the
-    listener watched."""
-
-    def __init__(self):
-        self.changes = []
-        self.watching = []
-        self.cond = threading.Condition()
-
-    def put(self, change):
-        with self.cond:
-            self.changes.append(change)
-            self.cond.notify_all()
-
-    def set_watching(self, watching):
-        with self.cond:
-            self.watching.append(watching)
-
-    def wait_for(self, n):
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.changes) >= n, 10), (
-                self.changes)
-        return self.changes
-
-
 @pytest.fixture
 def pair():
     """(listener's end, kernel's end): message boundaries kept, as on a
@@ -290,7 +266,7 @@ def test_the_listener_keeps_host_changes_and_drops_bad_messages(pair, caplog):
                  MDEV_ADD + b'X' * uevents.MAX_MESSAGE, MDEV_ADD, MDEV_BIND,
                  REGISTERED):
         kernel.send(data)
-    assert recorder.wait_for(3) == [
+    assert recorder.wait_for_count(3) == [
         uevents.Change('mdev', 'add', 'mtty', UUID),
         uevents.Change('mdev', 'bind', 'mtty', UUID),
         uevents.Change('parent', 'registered', 'mtty')]
@@ -344,7 +320,7 @@ def test_socket_trouble_falls_back_then_watches_again(pair, caplog):
                                       retry_interval=0)
     listener.start()
     kernel.send(MDEV_ADD)
-    got = recorder.wait_for(4)
+    got = recorder.wait_for_count(4)
     listener.stop()
     kernel.close()
     listener.thread.join(10)
