@@ -190,6 +190,11 @@ class Mixed(Pool):
         return free
 
 
+def _framebuffer_costs(model):
+    """{type: framebuffer units of one vGPU} of a Mixed model."""
+    return {t: c.get('framebuffer', 0) for t, c in model.costs.items()}
+
+
 def mixed_burst_budget(model, pending, offered, vfs_left, free_units,
                        costs=None, budget=MIXED_SEARCH_BUDGET):
     """Framebuffer units Placement may still grant on a mixed-size GPU so
@@ -217,7 +222,7 @@ def mixed_burst_budget(model, pending, offered, vfs_left, free_units,
     reached less one: smaller than the exact figure, never larger.
     """
     if costs is None:
-        costs = {t: c.get('framebuffer', 0) for t, c in model.costs.items()}
+        costs = _framebuffer_costs(model)
     # Types with one shape and cost are one kind: only their sum matters.
     merged = {}
     for type_id, shape in model.shapes.items():
@@ -252,7 +257,7 @@ def mixed_burst_limits(model, pending, offered, vfs_left, free_units,
         return mixed_burst_budget(model, pending, offered, vfs, free_units,
                                   costs, budget)
     if costs is None:
-        costs = {t: c.get('framebuffer', 0) for t, c in model.costs.items()}
+        costs = _framebuffer_costs(model)
     whole = units(vfs_left)
     need = min(free_units, max([costs.get(t, 0) for t, n in offered.items()
                                 if n > 0] or [0]))

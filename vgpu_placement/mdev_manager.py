@@ -152,6 +152,16 @@ def _fold(by_consumer, stand_ins):
     return folded
 
 
+def _locate(raw, mdev_uuid):
+    """(provider device, mdev) of an mdev in a host read (``raw``: VFs not
+    grouped), or None when it is not there."""
+    for parent in discovered.group_virtual_functions(raw).parents:
+        for mdev in parent.mdevs:
+            if mdev.uuid == mdev_uuid:
+                return parent.name, mdev
+    return None
+
+
 def _with_adopted(derived, records):
     """``derived`` (a consumer's [Wanted]) with each live record whose
     UUID is not derived put in place of the first derived vGPU of its
@@ -493,7 +503,7 @@ class MdevManager:
                 return adopted
             boot_id = self.driver.boot_id()
             for mdev_uuid in sorted(set(mdev_uuids)):
-                found = self._locate(mdev_uuid)
+                found = _locate(self.driver.discover(), mdev_uuid)
                 if found is None:
                     continue
                 device = found[0]
@@ -505,25 +515,17 @@ class MdevManager:
             self.tree.changed()
         return adopted
 
-    def _locate(self, mdev_uuid):
-        """(provider device of the mdev, the mdev) on a fresh host read,
-        or None when it is not there."""
-        grouped = discovered.group_virtual_functions(self.driver.discover())
-        for parent in grouped.parents:
-            for mdev in parent.mdevs:
-                if mdev.uuid == mdev_uuid:
-                    return parent.name, mdev
-        return None
-
     def _adopt_one(self, consumer, mdev_uuid, device, allocations, ours,
                    boot_id):
-        """One mdev of adopt's, its device's lock held."""
-        found = self._locate(mdev_uuid)
+        """One mdev of adopt's, its device's lock held, on a fresh host
+        read."""
+        raw = self.driver.discover()
+        found = _locate(raw, mdev_uuid)
         if found is None or found[0] != device or \
                 self.ledger.get(mdev_uuid) is not None:
             return False
         mdev = found[1]
-        present = {m.uuid for m in self.driver.discover().mdevs()}
+        present = {m.uuid for m in raw.mdevs()}
         records = self.ledger.records(consumer)
         held = {r.uuid for r in records}
         if not any(w.device == device and w.type_id == mdev.type_id and

@@ -31,6 +31,10 @@ class Inventory:
     step_size: int = 1
     allocation_ratio: float = 1.0
 
+    def free(self, used):
+        """What Placement may still grant, given ``used``."""
+        return max(0, self.total - self.reserved - used)
+
     def as_dict(self):
         return {'total': self.total, 'reserved': self.reserved,
                 'min_unit': self.min_unit,
@@ -111,20 +115,15 @@ class ParentPlan:
         if 'framebuffer' not in counters:
             return
 
-        def free(counter):
-            inv = result[counter.resource_class]
-            return max(0, inv.total - inv.reserved -
-                       usages.get(counter.resource_class, 0))
-        offered = {}
-        for type_id, rc in self.classes.items():
-            inv = result.get(rc)
-            if inv is not None:
-                offered[type_id] = max(0, inv.total - inv.reserved -
-                                       usages.get(rc, 0))
+        def free(rc):
+            return result[rc].free(usages.get(rc, 0))
+        offered = {t: free(rc) for t, rc in self.classes.items()
+                   if rc in result}
         slots = counters.get('slots')
         limits = capacity.mixed_burst_limits(
-            self.model, pending, offered, slots and free(slots),
-            free(counters['framebuffer']),
+            self.model, pending, offered,
+            slots and free(slots.resource_class),
+            free(counters['framebuffer'].resource_class),
             costs=counters['framebuffer'].costs)
         for counter, limit in zip((counters['framebuffer'], slots), limits):
             if counter is None:

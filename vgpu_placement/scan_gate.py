@@ -38,13 +38,20 @@ class ScanGate:
     def scanned(self, mark):
         self.last = mark
 
-    def why_scan(self):
+    def _always_scans(self):
+        """Why every report reads the host, whatever happens, or None."""
         if not self.driver_qualifies:
-            return 'the driver\'s changes raise no uevents'
+            return 'the driver\'s host changes raise no uevents'
         if self.events is None:
-            return 'uevents not watched'
+            return '[agent] watch_uevents is off'
         if self.full_scan_interval <= 0:
-            return 'full_scan_interval is 0'
+            return '[agent] full_scan_interval is 0'
+        return None
+
+    def why_scan(self):
+        always = self._always_scans()
+        if always:
+            return always
         if self.last is None:
             return 'no scan yet'
         watching, seen = self.events.state()
@@ -58,15 +65,9 @@ class ScanGate:
 
     def describe(self):
         """One line for the agent's start: how often the host is read."""
-        why = None
-        if not self.driver_qualifies:
-            why = 'the driver\'s host changes raise no uevents'
-        elif self.events is None:
-            why = '[agent] watch_uevents is off'
-        elif self.full_scan_interval <= 0:
-            why = '[agent] full_scan_interval is 0'
-        if why:
-            return 'host read at every report (%s)' % why
+        always = self._always_scans()
+        if always:
+            return 'host read at every report (%s)' % always
         return ('host read after uevents, while the uevent listener is '
                 'not watching, and at least every %ds; other reports reuse '
                 'the last scan' % self.full_scan_interval)

@@ -72,10 +72,11 @@ def reshape(allocations, children, assigned, mdevs, stand_ins=None):
             resources = alloc.get('resources', {})
             for rc in sorted(foreign_in_use(child, resources)):
                 for mdev_uuid in list(spare):
+                    if resources[rc] == 0:
+                        break
                     device, type_id = mdevs[mdev_uuid]
                     to_rc = child.plan.classes.get(type_id)
-                    if resources[rc] == 0 or device != child.device or \
-                            to_rc is None:
+                    if device != child.device or to_rc is None:
                         continue
                     spare.remove(mdev_uuid)
                     resources[rc] -= 1
