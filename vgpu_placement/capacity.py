@@ -29,6 +29,7 @@ import heapq
 import math
 import re
 
+from vgpu_placement import nvidia_names
 from vgpu_placement import parse
 
 INDEPENDENT, POOL, EXCLUSIVE = 'independent', 'pool', 'exclusive'
@@ -592,6 +593,19 @@ def choose_model(parent, override=None, empty_seen=None):
         model = exclusive_from_descriptions(parent.types, existing, slots)
         if model is not None:
             return model, 'equal-size rule from type descriptions'
+        named = nvidia_names.equal_size_from_names(
+            {t.id: t.name for t in parent.types})
+        if named is not None and all(
+                n * named[1][t] <= PLACEMENT_INT_MAX
+                for t, n in named[0].items()):
+            return Exclusive(named[0], named[1], slots), (
+                'equal-size rule from type names and the board\'s '
+                'framebuffer (no descriptions)')
+    if override is None and nvidia:
+        # Never a pool inferred from counts: it would let sizes mix.
+        return Pool({}, {}), ('NVIDIA types without descriptions, NVML or '
+                              'a known board: types close while claims are '
+                              'pending')
     if override in (None, POOL):
         known = known_costs(parent.types)
         if known:

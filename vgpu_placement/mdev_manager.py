@@ -122,7 +122,7 @@ class Facts:
 ACTIONS = ('released', 'recreated', 'removed', 'realized', 'rolled_back',
            'failed')
 # Keys that say what it left alone on purpose.
-LEFT = ('kept', 'unknown')
+LEFT = ('kept', 'unknown', 'not_here')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,10 +335,70 @@ class MdevManager:
                     % (consumer, self.name))
             done = []
             for want in wanted:
-                with self._lock(want.device):
-                    done.append(self._realize_one(consumer, want))
+                try:
+                    with self._lock(want.device):
+                        done.append(self._realize_one(consumer, want))
+                except exceptions.NoCapacity as refused:
+                    if len(wanted) != 1:
+                        raise
+                    done.append(self._realize_elsewhere(
+                        consumer, want, ours, refused))
         self.tree.changed()
         return done
+
+    def _realize_elsewhere(self, consumer, want, ours, refused):
+        """The host refused the consumer's one vGPU on the GPU Placement
+        chose (another size made there in the same report window, another
+        owner's new mdev): move its claim to another GPU of this host that
+        shows room for the type now, and create it there.
+
+        The move is the consumer's own allocation, guarded by its
+        generation: only the vGPU's classes leave the chosen provider, its
+        other allocations stay, and Placement refuses a GPU without room.
+        Each GPU is tried once; ``refused`` is raised, naming the host,
+        when none takes it. Holds the consumer's lock.
+        """
+        by_name = {child.name: rp for rp, (child, _t) in ours.items()}
+        tried = {want.provider}
+        while True:
+            target = self._room_elsewhere(want.type_id, ours, tried)
+            if target is None:
+                raise exceptions.NoCapacity(
+                    'create', '%s of type %s on %s' % (
+                        want.uuid, want.type_id, want.device),
+                    'no GPU of host %s has room for it (last: %s)' % (
+                        self.name, refused))
+            child = ours[target][0]
+            tried.add(child.name)
+            if not consumers.move(
+                    self.client, consumer, by_name[want.provider],
+                    ours[by_name[want.provider]][0].plan.request(
+                        want.type_id),
+                    target, child.plan.request(want.type_id)):
+                continue        # Placement has no room there either
+            LOG.warning('%s of type %s for %s: %s; claim moved to %s',
+                        want.uuid, want.type_id, consumer, refused,
+                        child.device)
+            moved = Wanted(want.uuid, child.device, want.type_id, child.name)
+            try:
+                with self._lock(moved.device):
+                    return self._realize_one(consumer, moved)
+            except exceptions.NoCapacity as again:
+                want, refused = moved, again
+
+    def _room_elsewhere(self, type_id, ours, tried):
+        """A provider of ours not in ``tried`` (names) whose GPU offers
+        ``type_id`` and shows room for one now, or None."""
+        snapshot = discovered.group_virtual_functions(self.driver.discover())
+        for rp_uuid, (child, _types) in sorted(
+                ours.items(), key=lambda item: item[1][0].name):
+            if child.name in tried or type_id not in child.plan.classes:
+                continue
+            parent = snapshot.parent(child.device)
+            mdev_type = parent and parent.type(type_id)
+            if mdev_type is not None and mdev_type.available_instances > 0:
+                return rp_uuid
+        return None
 
     def _kernel_parent(self, want, raw):
         """The kernel parent to create on: the device, or for a physical
@@ -558,8 +618,13 @@ class MdevManager:
             return
         summary[key].append(want.uuid)
 
-    def reconcile(self):
+    def reconcile(self, realize_for=None):
         """Make the host, the ledger and Placement agree; returns a summary.
+
+        ``realize_for(consumer)``: whether the consumer is one this host
+        runs or is about to (nova-compute: a server on this host, or
+        moving here); allocations of any other consumer are not realized
+        (listed as not_here). None: every consumer holding allocations.
 
         * releases owed while Placement was down are made (unless the
           consumer was realized again since);
@@ -603,7 +668,9 @@ class MdevManager:
                              facts, boot_id):
                 continue
             with self._consumer_lock(consumer):
-                self._reconcile_consumer(consumer, facts, boot_id, summary)
+                self._reconcile_consumer(
+                    consumer, facts, boot_id, summary,
+                    realize_for is None or realize_for(consumer))
         if any(summary[key] for key in ACTIONS):
             self.tree.changed()
         return summary
@@ -641,9 +708,11 @@ class MdevManager:
                 if rp in managed} for c in held_for},
             {c: consumer for c in held_for})[consumer]
 
-    def _reconcile_consumer(self, consumer, facts, boot_id, summary):
+    def _reconcile_consumer(self, consumer, facts, boot_id, summary,
+                            here=True):
         """One consumer, its lock held: its allocations and records read
-        again, then each record and each missing mdev."""
+        again, then each record and each missing mdev (made only when the
+        consumer is ``here``)."""
         allocations = self._held_now(consumer, facts.managed)
         held = self._held_providers(allocations, facts)
         records = self.ledger.records(consumer)
@@ -657,9 +726,13 @@ class MdevManager:
                                        held, boot_id, summary)
         known = {r.uuid for r in records}
         for mdev_uuid, want in sorted(wanted.items()):
-            if mdev_uuid not in known:
-                with self._lock(want.device):
-                    self._try_realize(consumer, want, 'realized', summary)
+            if mdev_uuid in known:
+                continue
+            if not here:
+                summary['not_here'].append(mdev_uuid)
+                continue
+            with self._lock(want.device):
+                self._try_realize(consumer, want, 'realized', summary)
 
     def _reconcile_record(self, record, want, held, boot_id, summary):
         """One ledger mdev, under its parent's lock, on a fresh host read."""

@@ -2,9 +2,13 @@
 
 snapshot + type policies + capacity models -> DesiredTree. Each child
 carries a ParentPlan that turns what Placement has granted (usages) into
-inventories: total = existing mdevs + available_instances, and reserved so
-that no type offers more than the parent can still create once every
-granted claim is realized; keep_in_use() never drops a class in use.
+inventories, so that no type offers more than the parent can still create
+once every granted claim is realized. Where claims pay their shared
+counters, Placement's own accounting carries them and the inventories
+follow the host only (ParentPlan.steady_inventories); elsewhere reserved
+follows the claims granted and not yet realized
+(ParentPlan.tracking_inventories). keep_in_use() never drops a class in
+use.
 """
 import dataclasses
 import math
@@ -65,6 +69,8 @@ class ParentPlan:
     model: object
     counters: tuple = ()         # of Counter
     grouped: bool = False        # a physical GPU standing for its VFs
+    # [capacity] claims_pay_counters: steady inventories where claims pay.
+    claims_pay: bool = True
 
     def pending(self, usages):
         """Granted by Placement, not created yet, per type. An mdev that
@@ -76,9 +82,119 @@ class ParentPlan:
         return capacity.offers(self.model, self.existing,
                                self.pending(usages), self.available)
 
+    def request(self, type_id):
+        """{class: amount} one vGPU of type_id asks of this parent: its
+        type class and its cost in every shared counter (one request
+        group, as flavor-spec prints it)."""
+        wanted = {self.classes[type_id]: 1}
+        for counter in self.counters:
+            if counter.costs.get(type_id):
+                wanted[counter.resource_class] = counter.costs[type_id]
+        return wanted
+
+    def carried(self, usages):
+        """True when Placement's own accounting carries every claim on
+        this parent: the model's coupling is all in the shared counters
+        (a pool model, or the equal-size one) and every claim granted
+        here paid its counters (asked for them in its request group, as
+        flavor-spec prints). Then the inventories follow the host, not
+        the claims (steady_inventories)."""
+        return self.counters_carry() and not self.unpaid(usages)
+
+    def counters_carry(self):
+        """True when the model's coupling is all in the shared counters
+        (a pool model, or the equal-size one) and the operator says
+        claims pay them ([capacity] claims_pay_counters)."""
+        model = self.model
+        return bool(self.claims_pay and self.counters) and not isinstance(
+            model, capacity.Mixed) and (
+                isinstance(model, capacity.Exclusive) or
+                (isinstance(model, capacity.Pool) and bool(model.pools)))
+
+    def unpaid(self, usages):
+        """{counter class: units} the claims granted here owe it: a
+        claim that asked for its type alone paid nothing."""
+        owed = {}
+        for counter in self.counters:
+            due = sum(usages.get(rc, 0) * counter.costs.get(t, 0)
+                      for t, rc in self.classes.items())
+            if due > usages.get(counter.resource_class, 0):
+                owed[counter.resource_class] = \
+                    due - usages.get(counter.resource_class, 0)
+        return owed
+
     def inventories(self, usages):
+        """{class: Inventory}: steady_inventories when Placement carries
+        the claims, else tracking_inventories."""
+        if self.carried(usages):
+            return self.steady_inventories(usages)
+        return self.tracking_inventories(usages)
+
+    def unaccounted(self, usages):
+        """{type: mdevs on the parent that no allocation here accounts
+        for}: other owners' mdevs, and ours whose claim is gone (a
+        release that has removed the mdev's allocation first)."""
+        unaccounted = {}
+        for type_id, n in self.existing.items():
+            ours = self.realized.get(type_id, 0)
+            claims = usages.get(self.classes.get(type_id), 0)
+            unaccounted[type_id] = n - ours + max(0, ours - claims)
+        return unaccounted
+
+    def steady_inventories(self, usages):
+        """Inventories that change when the host changes, not per claim.
+
+        Each type's total is what it could have with only the mdevs no
+        allocation accounts for (unaccounted) on the parent; those are
+        its reserved, with what the kernel shows less than the model
+        predicts. The counters are sized as their pools, reserved by
+        what the unaccounted mdevs take. A claim that pays its counters
+        is then checked by Placement alone, atomically: granting,
+        realizing or releasing it changes no inventory. Equal-size GPUs:
+        a size is closed (reserved == total) while another size exists
+        or is granted here, so a write comes only with a GPU's first and
+        last vGPU of a size.
+        """
+        outside = self.unaccounted(usages)
+        types = sorted(self.available)
+        predicted = self.model.free_after(self.existing, types) or {}
+        in_use = set()
+        if isinstance(self.model, capacity.Exclusive):
+            in_use = {self.model.sizes.get(t) for t, n in self.existing.items()
+                      if n} | {self.model.sizes.get(t) for t, rc in
+                               self.classes.items() if usages.get(rc, 0)}
+        result = {}
+        for type_id, rc in self.classes.items():
+            cap = self.caps.get(type_id, math.inf)
+            alone = (self.model.free_after(outside, [type_id]) or {}).get(
+                type_id, 0)
+            total = min(cap, outside[type_id] + alone)
+            if total == 0 and cap > 0:
+                total = min(cap, capacity.empty_capacity(self.model, type_id))
+            if total == 0:
+                continue
+            shortfall = max(0, predicted.get(type_id, 0) -
+                            self.available[type_id])
+            closed = alone == 0 or in_use - {
+                getattr(self.model, 'sizes', {}).get(type_id)}
+            reserved = total if closed else min(
+                total, outside[type_id] + shortfall)
+            result[rc] = Inventory(total=total, reserved=reserved,
+                                   max_unit=total)
+        for counter in self.counters:
+            held = sum(outside.get(t, 0) * units
+                       for t, units in counter.costs.items())
+            result[counter.resource_class] = Inventory(
+                total=counter.size, reserved=min(counter.size, held),
+                max_unit=counter.size)
+        return result
+
+    def tracking_inventories(self, usages):
         """{class: Inventory}: what exists plus what is left, with the
-        reduction others' claims cause expressed as ``reserved``."""
+        reduction others' claims cause expressed as ``reserved``: each
+        granted claim moves other types' reserved, so it costs a write.
+        For claims that did not pay counters, and models whose coupling
+        counters cannot carry (mixed-size, costs unknown)."""
         offers = self.offers(usages)
         result = {}
         for type_id, rc in self.classes.items():
@@ -164,6 +280,23 @@ class DesiredTree:
         return next((c for c in self.children if c.name == name), None)
 
 
+def grantable(inventories, usages, wanted):
+    """How many times Placement can still grant ``wanted`` ({class:
+    amount}) on one provider holding ``inventories`` ({class: {'total',
+    'reserved', 'allocation_ratio', ...}}, as Placement returns them)
+    with ``usages``: each class's capacity less its usage, over the
+    amount asked, at the least."""
+    counts = []
+    for rc, amount in wanted.items():
+        inv = inventories.get(rc)
+        if inv is None:
+            return 0
+        capacity_ = int((inv['total'] - inv['reserved']) *
+                        inv.get('allocation_ratio', 1.0))
+        counts.append(max(0, capacity_ - usages.get(rc, 0)) // amount)
+    return min(counts)
+
+
 def provider_name(host, device):
     """Nova's naming, <host>_<libvirt node-device name>:
     <host>_pci_0000_84_00_0, <host>_mtty_mtty."""
@@ -244,13 +377,15 @@ def counters_for(parent, model):
 
 
 def build_tree(host, snapshot, policies, choose_model=None, counters=True,
-               owned=frozenset()):
+               owned=frozenset(), claims_pay=True):
     """The desired tree: one child per parent reporting at least one type.
 
     choose_model(parent) -> capacity model (default: detect from the
     parent). counters: add shared counter classes for pool models.
     owned: UUIDs of the mdevs that realize claims (the ledger's); every
-    other mdev is capacity consumed by someone else.
+    other mdev is capacity consumed by someone else. claims_pay: where
+    claims pay their counters, the inventories follow the host, not the
+    claims (ParentPlan.carried).
     """
     choose_model = choose_model or (
         lambda parent: capacity.choose_model(parent)[0])
@@ -271,7 +406,7 @@ def build_tree(host, snapshot, policies, choose_model=None, counters=True,
             available={t.id: t.available_instances for t in parent.types},
             caps=caps[parent.name], model=model,
             counters=counters_for(parent, model) if counters else (),
-            grouped=bool(parent.members))
+            grouped=bool(parent.members), claims_pay=claims_pay)
         children.append(DesiredProvider(
             name=provider_name(host, parent.name), device=parent.name,
             plan=plan,

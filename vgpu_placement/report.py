@@ -60,6 +60,20 @@ def kernel_disagreements(desired, cache):
     return found
 
 
+def unpaid_claims(desired, cache):
+    """[(parent, {counter class: units owed})]: parents where claims that
+    did not pay their counters make the inventories follow each claim
+    (ParentPlan.carried)."""
+    children = cache.children()
+    found = []
+    for child in desired.children:
+        cached = children.get(child.name, (None, None))[1]
+        owed = child.plan.unpaid(cached.usages if cached else {})
+        if owed and child.plan.counters_carry():
+            found.append((child.device, owed))
+    return found
+
+
 class Reporter:
     """Reports one host: ``builder``'s desired tree (a TreeBuilder) into
     Placement via ``client``; ``cache`` (a ProviderCache) is saved to
@@ -129,6 +143,14 @@ class Reporter:
                 'parent %s type %s: the capacity model predicts %d '
                 'available, the kernel says %d; reporting the smaller',
                 device, type_id, predicted, observed)
+        for device, owed in unpaid_claims(desired, self.cache):
+            self.say_once(
+                logging.WARNING, ('unpaid', device),
+                'parent %s: claims asked for their type without its '
+                'counters (%s): its inventories now move with each claim; '
+                'give the flavors the extra specs "vgpu-placement '
+                'flavor-spec" prints', device, ', '.join(
+                    '%s %d' % kv for kv in sorted(owed.items())))
         return found
 
     def report(self, dry_run=False, delete_retired=False, rescan=True):

@@ -74,4 +74,5 @@ class TreeBuilder:
             self.conf.host, snapshot, policies,
             choose_model=lambda p: self.choose_model(p, empty_seen),
             counters=self.conf.capacity.shared_counters,
-            owned=self.owned_mdevs())
+            owned=self.owned_mdevs(),
+            claims_pay=self.conf.capacity.claims_pay_counters)

@@ -3,12 +3,16 @@ embedded Placement and the simulated host, for every profile.
 
 After every step (each one followed by the host's report, as the agent
 would), for every parent and type:
-  safety    Placement's free (total - reserved - used) is never more than
-            the host can really still create once every granted claim is
-            realized;
+  safety    what Placement would grant a flavor of the type is never more
+            than the host can really still create once every granted claim
+            is realized;
   tightness it is not less either (exact models), or, for GVT-g whose pool
             sizes are inferred as the smallest that fit, knowingly
             conservative.
+With [capacity] claims_pay_counters (the default) every claim carries its
+counters, as flavor-spec prints them, and "what Placement would grant" is
+the type's class and its counters together; with it off, claims may ask
+for the type alone, and the type's class alone must be safe and tight.
 Every granted claim is realized by the host (no late failure). A burst of
 claims that carry the shared counters, with no report in between, is also
 always realized (any mix of types on pool parents, any number of one type
@@ -39,6 +43,7 @@ from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement import ledger as ledger_mod
 from vgpu_placement.placement import client as client_mod
+from vgpu_placement import provider_tree
 from vgpu_placement import standalone
 
 PLACEMENT_DB = {}
@@ -58,13 +63,15 @@ def true_free(spec, consumed, type_spec):
 class HostUnderClaims(RuleBasedStateMachine):
     profile = None
     conservative = False
+    claims_pay = True
 
     def __init__(self):
         super().__init__()
         self.host = 'prop-%s' % uuid.uuid4().hex[:8]
         conf = make_conf(placement_ini(PLACEMENT_DB['path']),
                          driver='simulated', simulated__profile=self.profile,
-                         state_path=tempfile.mkdtemp(), host=self.host)
+                         state_path=tempfile.mkdtemp(), host=self.host,
+                         capacity__claims_pay_counters=self.claims_pay)
         self.reporter = standalone.reporter_for(conf)
         self.ledger = ledger_mod.Ledger(ledger_mod.path_in(conf.state_path))
         self.placement = client_mod.PlacementClient(PLACEMENT_DB['adapter']())
@@ -144,7 +151,8 @@ class HostUnderClaims(RuleBasedStateMachine):
     # -- rules -------------------------------------------------------------
     @rule(data=st.data(), with_counter=st.booleans())
     def claim_one(self, data, with_counter):
-        self.claim(data.draw(st.sampled_from(self.type_ids)), with_counter)
+        self.claim(data.draw(st.sampled_from(self.type_ids)),
+                   with_counter or self.claims_pay)
         self.report()
 
     @precondition(lambda self: any(m is None for _, _, m in
@@ -224,9 +232,10 @@ class HostUnderClaims(RuleBasedStateMachine):
             inventories = view[child.name]['inventories']
             usages = view[child.name]['usages']
             for type_id, rc in child.plan.classes.items():
-                inv = inventories.get(rc)
-                offered = 0 if inv is None else max(0, (
-                    inv['total'] - inv['reserved'] - usages.get(rc, 0)))
+                wanted = child.plan.request(type_id) if self.claims_pay \
+                    else {rc: 1}
+                offered = provider_tree.grantable(inventories, usages,
+                                                  wanted)
                 real = true_free(spec, consumed, spec.type(type_id))
                 assert offered <= real, (
                     '%s %s: Placement offers %d, the host can create %d'
@@ -242,20 +251,22 @@ def _placement(placement_db, new_adapter):
     PLACEMENT_DB.update(path=placement_db, adapter=new_adapter)
 
 
-def _machine(profile, conservative=False):
+def _machine(profile, conservative=False, claims_pay=True):
     return type('HostUnderClaims_' + profile.replace('-', '_'),
                 (HostUnderClaims,), {'profile': profile,
-                                     'conservative': conservative})
+                                     'conservative': conservative,
+                                     'claims_pay': claims_pay})
 
 
 SETTINGS = settings(max_examples=8, stateful_step_count=12, deadline=None,
                     derandomize=True)
 
 
+@pytest.mark.parametrize('claims_pay', [True, False])
 @pytest.mark.parametrize('profile,conservative', [
     ('kernel-samples', False), ('nvidia-t4', False),
     ('nvidia-a40-sriov', False), ('gvt-g', True)])
-def test_offers_stay_safe_and_tight(profile, conservative):
-    machine = _machine(profile, conservative)
+def test_offers_stay_safe_and_tight(profile, conservative, claims_pay):
+    machine = _machine(profile, conservative, claims_pay)
     machine.TestCase.settings = SETTINGS
     machine.TestCase().runTest()

@@ -17,7 +17,9 @@ from vgpu_placement import flavor
 from vgpu_placement import ledger as ledger_mod
 from vgpu_placement import mdev_manager
 from vgpu_placement.placement import client as client_mod
+from vgpu_placement.placement import consumers
 from vgpu_placement.placement import embedded
+from vgpu_placement import provider_tree
 from vgpu_placement import scheduler
 from vgpu_placement import standalone
 
@@ -102,24 +104,30 @@ def test_claim_realize_release_round_trip(world, placement):
     assert h.ledger.releases_owed() == []
 
 
-def test_capacity_shrinks_and_grows_with_realized_instances(world,
-                                                            placement):
+def test_claims_move_no_inventory_and_free_room_at_once(world, placement):
+    """Claims that pay their counters are carried by Placement alone:
+    claiming, realizing and releasing three mtty-2 writes no inventory,
+    a mtty-1 flavor sees six ports fewer, and all of them again as soon
+    as the allocations go."""
     h = world()
     name = '%s_mtty_mtty' % h.name
+    reporter = h.tree.reporter
+    plan = reporter.desired_tree(reporter.discover()).child(name).plan
+    mtty1 = plan.request('mtty-1')
 
-    def free(rc):
+    def seen():
         tree = tree_in_placement(placement, h.name)[name]
-        inv = tree['inventories'][rc]
-        return inv['total'] - inv['reserved'] - tree['usages'].get(rc, 0)
-    before = free('CUSTOM_MDEV_MTTY_1')
+        return tree['inventories'], provider_tree.grantable(
+            tree['inventories'], tree['usages'], mtty1)
+    inventories, before = seen()
     consumers = [new() for _ in range(3)]
     for c in consumers:
         claim_here(h, mtty2(), c)
         h.realize(c)
-    assert free('CUSTOM_MDEV_MTTY_1') == before - 6
+    assert seen() == (inventories, before - 6)
     for c in consumers:
         h.release(c)
-    assert free('CUSTOM_MDEV_MTTY_1') == before
+    assert seen() == (inventories, before)
 
 
 def test_no_valid_host_and_claim_is_idempotent(world):
@@ -231,10 +239,16 @@ def test_reconcile_reports_the_mdevs_it_removed(world, placement):
     gone = new()
     claim_here(h, mtty2(), gone)
     [orphan] = h.realize(gone)
-    placement.delete('/allocations/%s' % gone)
+    # Dropped as Nova drops an instance's allocations (a PUT of none,
+    # guarded by the consumer generation), the next report sees it.
+    held = placement.get('/allocations/%s' % gone)
+    consumers.put(placement, gone, {}, held['project_id'], held['user_id'],
+                  held['consumer_generation'])
+    h.tree.reporter.report()
     inventories = tree_in_placement(placement, h.name)[name][
         'inventories']
-    assert inventories['CUSTOM_MDEV_MTTY_1']['total'] == 22
+    # The orphan's two ports, which no allocation accounts for any more.
+    assert inventories['CUSTOM_VGPU_UNITS_MTTY']['reserved'] == 2
     assert h.reconcile()['removed'] == [orphan.uuid]
     assert host_mdevs(h) == {}
     inventories = tree_in_placement(placement, h.name)[name][
@@ -468,7 +482,7 @@ class AlwaysRacedClient(client_mod.PlacementClient):
     def put(self, path, body, **kw):
         if path.endswith('/inventories'):
             raw_claim(self.rival, path.split('/')[2],
-                      {'CUSTOM_VGPU_UNITS_MTTY': 1})
+                      {'CUSTOM_MDEV_MTTY_1': 1})
         return super().put(path, body, **kw)
 
 
@@ -476,7 +490,11 @@ def test_realize_and_release_survive_a_report_that_keeps_losing_races(
         world, new_adapter, placement, caplog):
     h = world()
     consumer = new()
-    claim_here(h, mtty2(), consumer)
+    # A claim of the type alone: the parent then follows each claim, so
+    # realizing it rewrites inventories (claims that pay their counters
+    # write none, and so cannot lose this race).
+    claim_here(h, flavor.parse_extra_specs(
+        {'resources1:CUSTOM_MDEV_MTTY_2': '1'}), consumer)
     h.tree.reporter.client = h.client = AlwaysRacedClient(new_adapter(),
                                                           placement)
     [done] = h.realize(consumer)
@@ -518,3 +536,80 @@ def test_an_mdev_another_tool_made_for_a_consumer_is_adopted(world,
     freed, released = h.release(consumer)
     assert (freed, released) == ([made], True)
     assert host_mdevs(h) == {}
+
+
+TWO_T4 = """parents:
+%s"""
+T4_PARENT = """  - name: "%s"
+    capacity: {rule: exclusive, errno: ENOSPC}
+    types:
+      - {id: nvidia-231, name: GRID T4-2Q, size: 2048, max: 8,
+         description: "framebuffer=2048M, max_instance=8"}
+      - {id: nvidia-232, name: GRID T4-4Q, size: 4096, max: 4,
+         description: "framebuffer=4096M, max_instance=4"}
+      - {id: nvidia-234, name: GRID T4-16Q, size: 16384, max: 1,
+         description: "framebuffer=16384M, max_instance=1"}
+"""
+GPU_A, GPU_B = '0000:84:00.0', '0000:85:00.0'
+
+
+def test_a_size_clash_moves_the_claim_to_another_gpu_of_the_host(
+        sim_conf, tmp_path, placement, caplog):
+    """Two sizes granted on one empty equal-size GPU in one report window:
+    the second is refused there, and realize moves its claim to the other
+    GPU (its other allocations untouched) and creates it there. With no
+    GPU left, one clear error and the claim stays where it was."""
+    profile = tmp_path / 'two-t4.yaml'
+    profile.write_text(TWO_T4 % ''.join(
+        T4_PARENT % gpu for gpu in (GPU_A, GPU_B)))
+    reporter = standalone.reporter_for(sim_conf(str(profile)))
+    desired = reporter.report().desired
+    h = standalone.host_for(reporter)
+    root = reporter.cache.root_uuid
+    placement.put('/resource_providers/%s/inventories' % root, {
+        'resource_provider_generation': placement.get(
+            '/resource_providers/%s' % root)['generation'],
+        'inventories': {'MEMORY_MB': {'total': 4096}}})
+    rp = {c.device: c.uuid for c in desired.children}
+    plan = {c.device: c.plan for c in desired.children}
+
+    def claim_on(gpu, type_id, memory=0):
+        consumer = new()
+        allocations = {rp[gpu]: {'resources': plan[gpu].request(type_id)}}
+        if memory:
+            allocations[root] = {'resources': {'MEMORY_MB': memory}}
+        placement.put('/allocations/%s' % consumer, {
+            'allocations': allocations, 'consumer_generation': None,
+            'project_id': 'p', 'user_id': 'u', 'consumer_type': 'INSTANCE'})
+        return consumer
+
+    def held(consumer):
+        return {u: a['resources'] for u, a in placement.get(
+            '/allocations/%s' % consumer)['allocations'].items()}
+    four, two = claim_on(GPU_A, 'nvidia-232'), claim_on(GPU_A, 'nvidia-231',
+                                                        memory=512)
+    [done4] = h.realize(four)
+    [done2] = h.realize(two)
+    assert (done4.device, done2.device) == (GPU_A, GPU_B)
+    assert {m.uuid: m.parent for m in host_mdevs(h).values()} == {
+        done4.uuid: GPU_A, done2.uuid: GPU_B}
+    assert held(two) == {rp[GPU_B]: plan[GPU_B].request('nvidia-231'),
+                         root: {'MEMORY_MB': 512}}
+    assert 'claim moved to %s' % GPU_B in caplog.text
+    # Released as any other: its vGPU and its claim on B go.
+    h.release(two)
+    assert held(two) == {root: {'MEMORY_MB': 512}}
+    assert done2.uuid not in host_mdevs(h)
+    # Again on an empty A, with GPU B taken whole by another owner:
+    # nowhere to go.
+    h.release(four)
+    h.driver.create_mdev(GPU_B, 'nvidia-234', new())
+    reporter.report()
+    four = claim_on(GPU_A, 'nvidia-232')
+    third = claim_on(GPU_A, 'nvidia-231', memory=256)
+    h.realize(four)
+    before = held(third)
+    with pytest.raises(exceptions.NoCapacity, match='no GPU of host'):
+        h.realize(third)
+    assert held(third) == before
+    assert not h.ledger.records(third)

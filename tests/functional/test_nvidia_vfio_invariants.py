@@ -26,6 +26,7 @@ from tests.functional import test_capacity_invariants as base
 from vgpu_placement import capacity
 from vgpu_placement.drivers import simulated
 from vgpu_placement import exceptions
+from vgpu_placement import provider_tree
 
 
 def gpu_truth(spec, vgpus, pending, type_spec):
@@ -130,9 +131,13 @@ class VfioHostUnderClaims(base.HostUnderClaims):
             inventories = view[child.name]['inventories']
             usages = view[child.name]['usages']
             for type_id, rc in child.plan.classes.items():
-                inv = inventories.get(rc)
-                offered = 0 if inv is None else max(0, (
-                    inv['total'] - inv['reserved'] - usages.get(rc, 0)))
+                # What a flavor of the type gets: its class and counters
+                # where Placement carries the claims, else (mixed-size)
+                # its class alone, which must then be safe by itself.
+                request = child.plan.request(type_id)
+                offered = provider_tree.grantable(
+                    inventories, usages, request if
+                    child.plan.counters_carry() else {rc: 1})
                 real = gpu_truth(spec, vgpus, pending, spec.type(type_id))
                 assert offered <= real, (
                     '%s %s: Placement offers %d, the GPU can create %d'
@@ -143,13 +148,10 @@ class VfioHostUnderClaims(base.HostUnderClaims):
                         % (child.device, type_id, offered, real))
                 if offered and not pending:
                     # A flavor asks for the counters too: they admit one.
-                    for counter in child.plan.counters:
-                        rc = counter.resource_class
-                        inv = inventories[rc]
-                        assert inv['total'] - inv['reserved'] - usages.get(
-                            rc, 0) >= counter.costs.get(type_id, 0), (
-                            '%s %s: %s closes it' % (child.device, type_id,
-                                                     rc))
+                    assert provider_tree.grantable(
+                        inventories, usages, request) >= 1, (
+                        '%s %s: its counters close it' % (child.device,
+                                                          type_id))
 
 
 @pytest.fixture(autouse=True)

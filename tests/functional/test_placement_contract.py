@@ -155,3 +155,48 @@ def test_release_drops_only_what_is_ours_and_keeps_the_rest(placement,
     finally:
         placement.delete('/allocations/%s' % consumer)
         placement.delete('/resource_providers/%s' % other)
+
+
+def test_a_consumer_written_without_a_type_reads_unknown_and_keeps_it(
+        placement, provider):
+    """nova-scheduler claims at 1.36, without a consumer type: Placement
+    then says 'unknown', which no PUT at 1.38 or later accepts. Moving
+    or releasing part of it keeps it untyped and its other allocations."""
+    consumer = new()
+    placement.put('/allocations/%s' % consumer, {
+        'allocations': {provider: {'resources': {RC: 1, 'VCPU': 2}}},
+        'consumer_generation': None, 'project_id': PROJECT,
+        'user_id': USER}, microversion='1.36')
+    held = consumers.allocations(placement, consumer)
+    assert held['consumer_type'] == consumers.UNKNOWN_TYPE
+    other = new()
+    placement.post('/resource_providers', {'name': 'contract-' + other,
+                                           'uuid': other})
+    placement.put('/resource_providers/%s/inventories' % other, {
+        'resource_provider_generation': 0, 'inventories': {RC: {'total': 1}}})
+    try:
+        assert consumers.move(placement, consumer, provider, {RC: 1},
+                              other, {RC: 1})
+        held = consumers.allocations(placement, consumer)
+        assert held['allocations'] == {provider: {'VCPU': 2},
+                                       other: {RC: 1}}
+        assert held['consumer_type'] == consumers.UNKNOWN_TYPE
+        assert consumers.release(placement, consumer, {other}.__contains__)
+        held = consumers.allocations(placement, consumer)
+        assert held['allocations'] == {provider: {'VCPU': 2}}
+        assert held['consumer_type'] == consumers.UNKNOWN_TYPE
+        # No room left there: refused, nothing changed.
+        third, fourth = new(), new()
+        consumers.put(placement, third, {provider: {RC: 1}}, PROJECT, USER,
+                      generation=None)
+        consumers.put(placement, fourth, {other: {RC: 1}}, PROJECT, USER,
+                      generation=None)
+        assert consumers.move(placement, third, provider, {RC: 1}, other,
+                              {RC: 1}) is False
+        assert consumers.allocations(placement, third)['allocations'] == {
+            provider: {RC: 1}}
+    finally:
+        for consumer_ in placement.get('/resource_providers/%s/allocations'
+                                       % other)['allocations']:
+            placement.delete('/allocations/%s' % consumer_)
+        placement.delete('/resource_providers/%s' % other)

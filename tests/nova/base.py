@@ -49,9 +49,10 @@ API_PASTE = os.path.join(sys.prefix, 'etc', 'nova', 'api-paste.ini')
 
 # -- GPU specs (vgpu_placement.drivers.simulated.ParentSpec) ---------------
 
-def _type(type_id, cost=None, max=0, size=0):
-    return simulated.TypeSpec(id=type_id, name=type_id, description='',
-                              cost=cost or {}, max=max, size=size)
+def _type(type_id, cost=None, max=0, size=0, name=None):
+    return simulated.TypeSpec(id=type_id, name=name or type_id,
+                              description='', cost=cost or {}, max=max,
+                              size=size)
 
 
 def _gpu(address, rule, types, pools=None):
@@ -72,11 +73,12 @@ def pool_gpu(address, pools, type_cost):
                 [_type(t, cost=c) for t, c in type_cost.items()], pools)
 
 
-def exclusive_gpu(address, type_size_max):
+def exclusive_gpu(address, type_size_max, names=None):
     """NVIDIA's equal-size rule: {'nvidia-231': (2048, 8)}; once one mdev
-    exists only types of its size stay creatable."""
+    exists only types of its size stay creatable. ``names``: {type: name
+    as libvirt shows it}, e.g. 'GRID T4-2Q' (default: the type id)."""
     return _gpu(address, 'exclusive',
-                [_type(t, max=m, size=s)
+                [_type(t, max=m, size=s, name=(names or {}).get(t))
                  for t, (s, m) in type_size_max.items()])
 
 

@@ -15,6 +15,7 @@ shows 2), so creating one type shrinks the other.
 import os
 
 import fixtures
+from nova.scheduler.client import report
 from oslo_utils import uuidutils
 
 from tests.nova import base
@@ -22,6 +23,7 @@ from tests.nova import fakemdev
 from vgpu_placement import flavor as flavor_mod
 from vgpu_placement import mdev_manager
 import vgpu_placement.nova
+from vgpu_placement import provider_tree
 
 GPU1, GPU2 = '0000:81:00.0', '0000:81:01.0'
 
@@ -44,10 +46,13 @@ boot_id_file = %(boot_id)s
 class DriverTestBase(base.NovaVGPUTestCase):
 
     COMPUTE_DRIVER = vgpu_placement.nova.COMPUTE_DRIVER
+    FLAVOR = {}         # _create_flavor's arguments besides extra specs
 
     def setUp(self):
         vgpu_placement.nova.register()
         super().setUp()
+        # Fills count GPUs, not Nova's default quota of 10 servers.
+        self.flags(instances=-1, cores=-1, ram=-1, group='quota')
         # fakelibvirt lacks the flag the project's libvirt driver lists
         # parents with (fakemdev.MdevConnection answers it).
         self.useFixture(fixtures.MonkeyPatch(
@@ -109,7 +114,8 @@ class DriverTestBase(base.NovaVGPUTestCase):
             specs = flavor_mod.extra_specs_for_type(
                 desired, type_id, count=count)['extra_specs']
             self.flavors[key] = self._create_flavor(
-                extra_spec=specs, name='%s-x%d' % (type_id, count))
+                extra_spec=specs, name='%s-x%d' % (type_id, count),
+                **self.FLAVOR)
         return self.flavors[key]
 
     def boot(self, hostname, type_id, count=1, host=None,
@@ -240,13 +246,197 @@ class FillOneGPUTest(DriverTestBase):
         self.assertEqual(3, len(self.mdevs_of('host1')))
         self._run_periodics()
         self.assertEqual(3, len(self.mdevs_of('host1')))
-        inventory = self.provider_inventories('host1')[
-            'host1_' + fakemdev.libvirt_name(GPU1)]
+        name = 'host1_' + fakemdev.libvirt_name(GPU1)
+        inventory = self.provider_inventories('host1')[name]
         usages = self._get_provider_usages(rp)
-        # Nothing left to claim: every class is used or reserved up.
-        for rc, inv in inventory.items():
-            self.assertEqual(inv['total'], inv['reserved'] + usages[rc],
-                             (rc, inventory, usages))
+        # Nothing left to claim: no flavor of either type fits any more.
+        tree = self.computes['host1'].driver.vgpu_host.tree.builder
+        plan = tree.desired_tree(tree.discover()).child(name).plan
+        for type_id in ('acme-1', 'acme-2'):
+            self.assertEqual(0, provider_tree.grantable(
+                inventory, usages, plan.request(type_id)),
+                (type_id, inventory, usages))
+
+
+class InStepWithNovaTest(DriverTestBase):
+    """Claims are carried by Placement's accounting: no inventory write per
+    build, delete or move, and room freed by Nova is offered at once
+    (Nova reports before it deletes a server's allocations, and nothing
+    reports again until the next periodic)."""
+
+    # Small enough that the GPUs, not CPU, memory or disk, fill first.
+    FLAVOR = {'vcpu': 1, 'memory_mb': 256, 'disk': 1, 'ephemeral': 0}
+
+    def setUp(self):
+        super().setUp()
+        self.inventory_writes = []
+        real = report.SchedulerReportClient.put
+
+        def put(client, url, *args, **kwargs):
+            if url.endswith('/inventories'):
+                self.inventory_writes.append(url.split('/')[2])
+            return real(client, url, *args, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.scheduler.client.report.SchedulerReportClient.put', put))
+
+    def gpu_writes(self, *hostnames):
+        gpus = {self.rp(h, GPU1) for h in hostnames}
+        return [rp for rp in self.inventory_writes if rp in gpus]
+
+    def test_delete_then_refill_at_once(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        written = len(self.gpu_writes('host1'))
+        servers = [self.boot('host1', 'acme-1') for _ in range(4)]
+        self.assertEqual({'acme-1': 0, 'acme-2': 0},
+                         self.available_instances('host1', GPU1))
+        self.boot('host1', 'acme-2', expected_state='ERROR')
+        for server in servers[:2]:
+            self._delete_server(server)
+        # No periodic in between: the two freed units take an acme-2.
+        refill = self.boot('host1', 'acme-2')
+        self.assert_server_vgpus('host1', refill, 'acme-2', [GPU1])
+        self.assertEqual([], self.gpu_writes('host1')[written:])
+
+    def test_confirm_and_revert_then_refill_at_once(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        self.start_host('host2', [acme_gpu(GPU1)])
+        written = len(self.gpu_writes('host1', 'host2'))
+        moved = self.boot('host1', 'acme-2', host='host1')
+        stays = self.boot('host1', 'acme-2', host='host1')
+        moved = self._migrate_server(moved)
+        self.assertEqual('host2', moved['OS-EXT-SRV-ATTR:host'])
+        self._confirm_resize(moved)
+        # The source's two units are free as soon as the confirm is done.
+        refill = self.boot('host1', 'acme-2', host='host1')
+        self.assert_server_vgpus('host1', refill, 'acme-2', [GPU1])
+        # A revert gives the destination's units back at once too.
+        stays = self._migrate_server(stays)
+        self.assertEqual('host2', stays['OS-EXT-SRV-ATTR:host'])
+        self._revert_resize(stays)
+        other = self.boot('host2', 'acme-2', host='host2')
+        self.assert_server_vgpus('host2', other, 'acme-2', [GPU1])
+        self.assertEqual([], self.gpu_writes('host1', 'host2')[written:])
+
+    def test_restart_with_a_build_in_flight_makes_no_mdev_for_it(self):
+        """The scheduler claimed for a build whose request never reached
+        this host when nova-compute restarts: reconcile makes no mdev for
+        it (Nova errors the build out); the servers here keep theirs."""
+        self.start_host('host1', [acme_gpu(GPU1)])
+        server = self.boot('host1', 'acme-1')
+        lost = self.new_uuid()
+        self.placement.put('/allocations/%s' % lost, {
+            'allocations': {self.rp('host1', GPU1): {
+                'resources': self.resources('host1', 'acme-2')}},
+            'consumer_generation': None, 'project_id': 'p', 'user_id': 'u',
+            'consumer_type': 'INSTANCE'}, version='1.38')
+        before = self.mdevs_of('host1')
+        self.restart_compute('host1')
+        self.assertEqual(before, self.mdevs_of('host1'))
+        self.assert_server_vgpus('host1', server, 'acme-1', [GPU1])
+        # Nova gives up the claim: the room is there at once.
+        self.placement.delete('/allocations/%s' % lost)
+        self.assert_server_vgpus('host1', self.boot('host1', 'acme-2'),
+                                 'acme-2', [GPU1])
+
+    def multi_create(self, hostname, type_id, count):
+        """One create request for ``count`` servers (Nova's multi-create):
+        the conductor schedules and builds them together."""
+        body = self._build_server(
+            image_uuid=base.IMAGE, networks='none',
+            flavor_id=self.flavor(hostname, type_id))
+        body.update(min_count=count, max_count=count,
+                    return_reservation_id=True)
+        return self.api.post_server({'server': body})['reservation_id']
+
+    def test_concurrent_multi_creates_fill_two_hosts(self):
+        gpus = [acme_gpu(GPU1), acme_gpu(GPU2)]
+        self.start_host('host1', gpus)
+        self.start_host('host2', gpus)
+        hosts = ('host1', 'host2')
+        gpu_rps = {self.rp(h, a) for h in hosts for a in (GPU1, GPU2)}
+        written = [rp for rp in self.inventory_writes if rp in gpu_rps]
+        # Two multi-creates in flight at once. Nova claims each host's
+        # first candidate, which it computed once for the whole request:
+        # sizes that fit on any one GPU of each host whatever the order.
+        reservations = [self.multi_create('host1', 'acme-2', 2),
+                        self.multi_create('host1', 'acme-1', 4)]
+        servers = [s for r in reservations for s in self.api.get_servers(
+            search_opts={'reservation_id': r})]
+        servers = [self._wait_for_state_change(s, 'ACTIVE') for s in servers]
+        self.assertEqual(6, len(servers))
+        # The 8 units left take exactly 8 more acme-1, then no more.
+        servers += [self.boot('host1', 'acme-1') for _ in range(8)]
+        self.boot('host1', 'acme-1', expected_state='ERROR')
+        for server in servers:
+            self.assertEqual(1, FillOneGPUTest._build_events(
+                self, server).count('compute__do_build_and_run_instance'))
+        self.assertEqual(14, sum(len(self.mdevs_of(h)) for h in hosts))
+        self.assertEqual(written, [rp for rp in self.inventory_writes
+                                   if rp in gpu_rps])
+
+
+def t4_gpu(address):
+    """A T4-like GPU (16 GB, equal-size rule) as libvirt shows it: types
+    with NVIDIA's names and no description (under driver = libvirt the
+    descriptions come from [sysfs] root, empty here): sizes and maxima
+    come from the names and the board."""
+    return base.exclusive_gpu(
+        address, {'nvidia-231': (2048, 8), 'nvidia-232': (4096, 4)},
+        names={'nvidia-231': 'GRID T4-2Q', 'nvidia-232': 'GRID T4-4Q'})
+
+
+class EqualSizeTest(DriverTestBase):
+    """Equal-size GPUs: what counters cannot carry (one size per GPU) is
+    repaired on the host, on another GPU of the same host."""
+
+    FLAVOR = InStepWithNovaTest.FLAVOR
+
+    def first_candidate_gpu(self, hostname, type_id):
+        """The GPU of Placement's first candidate for the type's flavor
+        (nova-scheduler claims the first candidate of a host)."""
+        query = 'resources1=' + ','.join('%s:%d' % kv for kv in sorted(
+            self.resources(hostname, type_id).items()))
+        found = self.placement.get('/allocation_candidates?%s' % query,
+                                   version='1.36').body
+        self.assertIn('allocation_requests', found, found)
+        [gpu] = [rp for rp in found['allocation_requests'][0]['allocations']
+                 if rp != self.compute_rp_uuids[hostname]]
+        return {self.rp(hostname, a): a for a in (GPU1, GPU2)}[gpu]
+
+    def test_an_operators_mdev_just_before_a_boot(self):
+        self.start_host('host1', [t4_gpu(GPU1), t4_gpu(GPU2)])
+        first = self.first_candidate_gpu('host1', 'nvidia-232')
+        other = GPU2 if first == GPU1 else GPU1
+        # An operator makes a 2Q there; no report before the boot.
+        theirs = self.new_uuid()
+        self.connection('host1').nodeDeviceCreateXML(
+            "<device><parent>%s</parent><capability type='mdev'><type "
+            "id='nvidia-231'/><uuid>%s</uuid></capability></device>"
+            % (fakemdev.libvirt_name(first), theirs))
+        server = self.boot('host1', 'nvidia-232')
+        # Placement chose the first GPU; the host took it on the other.
+        self.assert_server_vgpus('host1', server, 'nvidia-232', [other])
+        self.assertEqual(1, FillOneGPUTest._build_events(
+            self, server).count('compute__do_build_and_run_instance'))
+        self.assertEqual((first, 'nvidia-231'),
+                         self.mdevs_of('host1')[theirs])
+
+    def test_two_sizes_fill_two_empty_gpus(self):
+        self.start_host('host1', [t4_gpu(GPU1), t4_gpu(GPU2)])
+        # 4 x 4Q fill one GPU, 8 x 2Q the other, in any order of arrival.
+        servers = [self.boot('host1', t) for t in ['nvidia-232',
+                                                   'nvidia-231'] * 4]
+        servers += [self.boot('host1', 'nvidia-231') for _ in range(4)]
+        for type_id in ('nvidia-232', 'nvidia-231'):
+            self.boot('host1', type_id, expected_state='ERROR')
+        for server in servers:
+            self.assertEqual(1, FillOneGPUTest._build_events(
+                self, server).count('compute__do_build_and_run_instance'))
+        by_gpu = {}
+        for parent, type_id in self.mdevs_of('host1').values():
+            by_gpu.setdefault(parent, set()).add(type_id)
+        self.assertEqual(sorted([{'nvidia-231'}, {'nvidia-232'}]),
+                         sorted(by_gpu.values(), key=sorted))
 
 
 class MoveTest(DriverTestBase):

@@ -365,3 +365,39 @@ def test_mixed_burst_limits_keep_every_type_open_and_every_mix_safe():
             assert capacity.mixed_burst_budget(
                 model, {}, offered, count + 1, units) < need, seed
     assert capped >= 3          # the cases exercise the cap
+
+
+def _nvidia_gpu(names, available, mdevs=()):
+    """A GPU of NVIDIA types known by name only (no description)."""
+    types = tuple(discovered.MdevType('nvidia-%d' % (i + 1), name, '',
+                                      'vfio-pci', n)
+                  for i, (name, n) in enumerate(zip(names, available)))
+    return discovered.ParentDevice('0000:84:00.0', types, tuple(
+        discovered.Mdev(str(uuid.UUID(int=i + 1)), t, '0000:84:00.0')
+        for i, t in enumerate(mdevs)))
+
+
+def test_nvidia_types_without_descriptions_keep_the_equal_size_rule():
+    """Under driver = libvirt without [sysfs] descriptions: a T4 holding
+    one 2Q, where the kernel lists every size with its count now. The
+    sizes come from the names, the maxima from the T4's 16 GB."""
+    gpu = _nvidia_gpu(['GRID T4-2Q', 'GRID T4-4Q', 'GRID T4-8Q'], [7, 0, 0],
+                      mdevs=['nvidia-1'])
+    model, how = capacity.choose_model(gpu)
+    assert isinstance(model, capacity.Exclusive), how
+    assert model.maxima == {'nvidia-1': 8, 'nvidia-2': 4, 'nvidia-3': 2}
+    # One 2Q exists: 4Q and 8Q stay closed, 2Q takes 7 more.
+    assert model.free_after({'nvidia-1': 1}, ['nvidia-1', 'nvidia-2',
+                                              'nvidia-3']) == {
+        'nvidia-1': 7, 'nvidia-2': 0, 'nvidia-3': 0}
+
+
+def test_nvidia_types_of_an_unknown_board_are_never_a_pool_that_mixes():
+    gpu = _nvidia_gpu(['NVIDIA X9-2Q', 'NVIDIA X9-4Q'], [8, 4])
+    model, how = capacity.choose_model(gpu)
+    assert (model.pools, model.costs) == ({}, {}), how
+    offers = capacity.offers(model, {}, {'nvidia-2': 1},
+                             {'nvidia-1': 8, 'nvidia-2': 4})
+    # A 4Q granted and not made yet closes every type, 2Q included.
+    assert {t: o.free for t, o in offers.items()} == {'nvidia-1': 0,
+                                                      'nvidia-2': 0}

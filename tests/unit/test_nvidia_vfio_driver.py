@@ -17,6 +17,7 @@ from vgpu_placement.drivers import nvidia_vfio
 from vgpu_placement.drivers import nvml as nvml_mod
 from vgpu_placement.drivers import simulated
 from vgpu_placement import exceptions
+from vgpu_placement import nvidia_names
 from vgpu_placement import profiles
 
 PF = '0000:26:00.0'
@@ -98,7 +99,7 @@ def test_names_with_spaces_split_on_the_first_colon():
             'DC-1-24Q\n')
     assert nvidia_vfio.parse_creatable(text, 'vf') == {
         1561: 'NVIDIA RTX Pro 6000 Blackwell DC-1-24Q'}
-    assert nvidia_vfio.framebuffer_gb(
+    assert nvidia_names.framebuffer_gb(
         'NVIDIA RTX Pro 6000 Blackwell DC-1-24Q') == (24, True)
 
 
@@ -259,3 +260,25 @@ def test_nvml_mixed_size_mode_gives_the_placement_model(tmp_path,
     # What the fake kernel lists agrees for the types it still lists.
     assert gpu.type('nvidia-1154').available_instances == 3
     assert gpu.type('nvidia-1156').available_instances == 0
+
+
+def test_without_nvml_a_busy_gpu_is_sized_by_its_board():
+    """An L40S first seen holding a 4Q lists only 4 GB types: 12 of them
+    fit on its 48 GB, not the 1 the largest type listed would say."""
+    types = nvidia_vfio.fallback_types({1: 'NVIDIA L40S-4Q',
+                                        2: 'NVIDIA L40S-4A'})
+    assert {i: info.max_instance for i, (_n, _d, info) in types.items()} \
+        == {1: 12, 2: 12}
+    # A board not in the table: the largest size listed, as before.
+    unknown = nvidia_vfio.fallback_types({1: 'NVIDIA X9-4Q',
+                                          2: 'NVIDIA X9-8Q'})
+    assert {i: info.max_instance for i, (_n, _d, info) in unknown.items()} \
+        == {1: 2, 2: 1}
+
+
+@pytest.mark.parametrize('name,board', [
+    ('GRID T4-4Q', 16), ('NVIDIA L40S-48Q', 48), ('NVIDIA A16-2B', 16),
+    ('GRID RTX6000-4Q', 24), ('NVIDIA RTXA6000-8Q', 48),
+    ('NVIDIA A100-3-20C', None), ('NVIDIA H100-4C', None), ('junk', None)])
+def test_board_framebuffer_from_a_type_name(name, board):
+    assert nvidia_names.board_framebuffer_gb(name) == board

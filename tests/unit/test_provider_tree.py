@@ -193,3 +193,133 @@ def test_equal_size_counters_are_unchanged(tmp_path):
                      inventories[c.resource_class].reserved)
             for c in child.plan.counters} == {
         c.pool: (c.size, 0) for c in child.plan.counters}
+
+
+# -- claims that pay their counters: Placement's accounting carries them ----
+
+def _paid(plan, granted):
+    """Usages of ``granted`` ({type: n}) claimed as flavor-spec asks."""
+    usages = {}
+    for type_id, n in granted.items():
+        for rc, amount in plan.request(type_id).items():
+            usages[rc] = usages.get(rc, 0) + amount * n
+    return usages
+
+
+def _mtty_plan(tmp_path, ours, theirs=0, **options):
+    """The mtty child with ``ours`` mtty-2 mdevs in the ledger and
+    ``theirs`` mtty-2 of another owner, as the kernel shows them."""
+    def setup(tree):
+        for i in range(ours + theirs):
+            tree.add_mdev('mtty', 'mtty-2', str(uuid.UUID(int=i + 1)))
+        tree.set_available('mtty', 'mtty-2', 12 - ours - theirs)
+        tree.set_available('mtty', 'mtty-1', 24 - 2 * (ours + theirs))
+    tree = sysfs_tree.kernel_samples(tmp_path)
+    setup(tree)
+    conf = make_conf(sysfs__root=str(tmp_path), **options)
+    snap = sysfs.SysfsDriver(conf).discover()
+    owned = frozenset(str(uuid.UUID(int=i + 1)) for i in range(ours))
+    desired = provider_tree.build_tree(
+        'cn1', snap, type_config.load_policies(conf, snap), owned=owned,
+        claims_pay=conf.capacity.claims_pay_counters)
+    return desired.child('cn1_mtty_mtty').plan
+
+
+@pytest.mark.parametrize('ours,pending', [(0, 0), (0, 3), (3, 0), (2, 4),
+                                          (12, 0)])
+def test_paid_claims_change_no_inventory(tmp_path, ours, pending):
+    """Granting, realizing or releasing claims that pay their counters
+    leaves every inventory as on the empty parent; what a flavor can
+    still get is Placement's arithmetic on the usages alone."""
+    empty = _mtty_plan(tmp_path / 'empty', 0)
+    plan = _mtty_plan(tmp_path / 'now', ours)
+    usages = _paid(plan, {'mtty-2': ours + pending})
+    assert plan.carried(usages)
+    assert plan.inventories(usages) == empty.inventories({})
+    held = 2 * (ours + pending)
+    as_placement = {rc: inv.as_dict()
+                    for rc, inv in plan.inventories(usages).items()}
+    assert provider_tree.grantable(
+        as_placement, usages, plan.request('mtty-1')) == 24 - held
+    assert provider_tree.grantable(
+        as_placement, usages, plan.request('mtty-2')) == (24 - held) // 2
+
+
+def test_another_owners_mdevs_are_reserved_in_type_and_counter(tmp_path):
+    plan = _mtty_plan(tmp_path, ours=1, theirs=2)
+    usages = _paid(plan, {'mtty-2': 1})
+    inv = plan.inventories(usages)
+    assert (inv['CUSTOM_MDEV_MTTY_2'].total,
+            inv['CUSTOM_MDEV_MTTY_2'].reserved) == (12, 2)
+    assert inv['CUSTOM_VGPU_UNITS_MTTY'].reserved == 4      # their ports
+    as_placement = {rc: i.as_dict() for rc, i in inv.items()}
+    # 24 ports: 4 theirs, 2 ours: 18 left.
+    assert provider_tree.grantable(
+        as_placement, usages, plan.request('mtty-1')) == 18
+
+
+def test_an_mdev_of_ours_whose_claim_is_gone_is_reserved(tmp_path):
+    """A release that drops the allocation before the mdev goes: the mdev
+    still takes its ports, which no allocation accounts for."""
+    plan = _mtty_plan(tmp_path, ours=2)
+    usages = _paid(plan, {'mtty-2': 1})
+    assert plan.inventories(usages)['CUSTOM_VGPU_UNITS_MTTY'].reserved == 2
+
+
+def test_a_claim_that_did_not_pay_makes_the_parent_track_claims(tmp_path):
+    plan = _mtty_plan(tmp_path, ours=0)
+    usages = dict(_paid(plan, {'mtty-2': 2}), CUSTOM_MDEV_MTTY_1=1)
+    assert plan.unpaid(usages) == {'CUSTOM_VGPU_UNITS_MTTY': 1}
+    assert not plan.carried(usages)
+    assert plan.inventories(usages) == plan.tracking_inventories(usages)
+    # mtty-2 may get 9 more: 24 ports less 4 paid and 1 owed, halved.
+    inv = plan.inventories(usages)['CUSTOM_MDEV_MTTY_2']
+    assert inv.total - inv.reserved - usages['CUSTOM_MDEV_MTTY_2'] == 9
+
+
+def test_claims_pay_counters_off_tracks_every_claim(tmp_path):
+    plan = _mtty_plan(tmp_path, ours=0,
+                      capacity__claims_pay_counters=False)
+    usages = _paid(plan, {'mtty-2': 2})
+    assert not plan.carried(usages)
+    assert plan.inventories(usages)['CUSTOM_MDEV_MTTY_1'].reserved == 4
+
+
+def _t4_plan(tmp_path, mdevs=()):
+    """A T4-like GPU (equal-size rule) with ``mdevs`` [(type, ours?)]."""
+    from vgpu_placement import discovered
+    from vgpu_placement.drivers import simulated
+    conf = make_conf(driver='simulated', simulated__profile='nvidia-t4',
+                     state_path=str(tmp_path))
+    driver = simulated.SimulatedDriver(conf)
+    parent = driver.discover().parents[0].name
+    owned = set()
+    for i, (type_id, ours) in enumerate(mdevs):
+        mdev = str(uuid.UUID(int=i + 1))
+        driver.create_mdev(parent, type_id, mdev)
+        if ours:
+            owned.add(mdev)
+    snap = discovered.group_virtual_functions(driver.discover())
+    desired = provider_tree.build_tree(
+        'cn1', snap, type_config.load_policies(conf, snap),
+        owned=frozenset(owned))
+    return next(c for c in desired.children if c.device == parent).plan
+
+
+def test_equal_size_gpu_writes_only_at_its_first_and_last_size(tmp_path):
+    plan = _t4_plan(tmp_path / 'empty')
+    sizes = plan.model.sizes
+    small = min(plan.classes, key=lambda t: sizes[t])
+    large = max(plan.classes, key=lambda t: sizes[t])
+    empty = plan.inventories({})
+    # The first claim of a size closes every other size ...
+    one = plan.inventories(_paid(plan, {small: 1}))
+    assert one[plan.classes[large]].reserved == one[
+        plan.classes[large]].total
+    assert one[plan.classes[small]] == empty[plan.classes[small]]
+    # ... and more of that size, granted or made, change nothing more.
+    two = _t4_plan(tmp_path / 'two', [(small, True)] * 2)
+    for n in (2, 3):
+        assert two.inventories(_paid(two, {small: n})) == one
+    # With none of it left, every size is open again.
+    assert plan.inventories(_paid(plan, {})) == empty

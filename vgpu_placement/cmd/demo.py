@@ -23,6 +23,7 @@ from vgpu_placement.cmd import views
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement import profiles
+from vgpu_placement import provider_tree
 from vgpu_placement import scheduler
 from vgpu_placement import standalone
 
@@ -77,12 +78,15 @@ def _report(reporter, title):
     return result
 
 
-def _offers(reporter):
-    """{(provider, class): what Placement would still grant}."""
-    return {(name, rc): inv['total'] - inv['reserved'] -
-            rp['usages'].get(rc, 0)
-            for name, rp in reporter.placement_view(refresh=False)
-            for rc, inv in rp['inventories'].items()}
+def _offers(reporter, desired):
+    """{(provider, type): how many more of the type's flavor Placement
+    would grant there (its class and counters together)}."""
+    view = dict(reporter.placement_view(refresh=False))
+    return {(child.name, type_id): provider_tree.grantable(
+        view[child.name]['inventories'], view[child.name]['usages'],
+        child.plan.request(type_id))
+        for child in desired.children if child.name in view
+        for type_id in child.plan.classes}
 
 
 def _show_offer_changes(before, after):
@@ -105,10 +109,8 @@ def _stream_for(desired, offers, length=STREAM_LENGTH):
     """Another profile's stream: its three types with the most room
     (what Placement would grant of each), in turn."""
     room = {}
-    for child in desired.children:
-        for type_id, rc in child.plan.classes.items():
-            room[type_id] = room.get(type_id, 0) + offers.get(
-                (child.name, rc), 0)
+    for (_name, type_id), n in offers.items():
+        room[type_id] = room.get(type_id, 0) + n
     picked = sorted((t for t in room if room[t] > 0),
                     key=lambda t: (-room[t], t))[:3]
     if not picked:
@@ -139,7 +141,7 @@ def run(args):
     _report(reporter, 'Second report (nothing changed on the host)')
 
     stream = STREAM if profile == DEMO_HOST else _stream_for(
-        result.desired, _offers(reporter))
+        result.desired, _offers(reporter, result.desired))
     _step('Flavors (vgpu-placement flavor-spec TYPE prints these)')
     specs = {}
     for name, type_id in sorted(set(stream)):
@@ -148,7 +150,7 @@ def run(args):
             '%s=%s' % kv for kv in sorted(specs[name][
                 'extra_specs'].items()))))
 
-    before = _offers(reporter)
+    before = _offers(reporter, result.desired)
     _step('Scheduling %d instances: claim in Placement, realize on the '
           'host' % len(stream))
     instances = []
@@ -167,9 +169,9 @@ def run(args):
             print('  %s %-20s mdev %s (%s on %s)' % (
                 instance[:8], name, done.uuid, done.type_id, done.parent))
         instances.append(instance)
-    _step('What Placement would still grant, before -> after (the other '
-          'types on a GPU shrink too)')
-    after = _offers(reporter)
+    _step('How many more of each type\'s flavor Placement would grant, '
+          'before -> after (the other types on a GPU shrink too)')
+    after = _offers(reporter, result.desired)
     _show_offer_changes(before, after)
     print(views.provider_table(views.provider_data(
         reporter.placement_view(refresh=False), reporter.discover(),
@@ -179,7 +181,7 @@ def run(args):
           'released, offers grow back')
     for instance in instances[::2]:
         host.release(instance)
-    _show_offer_changes(after, _offers(reporter))
+    _show_offer_changes(after, _offers(reporter, result.desired))
 
     explore = 'mtty-1' if profile == DEMO_HOST else stream[0][1]
     explore_rc = next(c.plan.classes[explore] for c in result.desired.children

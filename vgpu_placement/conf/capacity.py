@@ -26,6 +26,19 @@ capacity_opts = [
                      'the same request group is then enforced by Placement '
                      'atomically; "vgpu-placement flavor-spec <type>" '
                      'prints those extra specs.'),
+    cfg.BoolOpt('claims_pay_counters', default=True,
+                help='Flavors ask for their type\'s counters (as '
+                     '"vgpu-placement flavor-spec" prints them): Placement '
+                     'then checks every claim against the counters, and the '
+                     'inventories change only when the host does, never per '
+                     'claim (no write racing the schedulers; freed room is '
+                     'offered as soon as the allocation goes). A parent '
+                     'where a claim did not pay is tracked as with false '
+                     'until it has none. false: every claim granted and not '
+                     'yet realized moves the other types\' reserved at the '
+                     'next report, which protects flavors that ask for a '
+                     'type alone on a parent whose types share capacity, at '
+                     'the cost of an inventory write per claim.'),
 ]
 
 

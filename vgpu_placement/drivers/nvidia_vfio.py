@@ -25,8 +25,10 @@ without SR-IOV stay on mdev on the same host):
   (``guest_gets_parent``: a PCI hostdev, managed='no');
 * counts come from NVML (drivers/nvml.py) when it can be used; else each
   type's framebuffer is read from its name (``L40S-4Q`` is 4 GB) and its
-  maximum is the GPU's largest time-sliced type over its own size
-  (conservative: a GPU first seen busy shows fewer sizes); said once.
+  maximum is its board's framebuffer over its own size (nvidia_names),
+  or, for a board not known there, the GPU's largest time-sliced type
+  over its own size (conservative: a GPU first seen busy shows fewer
+  sizes); said once.
 
 Errors of the write, as the R525 source gives them: EPERM on create (the
 VF holds a vGPU) is VfOccupied, EIO (the resource manager refused the
@@ -44,6 +46,7 @@ from vgpu_placement.drivers import base
 from vgpu_placement.drivers import nvml as nvml_mod
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
+from vgpu_placement import nvidia_names
 from vgpu_placement.privsep import sysfs as priv_sysfs
 from vgpu_placement import state_file
 from vgpu_placement import sysfs_paths
@@ -53,9 +56,6 @@ LOG = logging.getLogger(__name__)
 VGPU_NAMESPACE = uuid.UUID('3c0f5a8e-1d7b-5e42-8a6f-2b9c4d1e7f03')
 _TYPE_ID_RE = re.compile(r'nvidia-([1-9][0-9]{0,9})')
 _LINE_RE = re.compile(r'([0-9]{1,10})\s*:\s*(\S.{0,126})')
-# Time-sliced: <GPU>-<GB><series>; MIG-backed: <GPU>-<slices>-<GB>C...
-_TIMESLICED_RE = re.compile(r'-([0-9]{1,4})[QABC]$')
-_MIG_RE = re.compile(r'-[0-9]{1,2}-([0-9]{1,4})[QABC](?:ME|NOME|MEALL|GFX)?$')
 _MAX_ID = 2 ** 31 - 1
 
 _ERRORS = {
@@ -92,24 +92,20 @@ def parse_creatable(text, path):
     return types
 
 
-def framebuffer_gb(name):
-    """(GB, MIG-backed?) read from a type name, or None."""
-    for regex, mig in ((_MIG_RE, True), (_TIMESLICED_RE, False)):
-        found = regex.search(name)
-        if found and int(found.group(1)):
-            return int(found.group(1)), mig
-    return None
-
-
 def fallback_types(names):
     """{ID: (name, description, VgpuInfo or None)} from names alone.
 
-    A time-sliced type's maximum is the largest time-sliced size over its
-    own (48 GB L40S: 16Q -> 3); MIG-backed types get no figures (their
-    capacity is the GPU instances, which only NVML shows).
+    A time-sliced type's maximum is its board's framebuffer over its own
+    size (nvidia_names: 48 GB L40S, 4Q -> 12); for a board not in that
+    table, the largest time-sliced size seen over its own (conservative:
+    a GPU first seen busy lists fewer sizes). MIG-backed types get no
+    figures (their capacity is the GPU instances, which only NVML shows).
     """
-    sizes = {i: framebuffer_gb(n) for i, n in names.items()}
+    sizes = {i: nvidia_names.framebuffer_gb(n) for i, n in names.items()}
+    boards = {nvidia_names.board_framebuffer_gb(n) for n in names.values()}
     total = max((s[0] for s in sizes.values() if s and not s[1]), default=0)
+    if len(boards) == 1 and None not in boards:
+        total = max(total, boards.pop())
     out = {}
     for type_id, name in names.items():
         size = sizes[type_id]
@@ -241,7 +237,7 @@ class NvidiaVfioDriver(base.Driver):
             return gpu.types
         self._say_once(('nvml',), 'NVML not used (%s): vGPU counts on '
                        'vendor-specific VFIO GPUs are read from type names '
-                       'and the largest type (conservative)',
+                       'and their board (or the largest type, conservative)',
                        self.nvml.why_not or getattr(self.nvml, 'last_error',
                                                     'unknown'))
         return fallback_types(seen_names)

@@ -149,6 +149,18 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                 objects.MigrationList.get_in_progress_by_host_and_node(
                     context, CONF.host, node)}
 
+    def _servers_here(self):
+        """Instance uuids Nova places on this host now, or moving here or
+        away (a move in progress): the only consumers whose allocations a
+        reconcile may realize. A build that never reached this host (its
+        claim made, its request lost with a restart) is not one: Nova
+        errors it out, and an mdev made for it would hold capacity for
+        nothing until the server is deleted."""
+        context = nova_context.get_admin_context()
+        return {i.uuid for i in objects.InstanceList.get_by_host(
+            context, CONF.host, expected_attrs=[])} | set(
+                self._migrations_in_progress().values())
+
     @property
     def vgpu_host(self):
         """The project's mdev_manager.MdevManager of this compute node."""
@@ -173,7 +185,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             # Adopted first: reconcile would otherwise make new mdevs for
             # servers that use stock Nova's.
             self._adopt()
-            summary = self.vgpu_host.reconcile()
+            summary = self.vgpu_host.reconcile(
+                realize_for=self._servers_here().__contains__)
         except exceptions.VgpuPlacementError as e:
             # Nova starts anyway; a guest whose mdev is missing fails to
             # start with libvirt's "mediated device ... not found".
@@ -189,6 +202,11 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         super().update_provider_tree(provider_tree, nodename,
                                      allocations=allocations)
         vp = self.vgpu_host
+        if allocations is None and self._reconciled_at is not None and \
+                self._clock() - self._reconciled_at >= \
+                self._reconcile_interval:
+            # Before the host is read: what it changes is in this report.
+            self._reconcile()
         builder = vp.tree.builder
         snapshot = builder.discover()
         desired = builder.desired_tree(snapshot)
@@ -223,9 +241,6 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         tree_mod.put_tree(provider_tree, nodename, desired, usages_of)
         if allocations is None:
             self._adopt(snapshot=snapshot)
-            if self._reconciled_at is not None and self._clock() - \
-                    self._reconciled_at >= self._reconcile_interval:
-                self._reconcile()
 
     def _reshape(self, allocations, taken, snapshot):
         """Stock Nova's vGPU allocations on ``taken`` ({rp uuid:

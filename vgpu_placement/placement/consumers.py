@@ -27,6 +27,10 @@ import re
 from vgpu_placement import exceptions
 
 CONSUMER_TYPE = 'INSTANCE'
+# What Placement says of a consumer written without a type, and the last
+# microversion whose PUT takes no type.
+UNKNOWN_TYPE = 'unknown'
+UNTYPED_MICROVERSION = '1.36'
 
 # "Unable to create allocation for 'CUSTOM_X' on resource provider
 # '<uuid>'. The requested amount would exceed the capacity."
@@ -69,13 +73,22 @@ def allocations(client, consumer):
 def put(client, consumer, allocations, project_id, user_id, generation,
         consumer_type=CONSUMER_TYPE):
     """Replace the consumer's allocations ({rp: {class: n}}), guarded by
-    its generation (None: a consumer new to Placement)."""
-    client.put('/allocations/%s' % consumer, {
-        'allocations': {rp: {'resources': a}
-                        for rp, a in allocations.items()},
-        'consumer_generation': generation,
-        'project_id': project_id, 'user_id': user_id,
-        'consumer_type': consumer_type or CONSUMER_TYPE})
+    its generation (None: a consumer new to Placement).
+
+    A consumer written without a type (nova-scheduler claims at
+    microversion 1.36) reads back as 'unknown', which no PUT may say:
+    its allocations are then written at 1.36 too, so its type stays
+    Nova's to set."""
+    body = {'allocations': {rp: {'resources': a}
+                            for rp, a in allocations.items()},
+            'consumer_generation': generation,
+            'project_id': project_id, 'user_id': user_id}
+    if consumer_type == UNKNOWN_TYPE:
+        client.put('/allocations/%s' % consumer, body,
+                   microversion=UNTYPED_MICROVERSION)
+        return
+    body['consumer_type'] = consumer_type or CONSUMER_TYPE
+    client.put('/allocations/%s' % consumer, body)
 
 
 def on_providers(client, providers):
@@ -86,6 +99,40 @@ def on_providers(client, providers):
         for consumer, alloc in got['allocations'].items():
             found.setdefault(consumer, {})[rp_uuid] = alloc['resources']
     return found
+
+
+def move(client, consumer, source, taken, target, given, rounds=5):
+    """Move part of the consumer's allocations: ``taken`` ({class: n})
+    off provider ``source``, ``given`` onto ``target``; every other
+    allocation it holds stays as it is. Guarded by the consumer
+    generation, retried on a race. False when Placement refuses it for
+    want of room on ``target`` (nothing changed)."""
+    for _round in range(rounds):
+        held = allocations(client, consumer)
+        after = {rp: dict(a) for rp, a in held['allocations'].items()}
+        left = after.get(source, {})
+        for rc, n in taken.items():
+            if left.get(rc, 0) < n:
+                raise exceptions.VgpuPlacementError(
+                    '%s holds no %d %s on provider %s to move'
+                    % (consumer, n, rc, source))
+            left[rc] -= n
+        after[source] = {rc: n for rc, n in left.items() if n}
+        if not after[source]:
+            del after[source]
+        into = after.setdefault(target, {})
+        for rc, n in given.items():
+            into[rc] = into.get(rc, 0) + n
+        try:
+            put(client, consumer, after, held['project_id'],
+                held['user_id'], held['consumer_generation'],
+                held.get('consumer_type'))
+            return True
+        except exceptions.PlacementConflict as e:
+            if not is_generation_race(e):
+                return False
+    raise exceptions.VgpuPlacementError(
+        'gave up moving %s after %d conflicts' % (consumer, rounds))
 
 
 def release(client, consumer, is_ours, rounds=5):
