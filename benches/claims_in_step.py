@@ -172,10 +172,14 @@ def main():
                          '%d/%d' % (total['hidden'], total['room']),
                          total['late']))
         before, after = totals['before'], totals['after']
-        ratio = ((after['build_writes'] + after['delete_writes']) /
-                 max(1, before['build_writes'] + before['delete_writes']))
+
+        def per_operation(t):
+            return (t['build_writes'] + t['delete_writes']) / max(
+                1, t['builds'] + t['deletes'])
         rows.append((profile, 'after/before', '', '', '',
-                     'writes x%.2f' % ratio, ''))
+                     'writes per build or delete x%.2f' % (
+                         per_operation(after) /
+                         max(1e-9, per_operation(before))), ''))
     shutil.rmtree(top, ignore_errors=True)
     common.print_command()
     print('Fill and churn in Nova\'s order (builds %d, churn %d, seeds %d)'

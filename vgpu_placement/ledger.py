@@ -39,6 +39,24 @@ CREATE TABLE IF NOT EXISTS releases (   -- Placement releases still owed
     consumer TEXT PRIMARY KEY,
     since REAL NOT NULL
 );
+-- mdevs freed for good whose consumer may still hold its claim (Nova
+-- reports before it deletes a server's allocations): that claim is
+-- waiting for nothing. Added beside version 1 (older releases ignore it).
+-- Consumers whose guest left this host (a live migration's source,
+-- after post_live_migration_at_source): their mdevs are freed at the
+-- source's cleanup, or at the next start if that never came. Added beside
+-- version 1 (older releases ignore it).
+CREATE TABLE IF NOT EXISTS departed (
+    consumer TEXT PRIMARY KEY,
+    since REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS freed (
+    uuid TEXT PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    device TEXT NOT NULL,
+    type TEXT NOT NULL,
+    since REAL NOT NULL
+);
 """
 
 
@@ -51,6 +69,15 @@ class Record:
     type: str
     state: str
     boot_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Freed:
+    """An mdev freed for good (its consumer's free or release)."""
+    uuid: str
+    consumer: str
+    device: str
+    type: str
 
 
 class LedgerLost(exceptions.HostStateError):
@@ -192,6 +219,47 @@ class Ledger:
         with self._connect() as conn:
             conn.execute('DELETE FROM releases WHERE consumer = ?',
                          (consumer,))
+
+    def note_departed(self, consumer):
+        with self._connect() as conn:
+            conn.execute('INSERT OR IGNORE INTO departed VALUES (?, ?)',
+                         (consumer, time.time()))
+
+    def departed(self):
+        """Consumers whose guest left this host, oldest first."""
+        with self._connect() as conn:
+            return [r[0] for r in conn.execute(
+                'SELECT consumer FROM departed ORDER BY since, consumer')]
+
+    def arrived(self, consumer):
+        """Forget that the consumer's guest left (freed, or back)."""
+        with self._connect() as conn:
+            conn.execute('DELETE FROM departed WHERE consumer = ?',
+                         (consumer,))
+
+    def note_freed(self, record):
+        """``record``'s mdev is gone for good, its claim maybe not yet."""
+        with self._connect() as conn:
+            conn.execute('INSERT OR REPLACE INTO freed VALUES (?,?,?,?,?)',
+                         (record.uuid, record.consumer, record.device,
+                          record.type, time.time()))
+
+    def freed(self):
+        """[Freed] noted and not forgotten, oldest first."""
+        with self._connect() as conn:
+            return [Freed(*row) for row in conn.execute(
+                'SELECT uuid, consumer, device, type FROM freed '
+                'ORDER BY since, uuid')]
+
+    def forget_freed(self, uuids=(), consumer=None):
+        """Forget notes: by mdev UUID, or every note of ``consumer`` (it
+        is being realized again)."""
+        with self._connect() as conn:
+            conn.executemany('DELETE FROM freed WHERE uuid = ?',
+                             [(u,) for u in uuids])
+            if consumer is not None:
+                conn.execute('DELETE FROM freed WHERE consumer = ?',
+                             (consumer,))
 
 
 def owned_mdevs(ledger):

@@ -309,8 +309,11 @@ class MdevManager:
         """
         with self._consumer_lock(consumer):
             # The consumer wants its vGPUs now: a release owed from an
-            # earlier delete (Placement was down) must not undo this.
+            # earlier delete (Placement was down) must not undo this, and
+            # its claims here wait for mdevs again.
             self.ledger.released(consumer)
+            self.ledger.forget_freed(consumer=consumer)
+            self.ledger.arrived(consumer)
             if allocations is None:
                 allocations = consumers.allocations(
                     self.client, consumer)['allocations']
@@ -515,6 +518,7 @@ class MdevManager:
         self._remove_quietly(record.uuid)
         _crash_point('free:removed')
         self.ledger.forget(record.uuid)
+        self.ledger.note_freed(record)
 
     def release(self, consumer):
         """Free the mdevs, then drop the consumer's allocations on our
@@ -625,6 +629,10 @@ class MdevManager:
         runs or is about to (nova-compute: a server on this host, or
         moving here); allocations of any other consumer are not realized
         (listed as not_here). None: every consumer holding allocations.
+        Nor are those of a consumer whose guest left this host (the
+        ledger's departed: a live migration's source), whatever its
+        allocations say; that note goes once it holds nothing here, or
+        when it is realized here again.
 
         * releases owed while Placement was down are made (unless the
           consumer was realized again since);
@@ -663,6 +671,9 @@ class MdevManager:
         for record in self.ledger.records():
             by_consumer.setdefault(record.consumer, []).append(record)
         boot_id = self.driver.boot_id()
+        departed = set(self.ledger.departed())
+        for consumer in sorted(departed - set(by_consumer) - set(facts.here)):
+            self.ledger.arrived(consumer)       # holds nothing here now
         for consumer in sorted(set(by_consumer) | set(facts.here)):
             if self._settled(consumer, by_consumer.get(consumer, []),
                              facts, boot_id):
@@ -670,7 +681,8 @@ class MdevManager:
             with self._consumer_lock(consumer):
                 self._reconcile_consumer(
                     consumer, facts, boot_id, summary,
-                    realize_for is None or realize_for(consumer))
+                    consumer not in departed and (
+                        realize_for is None or realize_for(consumer)))
         if any(summary[key] for key in ACTIONS):
             self.tree.changed()
         return summary

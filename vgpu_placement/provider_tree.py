@@ -71,10 +71,15 @@ class ParentPlan:
     grouped: bool = False        # a physical GPU standing for its VFs
     # [capacity] claims_pay_counters: steady inventories where claims pay.
     claims_pay: bool = True
+    # type id -> claims still granted whose mdev was freed for good (a
+    # server being deleted): they wait for nothing.
+    freed: dict = dataclasses.field(default_factory=dict)
 
     def pending(self, usages):
         """Granted by Placement, not created yet, per type. An mdev that
-        is not ours realizes no claim: it is consumed capacity besides."""
+        is not ours realizes no claim: it is consumed capacity besides.
+        (tracking_inventories counts every such claim, as the project
+        always has; steady_inventories leaves out the ``freed``.)"""
         return {t: max(0, usages.get(rc, 0) - self.realized.get(t, 0))
                 for t, rc in self.classes.items()}
 
@@ -94,9 +99,8 @@ class ParentPlan:
 
     def carried(self, usages):
         """True when Placement's own accounting carries every claim on
-        this parent: the model's coupling is all in the shared counters
-        (a pool model, or the equal-size one) and every claim granted
-        here paid its counters (asked for them in its request group, as
+        this parent (counters_carry) and every claim granted here paid
+        its counters (asked for them in its request group, as
         flavor-spec prints). Then the inventories follow the host, not
         the claims (steady_inventories)."""
         return self.counters_carry() and not self.unpaid(usages)
@@ -152,17 +156,18 @@ class ParentPlan:
         is then checked by Placement alone, atomically: granting,
         realizing or releasing it changes no inventory. Equal-size GPUs:
         a size is closed (reserved == total) while another size exists
-        or is granted here, so a write comes only with a GPU's first and
+        or is granted here (claims whose mdev was freed for good do not
+        count: ``freed``), so a write comes only with a GPU's first and
         last vGPU of a size.
         """
         outside = self.unaccounted(usages)
         types = sorted(self.available)
         predicted = self.model.free_after(self.existing, types) or {}
-        in_use = set()
-        if isinstance(self.model, capacity.Exclusive):
-            in_use = {self.model.sizes.get(t) for t, n in self.existing.items()
-                      if n} | {self.model.sizes.get(t) for t, rc in
-                               self.classes.items() if usages.get(rc, 0)}
+        sizes = getattr(self.model, 'sizes', None)    # equal-size only
+        in_use = set() if sizes is None else {
+            sizes.get(t) for t, n in self.existing.items() if n} | {
+            sizes.get(t) for t, n in self.pending(usages).items()
+            if n > self.freed.get(t, 0)}
         result = {}
         for type_id, rc in self.classes.items():
             cap = self.caps.get(type_id, math.inf)
@@ -175,8 +180,8 @@ class ParentPlan:
                 continue
             shortfall = max(0, predicted.get(type_id, 0) -
                             self.available[type_id])
-            closed = alone == 0 or in_use - {
-                getattr(self.model, 'sizes', {}).get(type_id)}
+            closed = alone == 0 or bool(
+                in_use - {sizes and sizes.get(type_id)})
             reserved = total if closed else min(
                 total, outside[type_id] + shortfall)
             result[rc] = Inventory(total=total, reserved=reserved,
@@ -291,9 +296,9 @@ def grantable(inventories, usages, wanted):
         inv = inventories.get(rc)
         if inv is None:
             return 0
-        capacity_ = int((inv['total'] - inv['reserved']) *
-                        inv.get('allocation_ratio', 1.0))
-        counts.append(max(0, capacity_ - usages.get(rc, 0)) // amount)
+        room = int((inv['total'] - inv['reserved']) *
+                   inv.get('allocation_ratio', 1.0))
+        counts.append(max(0, room - usages.get(rc, 0)) // amount)
     return min(counts)
 
 
@@ -377,7 +382,7 @@ def counters_for(parent, model):
 
 
 def build_tree(host, snapshot, policies, choose_model=None, counters=True,
-               owned=frozenset(), claims_pay=True):
+               owned=frozenset(), claims_pay=True, freed=None):
     """The desired tree: one child per parent reporting at least one type.
 
     choose_model(parent) -> capacity model (default: detect from the
@@ -385,7 +390,8 @@ def build_tree(host, snapshot, policies, choose_model=None, counters=True,
     owned: UUIDs of the mdevs that realize claims (the ledger's); every
     other mdev is capacity consumed by someone else. claims_pay: where
     claims pay their counters, the inventories follow the host, not the
-    claims (ParentPlan.carried).
+    claims (ParentPlan.carried). freed: {device: {type: claims whose mdev
+    was freed for good}}: on an equal-size GPU they keep no size open.
     """
     choose_model = choose_model or (
         lambda parent: capacity.choose_model(parent)[0])
@@ -406,7 +412,8 @@ def build_tree(host, snapshot, policies, choose_model=None, counters=True,
             available={t.id: t.available_instances for t in parent.types},
             caps=caps[parent.name], model=model,
             counters=counters_for(parent, model) if counters else (),
-            grouped=bool(parent.members), claims_pay=claims_pay)
+            grouped=bool(parent.members), claims_pay=claims_pay,
+            freed=dict((freed or {}).get(parent.name, {})))
         children.append(DesiredProvider(
             name=provider_name(host, parent.name), device=parent.name,
             plan=plan,

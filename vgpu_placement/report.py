@@ -18,7 +18,9 @@ from vgpu_placement.conf import base as conf_base
 from vgpu_placement import exceptions
 from vgpu_placement import once
 from vgpu_placement.placement import client as client_mod
+from vgpu_placement.placement import consumers
 from vgpu_placement.placement import sync
+from vgpu_placement import provider_tree
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +40,8 @@ class ReportResult:
 class _Scan:
     """A host read and the tree built from it, kept for reuse."""
     snapshot: object
-    owned: frozenset            # the ledger's mdevs the tree was built with
+    # (the ledger's mdevs, freed claims) the tree was built with
+    owned: tuple
     desired: object
 
 
@@ -101,8 +104,30 @@ class Reporter:
     def policies(self, snapshot):
         return self.builder.policies(snapshot)
 
-    def desired_tree(self, snapshot):
-        return self.builder.desired_tree(snapshot)
+    def desired_tree(self, snapshot, freed=None):
+        """The tree of ``snapshot``; ``freed`` as _freed_claims gives it
+        (read now when None)."""
+        return self.builder.desired_tree(
+            snapshot, self._freed_claims() if freed is None else freed)
+
+    def _freed_claims(self):
+        """{device: {type: n}}: claims of mdevs freed for good that
+        Placement still holds (costs reads only while the ledger has
+        such notes; notes of claims gone are forgotten)."""
+        notes = self.builder.freed_notes()
+        if not notes:
+            return {}
+        children = self.cache.children()
+        held, gone = consumers.freed_claims(
+            self.client, notes, lambda device: children.get(
+                provider_tree.provider_name(self.conf.host, device),
+                (None, None))[0])
+        self.builder.forget_freed(gone)
+        return held
+
+    def _ours(self):
+        """What the ledger says realizes claims, read once a report."""
+        return self.builder.owned_mdevs(), self._freed_claims()
 
     def save_cache(self):
         # Unchanged (the usual periodic report): not written again.
@@ -120,17 +145,18 @@ class Reporter:
             # Not held while the next is read: one host copy less at peak.
             self._last_scan = None
             # The ledger first: a change racing the build is seen later.
-            owned = self.builder.owned_mdevs()
+            owned = self._ours()
             snapshot = self.discover()
-            last = _Scan(snapshot, owned, self.desired_tree(snapshot))
+            last = _Scan(snapshot, owned,
+                         self.desired_tree(snapshot, owned[1]))
             self._last_scan = last
             self.scan_count += 1
             return last.snapshot, last.desired, True
-        owned = self.builder.owned_mdevs()
+        owned = self._ours()
         if owned != last.owned:
             # Ours now, or no longer: the same host seen another way.
             last = _Scan(last.snapshot, owned,
-                         self.desired_tree(last.snapshot))
+                         self.desired_tree(last.snapshot, owned[1]))
             self._last_scan = last
         return last.snapshot, last.desired, False
 

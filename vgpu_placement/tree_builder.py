@@ -51,6 +51,22 @@ class TreeBuilder:
                           '%s; every mdev counts as not ours meanwhile', e)
             return frozenset()
 
+    def freed_notes(self):
+        """The ledger's notes of mdevs freed for good (ledger.Freed);
+        none when it cannot be read (their claims then count as waiting:
+        fewer offers, never too many)."""
+        try:
+            self.owned_mdevs()      # opens the ledger, or says why not
+            return [] if self._ledger is None else self._ledger.freed()
+        except exceptions.HostStateError:
+            return []
+
+    def forget_freed(self, uuids):
+        """Forget notes whose claims Placement no longer holds (the one
+        write a TreeBuilder makes, to the ledger's notes only)."""
+        if uuids and self._ledger is not None:
+            self._ledger.forget_freed(uuids)
+
     def choose_model(self, parent, empty_seen):
         override = self.model_choices.get(
             parent.name, self.model_choices.get('*'))
@@ -67,7 +83,9 @@ class TreeBuilder:
         return type_config.load_policies(self.conf, snapshot,
                                          self.driver.vendor_param_keys)
 
-    def desired_tree(self, snapshot):
+    def desired_tree(self, snapshot, freed=None):
+        """``freed``: {device: {type: claims whose mdev was freed for
+        good}} (placement.consumers.freed_claims)."""
         policies = self.policies(snapshot)
         empty_seen = empty_parents.remember(self.empty_file, snapshot)
         return provider_tree.build_tree(
@@ -75,4 +93,5 @@ class TreeBuilder:
             choose_model=lambda p: self.choose_model(p, empty_seen),
             counters=self.conf.capacity.shared_counters,
             owned=self.owned_mdevs(),
-            claims_pay=self.conf.capacity.claims_pay_counters)
+            claims_pay=self.conf.capacity.claims_pay_counters,
+            freed=freed)

@@ -613,3 +613,59 @@ def test_a_size_clash_moves_the_claim_to_another_gpu_of_the_host(
         h.realize(third)
     assert held(third) == before
     assert not h.ledger.records(third)
+
+
+def test_a_freed_vgpu_keeps_no_size_closed_while_its_claim_stands(
+        sim_conf, placement):
+    """Nova's order: the server's mdev is freed, the host reports, and
+    only then are its allocations deleted. That report already reopens
+    the other sizes of the equal-size GPU; the note is forgotten once
+    Placement drops the claim."""
+    reporter = standalone.reporter_for(sim_conf('nvidia-t4'))
+    desired = reporter.report().desired
+    h = standalone.host_for(reporter)
+    [child] = desired.children
+    view = {}
+
+    def grantable(type_id):
+        view.update(tree_in_placement(placement, h.name)[child.name])
+        return provider_tree.grantable(view['inventories'], view['usages'],
+                                       child.plan.request(type_id))
+    empty = grantable('nvidia-232')
+    consumer = new()
+    claim_here(h, flavor.parse_extra_specs(flavor.extra_specs_for_type(
+        desired, 'nvidia-231')['extra_specs']), consumer)
+    h.realize(consumer)
+    assert grantable('nvidia-232') == 0          # 2Q there: 4Q closed
+    h.free(consumer)
+    reporter.report()
+    # Open again, less the framebuffer the standing claim still holds.
+    assert 0 < grantable('nvidia-232') < empty
+    assert view['usages'][child.plan.classes['nvidia-231']] == 1
+    assert [n.consumer for n in h.ledger.freed()] == [consumer]
+    held = placement.get('/allocations/%s' % consumer)
+    consumers.put(placement, consumer, {}, held['project_id'],
+                  held['user_id'], held['consumer_generation'])
+    assert reporter.report().requests.writes == 0
+    assert h.ledger.freed() == []
+    assert grantable('nvidia-232') == empty
+
+
+def test_reconcile_realizes_only_consumers_said_to_be_here(world):
+    """realize_for (nova-compute: servers on this host or moving here)
+    keeps reconcile from making mdevs for a claim of a build that never
+    reached the host; a consumer whose guest left (the ledger's
+    departed) gets none either, until it holds nothing here."""
+    h = world()
+    lost, left = new(), new()
+    claim_here(h, mtty2(), lost)
+    claim_here(h, mtty2(), left)
+    h.ledger.note_departed(left)
+    summary = h.reconcile(realize_for=lambda consumer: consumer != lost)
+    assert sorted(summary['not_here']) == sorted(
+        mdev_manager.mdev_uuid_for(c, 0) for c in (lost, left))
+    assert host_mdevs(h) == {}
+    h.client.delete('/allocations/%s' % left)
+    summary = h.reconcile()
+    assert summary['realized'] == [mdev_manager.mdev_uuid_for(lost, 0)]
+    assert h.ledger.departed() == []

@@ -23,8 +23,10 @@ import re
 
 import pytest
 
+from vgpu_placement import discovered
 from vgpu_placement import provider_tree
 from vgpu_placement import standalone
+from vgpu_placement import tree_builder
 
 IN_GUEST = os.environ.get('VGPU_KERNEL_TIER') == '1'
 
@@ -142,8 +144,8 @@ def expected_inventories(host, view):
     return out
 
 
-def placement_inventories(placement, host):
-    """{child provider name: {class: inventory}} read straight from
+def placement_providers(placement, host):
+    """{child provider name: {'inventories', 'usages'}} read straight from
     Placement (None if the host has no root provider)."""
     roots = placement.get('/resource_providers?name=%s' % host)[
         'resource_providers']
@@ -155,8 +157,11 @@ def placement_inventories(placement, host):
             'resource_providers']:
         if rp['uuid'] == root:
             continue
-        out[rp['name']] = placement.get('/resource_providers/%s/inventories'
-                                        % rp['uuid'])['inventories']
+        base = '/resource_providers/%s' % rp['uuid']
+        out[rp['name']] = {
+            'inventories': placement.get(base + '/inventories')[
+                'inventories'],
+            'usages': placement.get(base + '/usages')['usages']}
     return out
 
 
@@ -169,30 +174,51 @@ def type_totals(inventories):
 
 
 @pytest.fixture
-def check_inventories(placement, host):
+def check_inventories(placement, host, kconf, driver):
     """check_inventories(view=None, reporter=None): for every parent and
-    type, Placement holds total = existing mdevs + available_instances, on
-    the kernel's numbers. A type with a total of 0 has no inventory or a
-    closed one (reserved == total). Read from Placement with a client of
-    its own, or, given a reporter that just reported, from its cache of
-    what Placement holds (cheaper). Returns {provider: {class: total}} of
-    the types with a total above 0."""
+    type, what Placement offers matches the kernel's numbers. A parent
+    whose claims Placement's accounting carries (claims pay their
+    counters: ParentPlan.carried) offers a flavor of each type (its class
+    and counters) exactly what the kernel's available_instances says, or
+    less by the claims granted and not made yet; any other parent holds
+    total = existing mdevs + available_instances, and a type with a total
+    of 0 has no inventory or a closed one (reserved == total). Read from
+    Placement with a client of its own, or, given a reporter that just
+    reported, from its cache of what Placement holds (cheaper). Returns
+    {provider: {class: existing + available}} of the types with a total
+    above 0."""
+    builder = tree_builder.TreeBuilder(kconf, driver)
+
     def check(view=None, reporter=None):
         view = view or kernel_view()
         expected = expected_inventories(host, view)
         if reporter is None:
-            got = placement_inventories(placement, host)
+            got = placement_providers(placement, host)
         else:
-            got = {name: p['inventories'] for name, p in
-                   reporter.placement_view(refresh=False)}
+            got = dict(reporter.placement_view(refresh=False))
         assert got is not None, 'no provider %s in Placement' % host
         # A retired provider (its device gone, nothing in use) stays,
         # empty, for nova-compute's cache.
-        got = {name: invs for name, invs in got.items()
-               if invs or name in expected}
+        got = {name: p for name, p in got.items()
+               if p['inventories'] or name in expected}
         assert sorted(got) == sorted(expected)
+        children = {c.name: c for c in builder.desired_tree(
+            discovered.group_virtual_functions(driver.discover())).children}
         for name, want in expected.items():
-            have = {rc: inv for rc, inv in got[name].items()
+            invs, usages = got[name]['inventories'], got[name]['usages']
+            child = children.get(name)
+            plan = child and child.plan
+            if plan is not None and plan.carried(usages):
+                waiting = any(plan.pending(usages).values())
+                for type_id in plan.classes:
+                    offered = provider_tree.grantable(
+                        invs, usages, plan.request(type_id))
+                    can = view['available'][child.device][type_id]
+                    assert offered <= can and (waiting or offered == can), (
+                        '%s %s: a flavor gets %d, the kernel can create %d'
+                        % (name, type_id, offered, can))
+                continue
+            have = {rc: inv for rc, inv in invs.items()
                     if rc.startswith('CUSTOM_MDEV_')}
             assert {rc: inv['total'] for rc, inv in have.items()
                     if rc in want} == want, name

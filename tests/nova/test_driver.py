@@ -12,10 +12,15 @@ GPUs: one pool of 4 units per GPU; acme-1 takes 1 unit, acme-2 takes 2
 (the capacity is inferred from the empty GPU: acme-1 shows 4, acme-2
 shows 2), so creating one type shrinks the other.
 """
+import functools
 import os
+from unittest import mock
 
 import fixtures
+from nova import context as nova_context
+from nova import objects
 from nova.scheduler.client import report
+from nova.virt.libvirt import driver as libvirt_driver
 from oslo_utils import uuidutils
 
 from tests.nova import base
@@ -421,6 +426,18 @@ class EqualSizeTest(DriverTestBase):
         self.assertEqual((first, 'nvidia-231'),
                          self.mdevs_of('host1')[theirs])
 
+    def test_other_sizes_open_at_once_when_the_last_vgpu_goes(self):
+        """Nova reports before it deletes a server's allocations, and not
+        again until the next periodic: the report after the last 2Q of
+        each GPU is destroyed must already reopen the other sizes, or a
+        2 x 4Q flavor is NoValidHost on two empty GPUs."""
+        self.start_host('host1', [t4_gpu(GPU1), t4_gpu(GPU2)])
+        small = self.boot('host1', 'nvidia-231', count=2)
+        self.assert_server_vgpus('host1', small, 'nvidia-231', [GPU1, GPU2])
+        self._delete_server(small)
+        large = self.boot('host1', 'nvidia-232', count=2)
+        self.assert_server_vgpus('host1', large, 'nvidia-232', [GPU1, GPU2])
+
     def test_two_sizes_fill_two_empty_gpus(self):
         self.start_host('host1', [t4_gpu(GPU1), t4_gpu(GPU2)])
         # 4 x 4Q fill one GPU, 8 x 2Q the other, in any order of arrival.
@@ -508,6 +525,37 @@ class MoveTest(DriverTestBase):
         server = self.boot('host1', 'acme-2', host='host1')
         server = self.live_migrate(server, 'host1', 'host2')
         self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual({}, self.mdevs_of('host1'))
+        self.assertEqual({}, self.defined_mdevs('host1'))
+        self.assert_server_vgpus('host2', server, 'acme-2', [GPU1])
+
+    def test_restart_between_the_two_halves_of_a_live_migration(self):
+        """nova-compute stops on the source after
+        post_live_migration_at_source, before the cleanup that frees the
+        server's mdev there: its migration still reads as running and
+        holds the source's allocation, which alone would keep the mdev.
+        The next start frees it: the ledger remembers the guest left."""
+        server = self.boot('host1', 'acme-2', host='host1')
+        source = self.rp('host1', GPU1)
+        held = self.server_allocations(server['id'])[source]
+        driver = self.computes['host1'].driver
+        with mock.patch.object(driver, 'cleanup', functools.partial(
+                libvirt_driver.LibvirtDriver.cleanup, driver)):
+            server = self.live_migrate(server, 'host1', 'host2')
+        self.assertEqual(self.expected(server['id']),
+                         list(self.mdevs_of('host1')))
+        [mig] = [m for m in self.api.get_migrations()
+                 if m['instance_uuid'] == server['id']]
+        context = nova_context.get_admin_context()
+        migration = objects.Migration.get_by_id(context, mig['id'])
+        migration.status = 'running'
+        migration.save()
+        self.placement.put('/allocations/%s' % migration.uuid, {
+            'allocations': {source: {'resources': held}},
+            'consumer_generation': None, 'project_id': server['tenant_id'],
+            'user_id': server['user_id'], 'consumer_type': 'MIGRATION'},
+            version='1.38')
+        self.restart_compute('host1')
         self.assertEqual({}, self.mdevs_of('host1'))
         self.assertEqual({}, self.defined_mdevs('host1'))
         self.assert_server_vgpus('host2', server, 'acme-2', [GPU1])

@@ -82,3 +82,19 @@ def test_a_ledger_from_a_newer_release_is_refused_untouched(tmp_path):
     assert conn.execute('SELECT uuid FROM mdevs').fetchall() == [
         (record().uuid,)]
     conn.close()
+
+
+def test_freed_notes_are_kept_until_forgotten(tmp_path):
+    ledger = ledger_mod.Ledger(str(tmp_path / 'ledger.sqlite'))
+    a = ledger_mod.Record('u1', 'c1', 'gpu', 'gpu', 't', ledger_mod.ACTIVE,
+                          'b')
+    b = ledger_mod.Record('u2', 'c2', 'gpu', 'gpu', 't', ledger_mod.ACTIVE,
+                          'b')
+    ledger.note_freed(a)
+    ledger.note_freed(b)
+    assert [n.uuid for n in ledger.freed()] == ['u1', 'u2']
+    ledger.forget_freed(['u1'])
+    assert [(n.consumer, n.device, n.type) for n in ledger.freed()] == [
+        ('c2', 'gpu', 't')]
+    ledger.forget_freed(consumer='c2')
+    assert ledger.freed() == []

@@ -323,3 +323,21 @@ def test_equal_size_gpu_writes_only_at_its_first_and_last_size(tmp_path):
         assert two.inventories(_paid(two, {small: n})) == one
     # With none of it left, every size is open again.
     assert plan.inventories(_paid(plan, {})) == empty
+
+
+def test_claims_whose_mdev_was_freed_keep_no_size_closed(tmp_path):
+    """Nova reports after a server's mdevs are freed and before its
+    allocations go: those claims wait for nothing, so the last vGPU of a
+    size leaving reopens the other sizes in that very report."""
+    import dataclasses
+    plan = _t4_plan(tmp_path)
+    sizes = plan.model.sizes
+    small = min(plan.classes, key=lambda t: sizes[t])
+    large = max(plan.classes, key=lambda t: sizes[t])
+    usages = _paid(plan, {small: 2})
+    closed = plan.inventories(usages)[plan.classes[large]]
+    assert closed.reserved == closed.total
+    one_freed = dataclasses.replace(plan, freed={small: 1})
+    assert one_freed.inventories(usages) == plan.inventories(usages)
+    both_freed = dataclasses.replace(plan, freed={small: 2})
+    assert both_freed.inventories(usages) == plan.inventories({})

@@ -56,6 +56,8 @@ from vgpu_placement.nova import config
 from vgpu_placement.nova import takeover
 from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.placement import client as client_mod
+from vgpu_placement.placement import consumers
+from vgpu_placement import provider_tree as ptree
 from vgpu_placement import traits as traits_mod
 from vgpu_placement import tree_builder
 
@@ -102,8 +104,6 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         super().__init__(virtapi, read_only)
         self._local = threading.local()
         self._vp = None                 # set up by init_host
-        # Instances live-migrated away, freed at their source cleanup.
-        self._migrated_away = set()
         # Whether the resource tracker has asked for the tree yet: a
         # reshape can only be asked for at its first (start-up) call.
         self._reported = False
@@ -171,7 +171,22 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
     def init_host(self, host):
         super().init_host(host)
         self._vp_setup()
+        # Guests that left by live migration before a cleanup that never
+        # came (nova-compute stopped between the two): their migration
+        # may still read as running, which would keep their mdevs here.
+        for consumer in self.vgpu_host.ledger.departed():
+            self._free_departed(consumer)
         self._reconcile()
+
+    def _free_departed(self, consumer):
+        """Free the mdevs of a consumer whose guest left this host. The
+        note stays (MdevManager.reconcile makes none for it) until the
+        consumer holds nothing here or comes back."""
+        try:
+            self.vgpu_host.free(consumer)
+        except exceptions.VgpuPlacementError as e:
+            LOG.error('vgpu-placement: mdevs of %s, which left this host, '
+                      'not freed: %s', consumer, e)
 
     def _reconcile(self):
         tree = self.vgpu_host.tree
@@ -209,7 +224,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             self._reconcile()
         builder = vp.tree.builder
         snapshot = builder.discover()
-        desired = builder.desired_tree(snapshot)
+        desired = builder.desired_tree(
+            snapshot, self._freed_claims(provider_tree, nodename))
         if allocations is None:
             vp.tree.refresh()
         cached = vp.tree.cache.children()
@@ -241,6 +257,25 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         tree_mod.put_tree(provider_tree, nodename, desired, usages_of)
         if allocations is None:
             self._adopt(snapshot=snapshot)
+
+    def _freed_claims(self, provider_tree, nodename):
+        """{device: {type: n}}: claims Placement still holds whose mdev
+        was freed for good (this report runs before Nova deletes a
+        server's allocations): on an equal-size GPU they keep no size
+        open. Reads only while the ledger has such notes."""
+        vp = self.vgpu_host
+        notes = vp.tree.builder.freed_notes()
+        if not notes:
+            return {}
+
+        def provider_of(device):
+            name = ptree.provider_name(nodename, device)
+            return provider_tree.data(name).uuid if provider_tree.exists(
+                name) else None
+        held, gone = consumers.freed_claims(
+            vp.client, notes, provider_of, self._migrations_in_progress())
+        vp.tree.builder.forget_freed(gone)
+        return held
 
     def _reshape(self, allocations, taken, snapshot):
         """Stock Nova's vGPU allocations on ``taken`` ({rp uuid:
@@ -447,17 +482,18 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         super().post_live_migration_at_source(context, instance,
                                               network_info)
         # Freed by the cleanup() that follows on the source, once the
-        # domain is gone (a guest still holding an mdev makes it busy).
-        self._migrated_away.add(instance.uuid)
+        # domain is gone (a guest still holding an mdev makes it busy);
+        # in the ledger, so that a restart before that cleanup frees them
+        # at start (init_host).
+        self.vgpu_host.ledger.note_departed(instance.uuid)
 
     def cleanup(self, context, instance, network_info, *args, **kwargs):
         try:
             return super().cleanup(context, instance, network_info, *args,
                                    **kwargs)
         finally:
-            if instance.uuid in self._migrated_away:
-                self._migrated_away.discard(instance.uuid)
-                self._free(instance)
+            if instance.uuid in self.vgpu_host.ledger.departed():
+                self._free_departed(instance.uuid)
 
     def rollback_live_migration_at_destination(self, context, instance,
                                                *args, **kwargs):

@@ -135,6 +135,37 @@ def move(client, consumer, source, taken, target, given, rounds=5):
         'gave up moving %s after %d conflicts' % (consumer, rounds))
 
 
+def freed_claims(client, notes, provider_of, stand_ins=None):
+    """Which freed mdevs' claims still stand: ({device: {type: n}}, [UUIDs
+    of notes whose claim is gone]).
+
+    ``notes``: ledger.Freed; ``provider_of(device)``: its provider's uuid
+    (None: not in the tree); ``stand_ins``: {holder: consumer}, consumers
+    holding allocations for another (a migration for its instance). A
+    note counts while its consumer, or one holding for it, holds anything
+    on the provider of its device: that claim waits for no mdev.
+    """
+    holders = {}
+    for holder, consumer in (stand_ins or {}).items():
+        holders.setdefault(consumer, []).append(holder)
+    held, gone = {}, []
+    providers_of = {}
+    for consumer in sorted({n.consumer for n in notes}):
+        providers_of[consumer] = set()
+        for holder in [consumer] + sorted(holders.get(consumer, [])):
+            providers_of[consumer].update(
+                rp for rp, a in allocations(client, holder)[
+                    'allocations'].items() if any(a.values()))
+    for note in notes:
+        rp = provider_of(note.device)
+        if rp is None or rp not in providers_of[note.consumer]:
+            gone.append(note.uuid)
+            continue
+        by_type = held.setdefault(note.device, {})
+        by_type[note.type] = by_type.get(note.type, 0) + 1
+    return held, gone
+
+
 def release(client, consumer, is_ours, rounds=5):
     """Drop the consumer's allocations on the providers ``is_ours(uuid)``
     accepts; what it holds elsewhere (VCPU, MEMORY_MB on Nova's compute
