@@ -101,15 +101,37 @@ def on_providers(client, providers):
     return found
 
 
+def _rewrite(client, consumer, change, rounds, doing):
+    """Replace the consumer's allocations with ``change(current)`` ({rp:
+    {class: n}} both; None: nothing to do), guarded by its generation
+    and retried on a race; its project, user and consumer type stay.
+    True when written, False when there was nothing to do; any other
+    conflict is raised."""
+    for _round in range(rounds):
+        held = allocations(client, consumer)
+        after = change(held['allocations'])
+        if after is None:
+            return False
+        try:
+            put(client, consumer, after, held['project_id'],
+                held['user_id'], held['consumer_generation'],
+                held.get('consumer_type'))
+            return True
+        except exceptions.PlacementConflict as e:
+            if not is_generation_race(e):
+                raise
+    raise exceptions.VgpuPlacementError(
+        'gave up %s %s after %d conflicts' % (doing, consumer, rounds))
+
+
 def move(client, consumer, source, taken, target, given, rounds=5):
     """Move part of the consumer's allocations: ``taken`` ({class: n})
     off provider ``source``, ``given`` onto ``target``; every other
     allocation it holds stays as it is. Guarded by the consumer
     generation, retried on a race. False when Placement refuses it for
     want of room on ``target`` (nothing changed)."""
-    for _round in range(rounds):
-        held = allocations(client, consumer)
-        after = {rp: dict(a) for rp, a in held['allocations'].items()}
+    def moved(current):
+        after = {rp: dict(a) for rp, a in current.items()}
         left = after.get(source, {})
         for rc, n in taken.items():
             if left.get(rc, 0) < n:
@@ -123,16 +145,11 @@ def move(client, consumer, source, taken, target, given, rounds=5):
         into = after.setdefault(target, {})
         for rc, n in given.items():
             into[rc] = into.get(rc, 0) + n
-        try:
-            put(client, consumer, after, held['project_id'],
-                held['user_id'], held['consumer_generation'],
-                held.get('consumer_type'))
-            return True
-        except exceptions.PlacementConflict as e:
-            if not is_generation_race(e):
-                return False
-    raise exceptions.VgpuPlacementError(
-        'gave up moving %s after %d conflicts' % (consumer, rounds))
+        return after
+    try:
+        return _rewrite(client, consumer, moved, rounds, 'moving')
+    except exceptions.PlacementConflict:
+        return False
 
 
 def freed_claims(client, notes, provider_of, stand_ins=None):
@@ -172,19 +189,7 @@ def release(client, consumer, is_ours, rounds=5):
     node) stays, with its project, user and consumer type. Guarded by the
     consumer generation, retried on a race. True when something was
     dropped."""
-    for _round in range(rounds):
-        held = allocations(client, consumer)
-        kept = {rp: a for rp, a in held['allocations'].items()
-                if not is_ours(rp)}
-        if len(kept) == len(held['allocations']):
-            return False
-        try:
-            put(client, consumer, kept, held['project_id'],
-                held['user_id'], held['consumer_generation'],
-                held.get('consumer_type'))
-            return True
-        except exceptions.PlacementConflict as e:
-            if not is_generation_race(e):
-                raise
-    raise exceptions.VgpuPlacementError(
-        'gave up releasing %s after %d conflicts' % (consumer, rounds))
+    def kept(current):
+        after = {rp: a for rp, a in current.items() if not is_ours(rp)}
+        return None if len(after) == len(current) else after
+    return _rewrite(client, consumer, kept, rounds, 'releasing')
