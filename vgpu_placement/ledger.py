@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import os
 import sqlite3
+import stat
 import time
 
 from vgpu_placement import exceptions
@@ -115,9 +116,14 @@ class Ledger:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, mode=0o700, exist_ok=True)
         try:
-            empty = os.stat(path).st_size == 0
+            found = os.stat(path)
         except FileNotFoundError:
-            empty = True
+            found = None
+        if found is not None and not stat.S_ISREG(found.st_mode):
+            raise exceptions.HostStateError(
+                'the ownership ledger %s is not a file; move it aside '
+                '(or restore the ledger there)' % path)
+        empty = found is None or found.st_size == 0
         if empty and os.path.exists(_marker(path)) and not accept_loss:
             raise LedgerLost(
                 'the ownership ledger %s is missing or empty, but this '
@@ -143,6 +149,10 @@ class Ledger:
 
     def _migrate(self, conn):
         version = conn.execute('PRAGMA user_version').fetchone()[0]
+        if version < 0:
+            raise exceptions.HostStateError(
+                'the ownership ledger %s has schema version %d, which no '
+                'release writes' % (self.path, version))
         if version > SCHEMA_VERSION:
             raise LedgerTooNew(
                 'the ownership ledger %s has schema version %d, newer than '

@@ -317,3 +317,47 @@ def test_demo_refuses_an_unknown_profile_and_keeps_the_state_dir(tmp_path):
                                 "'nvidia-l41s' is not a shipped profile")
     assert 'nvidia-l40s-vfio-mixed' in line
     assert (state / 'keep').read_text() == 'mine'
+
+
+@pytest.mark.parametrize('ledger', ['directory', 'negative-version'])
+def test_reports_go_on_whatever_the_ledger_holds(sysfs_host, tmp_path,
+                                                 ledger):
+    """A ledger no release wrote (a directory in its place, a schema
+    version below 0): reports go on, saying so; what needs the ledger
+    stops with one line naming it."""
+    import sqlite3
+    state = tmp_path / 'state'
+    state.mkdir(exist_ok=True)
+    path = state / 'ledger.sqlite'
+    if ledger == 'directory':
+        path.mkdir()
+    else:
+        conn = sqlite3.connect(str(path))
+        conn.execute('PRAGMA user_version = -1')
+        conn.commit()
+        conn.close()
+    proc = run(['report'], sysfs_host, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert 'the ownership ledger %s' % path in proc.stderr
+    one_line_error(run(['reconcile'], sysfs_host, check=False),
+                   'vgpu-placement: error: the ownership ledger %s' % path)
+
+
+@pytest.mark.parametrize('content', [b'not a database' * 100,
+                                     b'SQLite format 3\x00' + b'\xff' * 5000])
+def test_an_embedded_database_holding_garbage_is_one_line(tmp_path,
+                                                          content):
+    """The demo's embedded Placement on a file that is not a database, or
+    a damaged one: one line naming the file, no traceback."""
+    database = tmp_path / 'placement.sqlite'
+    database.write_bytes(content)
+    conf = tmp_path / 'vgpu-placement.conf'
+    conf.write_text('[DEFAULT]\nhost = garbage-db\ndriver = simulated\n'
+                    'state_path = %s\n[simulated]\nprofile = kernel-samples\n'
+                    '[embedded_placement]\nenabled = true\ndatabase = %s\n'
+                    % (tmp_path / 'state', database))
+    one_line_error(run(['report'], conf, check=False),
+                   'vgpu-placement: error: the embedded Placement database '
+                   '%s' % database)
+    assert database.read_bytes() == content         # left as it was

@@ -98,3 +98,22 @@ def test_freed_notes_are_kept_until_forgotten(tmp_path):
         ('c2', 'gpu', 't')]
     ledger.forget_freed(consumer='c2')
     assert ledger.freed() == []
+
+
+@pytest.mark.parametrize('make', ['directory', 'negative-version'])
+def test_a_ledger_no_release_wrote_is_one_clear_error(tmp_path, make):
+    """Neither a directory where the ledger goes nor a schema version no
+    release writes is a crash: one HostStateError naming the file (the
+    agent then reports on, as for any unusable ledger)."""
+    import sqlite3
+    path = str(tmp_path / 'ledger.sqlite')
+    if make == 'directory':
+        os.mkdir(path)
+    else:
+        conn = sqlite3.connect(path)
+        conn.execute('PRAGMA user_version = -1')
+        conn.commit()
+        conn.close()
+    with pytest.raises(exceptions.HostStateError) as err:
+        ledger_mod.Ledger(path)
+    assert path in str(err.value)

@@ -63,6 +63,10 @@ class _SerializedApp:
             return list(self.app(environ, start_response))
 
 
+# What every SQLite 3 database file starts with.
+SQLITE_HEADER = b'SQLite format 3\x00'
+
+
 def _build_app(db_url, tuned=True):
     from oslo_config import cfg
     from placement import conf as placement_conf
@@ -109,10 +113,35 @@ def start(database, tuned=True):
                 'one database per process' % next(iter(_started)))
         os.makedirs(os.path.dirname(database), mode=0o700, exist_ok=True)
         # SQLite would create the file with the umask's mode: make it 0600.
-        os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+        try:
+            os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+            with open(database, 'rb') as f:
+                head = f.read(len(SQLITE_HEADER))
+        except OSError as e:
+            raise exceptions.HostStateError(
+                'the embedded Placement database %s cannot be opened: %s'
+                % (database, e.strerror))
+        if head and head != SQLITE_HEADER:
+            raise exceptions.HostStateError(
+                'the embedded Placement database %s is not an SQLite '
+                'database; move it aside (a new one is made)' % database)
         for noisy in ('placement', 'alembic'):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        app = _SerializedApp(_build_app('sqlite:///' + database, tuned))
+        from oslo_db import exception as db_exc
+        # oslo.db logs a traceback of its own for a bad file: the one
+        # line below says it.
+        filters = logging.getLogger('oslo_db.sqlalchemy.exc_filters')
+        level = filters.level
+        filters.setLevel(logging.CRITICAL)
+        try:
+            app = _SerializedApp(_build_app('sqlite:///' + database, tuned))
+        except db_exc.DBError as e:
+            raise exceptions.HostStateError(
+                'the embedded Placement database %s cannot be used (%s); '
+                'move it aside (a new one is made)'
+                % (database, str(e).splitlines()[0][:200]))
+        finally:
+            filters.setLevel(level)
         url = 'http://embedded-placement:80/placement'
         interceptor.RequestsInterceptor(lambda: app, url=url) \
             .install_intercept()
