@@ -4,6 +4,7 @@ Every error carries a one-line message that says what is wrong and where,
 so that a command can print it as is and exit non-zero.
 """
 import errno
+import re
 
 
 class VgpuPlacementError(Exception):
@@ -16,6 +17,16 @@ class ConfigError(VgpuPlacementError):
     def __init__(self, option, problem, fix):
         self.option = option
         super().__init__('%s: %s; %s' % (option, problem, fix))
+
+
+_LOCATION_RE = re.compile(r" from LocationInfo\(location=<[^>]*>, "
+                          r"detail='([^']*)'\)")
+
+
+def config_text(error):
+    """oslo.config's error on one line, with the file it came from said
+    plainly ("in /etc/x.conf", not its LocationInfo(...) repr)."""
+    return _LOCATION_RE.sub(r" (in \1)", ' '.join(str(error).split()))
 
 
 class DriverNotFound(VgpuPlacementError):

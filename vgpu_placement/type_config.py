@@ -8,6 +8,7 @@ import logging
 import re
 
 import os_resource_classes as orc
+from oslo_config import cfg
 
 from vgpu_placement.conf import devices as devices_conf
 from vgpu_placement import discovered
@@ -141,6 +142,9 @@ def load_policies(conf, snapshot, param_keys=None):
     devices_conf.register_dynamic_opts(conf, enabled or offered)
     groups = {t: conf[devices_conf.mdev_group_name(t)]
               for t in enabled or offered}
+    for type_id, group in groups.items():
+        _check_values(devices_conf.mdev_group_name(type_id), group,
+                      devices_conf.mdev_type_opts(type_id))
     address_owner = _address_owners(groups, snapshot)
     if explicit:
         type_ids = [t for t in _nova_types(enabled, groups)
@@ -204,6 +208,18 @@ def _address_owners(groups, snapshot):
                             'this host', _group_option(
                                 type_id, 'device_addresses'), address)
     return address_owner
+
+
+def _check_values(name, group, opts):
+    """Read each option of a type's group once: a bad value is one line
+    naming [mdev_<type>] and the option."""
+    for opt in opts:
+        try:
+            getattr(group, opt.dest)
+        except (cfg.ConfigFileValueError, ValueError) as e:
+            raise exceptions.ConfigError(
+                '[%s] %s' % (name, opt.dest), exceptions.config_text(e),
+                'fix the value in the configuration file')
 
 
 def _nova_types(enabled, groups):

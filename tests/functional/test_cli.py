@@ -4,6 +4,7 @@ import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -361,3 +362,33 @@ def test_an_embedded_database_holding_garbage_is_one_line(tmp_path,
                    'vgpu-placement: error: the embedded Placement database '
                    '%s' % database)
     assert database.read_bytes() == content         # left as it was
+
+
+@pytest.mark.parametrize('text,option', [
+    ('[mdev_mtty-1]\nmax_instances = 0\n', '[mdev_mtty-1] max_instances'),
+    ('[mdev_mtty-1]\nmax_instances = %d\n' % 10 ** 30,
+     '[mdev_mtty-1] max_instances'),
+    ('[placement]\nconnect_retries = -1\n', '[placement] connect_retries'),
+    ('[DEFAULT]\nhost = a/b?x=1\n', '[DEFAULT] host'),
+    ('[DEFAULT]\nstate_path = {afile}/state\n', '[DEFAULT] state_path'),
+    ('[DEFAULT]\nstate_path = {loop}/state\n', '[DEFAULT] state_path'),
+], ids=['max-instances-0', 'max-instances-huge', 'connect-retries',
+        'host', 'state-under-a-file', 'state-in-a-link-loop'])
+def test_bad_values_are_one_line_naming_the_option(sysfs_host, tmp_path,
+                                                   text, option):
+    afile, loop = tmp_path / 'afile', tmp_path / 'loop'
+    afile.write_text('')
+    loop.symlink_to(loop)
+    with open(sysfs_host, 'a') as f:
+        f.write(text.format(afile=afile, loop=loop))
+    line = one_line_error(run(['report'], sysfs_host, check=False),
+                          'vgpu-placement: error: %s:' % option)
+    assert 'LocationInfo' not in line
+
+
+def test_the_log_file_is_made_private(sysfs_host, tmp_path):
+    log = tmp_path / 'vgpu-placement.log'
+    with open(sysfs_host, 'a') as f:
+        f.write('[DEFAULT]\nlog_file = %s\n' % log)
+    run(['report'], sysfs_host)
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600

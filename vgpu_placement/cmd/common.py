@@ -2,6 +2,8 @@
 import json
 import logging
 import os
+import re
+import stat
 import sys
 
 from oslo_config import cfg
@@ -58,6 +60,11 @@ def load_conf(args, prog=PROG, quiet=True):
     if args.debug:
         conf.set_override('debug', True)
     check_values(conf)
+    if conf.log_file:
+        # oslo.log would make it with the umask's mode (0644): logs name
+        # instances and hosts, so the file is made 0600 first.
+        os.close(os.open(os.path.join(conf.log_dir or '', conf.log_file),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     oslo_logging.setup(conf, 'vgpu-placement')
     redact.redact_handlers()
     state_file.tighten_dir(conf.state_path)
@@ -106,6 +113,13 @@ def _check_host(host):
         raise exceptions.ConfigError(
             option, '%r holds whitespace or a control character' % host,
             'give the name as Nova knows the host')
+    odd = sorted(set(re.sub(r'[A-Za-z0-9._:-]', '', host)))
+    if odd:
+        # Provider names go into Placement queries (?name=...).
+        raise exceptions.ConfigError(
+            option, '%r holds %s' % (host, ' '.join(odd)),
+            'give the host name as Nova knows it (letters, digits, '
+            '".", "-", "_", ":")')
 
 
 def _check_state_path(path):
@@ -121,9 +135,22 @@ def _check_state_path(path):
         raise exceptions.ConfigError(
             option, '%s is in a kernel file system' % path,
             'give a directory on disk such as /var/lib/vgpu-placement')
-    if os.path.exists(path) and not os.path.isdir(path):
+    # The directory, or the nearest of its parents that exists, must be a
+    # directory reached without a loop (it is created if missing).
+    probe = path
+    while True:
+        try:
+            found = os.stat(probe)
+            break
+        except FileNotFoundError:
+            probe = os.path.dirname(probe)
+        except OSError as e:
+            raise exceptions.ConfigError(
+                option, '%s: %s' % (path, e.strerror),
+                'give a directory (it is created if missing)')
+    if not stat.S_ISDIR(found.st_mode):
         raise exceptions.ConfigError(
-            option, '%s is not a directory' % path,
+            option, '%s is not a directory' % probe,
             'give a directory (it is created if missing)')
 
 
@@ -159,7 +186,7 @@ def _check_log_files(conf):
 
 
 def _one_line(error):
-    return ' '.join(str(error).split())
+    return exceptions.config_text(error)
 
 
 def print_json(data):
@@ -194,7 +221,8 @@ def run(func, args, prog=PROG):
     except exceptions.VgpuPlacementError as e:
         _print_error('%s: error: %s' % (prog, e))
     except cfg.Error as e:
-        _print_error('%s: configuration error: %s' % (prog, e))
+        _print_error('%s: configuration error: %s' % (
+            prog, exceptions.config_text(e)))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

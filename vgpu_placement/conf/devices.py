@@ -3,6 +3,10 @@ from oslo_config import cfg
 
 from vgpu_placement.conf import groups
 
+# Placement's integers are signed 32-bit (capacity.PLACEMENT_INT_MAX; conf
+# imports nothing of the model).
+PLACEMENT_INT_MAX = 2 ** 31 - 1
+
 devices_group = cfg.OptGroup(
     'devices', title='Mediated device types to report')
 
@@ -49,7 +53,8 @@ def mdev_type_opts(type_id):
                         'CUSTOM_MDEV_<TYPE> when it is empty. Also obeyed '
                         'for a type without device_addresses (Nova reports '
                         'that one as VGPU whatever this says).'),
-        cfg.IntOpt('max_instances', min=1, default=None,
+        cfg.IntOpt('max_instances', min=1, max=PLACEMENT_INT_MAX,
+                   default=None,
                    help='Host-wide cap on the instances of this type '
                         'reported to Placement (summed over parents, as '
                         'Nova uses it for SR-IOV virtual functions). '

@@ -31,6 +31,9 @@ embedded_opts = [
 # accepts connections and never answers (stopped, or behind a stuck proxy)
 # would hang every command and the agent for good.
 DEFAULT_TIMEOUT = 30
+# keystoneauth's retry counts, bounded: each retry is another wait.
+RETRY_OPTS = ('connect_retries', 'status_code_retries')
+RETRIES_MAX = 20
 
 
 def _session_opts():
@@ -59,6 +62,9 @@ def _adapter_opts(include_versions=False):
             # one we handle: a 409 re-read (generations), a provider found
             # by the next report, a release that finds nothing to drop.
             opt.default = 3
+        if opt.dest in RETRY_OPTS:
+            # keystoneauth takes any integer; below 0 means nothing sane.
+            opt.type = cfg.types.Integer(min=0, max=RETRIES_MAX)
     return opts
 
 
