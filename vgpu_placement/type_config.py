@@ -13,9 +13,12 @@ from oslo_config import cfg
 from vgpu_placement.conf import devices as devices_conf
 from vgpu_placement import discovered
 from vgpu_placement import exceptions
+from vgpu_placement import once
 from vgpu_placement import parse
 
 LOG = logging.getLogger(__name__)
+# For what a process would otherwise log at every report.
+_say_once = once.SayOnce(LOG)
 
 # provider_tree.counter_class names the shared counters of a parent so:
 # a type reported as one would have its inventory replaced by the counter.
@@ -164,8 +167,7 @@ def load_policies(conf, snapshot, param_keys=None):
             parse_vendor_params(type_id, group.vendor_params,
                                 param_keys(type_id)),
             frozenset(address_owner) if default_type else frozenset())
-    check_collisions(policies, snapshot)
-    return policies
+    return check_collisions(policies, snapshot)
 
 
 def parent_named(address, snapshot):
@@ -249,18 +251,37 @@ def types_on_parent(policies, parent):
 
 
 def check_collisions(policies, snapshot):
-    """Two types reported on one parent must not share a resource class."""
+    """``policies`` less the types that cannot be reported: two types on
+    one parent must not share a resource class. When the operator gave
+    one of them that class (mdev_class), it is a configuration error;
+    when both got it by default (type ids differing only in case or
+    punctuation, as a driver may name them), neither is reported, said
+    once, and the rest of the host is."""
+    clashing = {}                       # class -> type ids
     for parent in snapshot.parents:
         seen = {}
         for policy in types_on_parent(policies, parent):
             other = seen.setdefault(policy.resource_class, policy.type_id)
-            if other != policy.type_id:
-                raise exceptions.ConfigError(
-                    _group_option(policy.type_id, 'mdev_class'),
-                    '%s is also the class of type %s on parent %s'
-                    % (policy.resource_class, other, parent.name),
-                    'give each type its own mdev_class, or split the '
-                    'parents between them with device_addresses')
+            if other == policy.type_id:
+                continue
+            if policy.resource_class == default_class(policy.type_id) == \
+                    default_class(other):
+                clashing.setdefault(policy.resource_class, set()).update(
+                    (policy.type_id, other))
+                continue
+            raise exceptions.ConfigError(
+                _group_option(policy.type_id, 'mdev_class'),
+                '%s is also the class of type %s on parent %s'
+                % (policy.resource_class, other, parent.name),
+                'give each type its own mdev_class, or split the parents '
+                'between them with device_addresses')
+    for rc, type_ids in sorted(clashing.items()):
+        _say_once(logging.WARNING, ('clash', rc, tuple(sorted(type_ids))),
+                  'types %s are all reported as %s by default: none of '
+                  'them is reported; give each its own [mdev_<type>] '
+                  'mdev_class', ', '.join(sorted(type_ids)), rc)
+    dropped = set().union(*clashing.values())
+    return {t: p for t, p in policies.items() if t not in dropped}
 
 
 def load_model_choices(conf):

@@ -235,3 +235,23 @@ def test_unknown_type_keeps_its_place_as_the_default_type(snapshot):
     got = policies(partial, '[devices]\nenabled_mdev_types = nvidia-99, '
                    'mtty-1\n')
     assert got == {}
+
+
+def test_types_whose_default_classes_clash_are_left_out_not_the_host(
+        caplog):
+    """A driver naming two types alike (MTTY-1 and mtty-1, both
+    CUSTOM_MDEV_MTTY_1 by default): neither is reported, said once; the
+    other types of the host are."""
+    from vgpu_placement import discovered
+    types = tuple(discovered.MdevType(t, t, '', 'vfio-pci', 2)
+                  for t in ('MTTY-1', 'mtty-1', 'mtty-2'))
+    snapshot = discovered.HostSnapshot((
+        discovered.ParentDevice('mtty', types, ()),))
+    for _ in range(2):
+        policies = type_config.load_policies(make_conf(), snapshot)
+        assert sorted(policies) == ['mtty-2']
+    warned = [r.getMessage() for r in caplog.records
+              if 'by default' in r.getMessage()]
+    assert warned == ['types MTTY-1, mtty-1 are all reported as '
+                      'CUSTOM_MDEV_MTTY_1 by default: none of them is '
+                      'reported; give each its own [mdev_<type>] mdev_class']

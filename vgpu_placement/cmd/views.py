@@ -69,9 +69,11 @@ def provider_table(data):
         first = [rp['name']] + ([len(rp['mdevs'])] if with_mdevs else [])
         blank = [''] * len(first)
         for rc, inv in rp['inventories'].items() or [('-', None)]:
+            # A retired or shrunk class may hold more than it now offers
+            # (Placement allows usage above capacity): nothing is free.
             numbers = [''] * 4 if inv is None else [
                 inv['total'], inv['reserved'], inv['used'],
-                inv['total'] - inv['reserved'] - inv['used']]
+                max(0, inv['total'] - inv['reserved'] - inv['used'])]
             rows.append(first + [rc] + numbers)
             first = blank
     headers = ['PROVIDER'] + (['MDEVS'] if with_mdevs else []) + [

@@ -1,0 +1,13 @@
+from vgpu_placement.cmd import views
+
+
+def test_a_retired_class_in_use_shows_nothing_free():
+    """Closed (reserved == total) while two are still used: FREE is 0,
+    not -2."""
+    data = views.provider_data([('h_pci_0000_84_00_0', {
+        'uuid': 'u', 'generation': 3, 'traits': [],
+        'inventories': {'CUSTOM_MDEV_A': {'total': 2, 'reserved': 2}},
+        'usages': {'CUSTOM_MDEV_A': 2}})])
+    [header, _rule, row] = views.provider_table(data).splitlines()
+    assert header.split()[-1] == 'FREE'
+    assert row.split()[-4:] == ['2', '2', '2', '0']
