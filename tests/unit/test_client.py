@@ -69,6 +69,17 @@ def test_a_proxy_answering_html_with_200():
                              'that is not JSON (a proxy?)')
 
 
+@pytest.mark.parametrize('body', [b'[]', b'"ok"', b'42', b'null'])
+def test_json_that_is_not_an_object_is_one_line(body):
+    with http_server(200, body, 'application/json') as port:
+        client = new_client('http://127.0.0.1:%d' % port)
+        with pytest.raises(exceptions.PlacementUnavailable) as err:
+            client.get('/resource_providers')
+    assert one_line(err).startswith(
+        'Placement GET /resource_providers answered 200 with JSON that is '
+        'not an object')
+
+
 _TLS_PROBE = """
 import sys
 from tests.unit.test_client import new_client

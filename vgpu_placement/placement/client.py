@@ -66,11 +66,18 @@ class PlacementClient:
             if not resp.content:
                 return None
             try:
-                return resp.json()
+                body = resp.json()
             except ValueError:
                 raise exceptions.PlacementUnavailable(
                     'Placement %s %s answered %s with a body that is not '
                     'JSON (a proxy?)' % (method, path, resp.status_code))
+            if not isinstance(body, dict):
+                # Every Placement answer is a JSON object.
+                raise exceptions.PlacementUnavailable(
+                    'Placement %s %s answered %s with JSON that is not an '
+                    'object (%s)' % (method, path, resp.status_code,
+                                     type(body).__name__))
+            return body
         code = detail = None
         try:
             error = resp.json()['errors'][0]
