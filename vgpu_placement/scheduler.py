@@ -210,6 +210,30 @@ class Scheduler:
         allocations a claim would try, in that order."""
         return self._choices(request, in_tree, fresh=True)[1]
 
+    def _put_checked(self, consumer, allocations, project_id, user_id):
+        """PUT a new consumer's allocations. When no answer says how it
+        went (a 5xx, a connection lost after the request was sent), the
+        consumer is read back: holding exactly these allocations, the
+        claim was applied and that is the answer; holding none, the
+        failure stands; if even that read fails, the error says the
+        claim may have been applied."""
+        try:
+            consumers.put(self.client, consumer, allocations, project_id,
+                          user_id, generation=None)
+        except exceptions.PlacementUnavailable as e:
+            try:
+                held = consumers.allocations(self.client, consumer)[
+                    'allocations']
+            except exceptions.PlacementUnavailable:
+                raise exceptions.PlacementUnavailable(
+                    '%s; the claim for %s may have been applied: check '
+                    'GET /allocations/%s before claiming again'
+                    % (e, consumer, consumer))
+            if held != allocations:
+                raise
+            LOG.info('claim for %s: %s, yet Placement holds it', consumer,
+                     e)
+
     def claim(self, request, consumer, project_id, user_id, in_tree=None,
               rounds=3):
         """Claim the best candidate for ``request`` for ``consumer``.
@@ -229,8 +253,8 @@ class Scheduler:
             for allocations in choices:
                 attempts += 1
                 try:
-                    consumers.put(self.client, consumer, allocations,
-                                  project_id, user_id, generation=None)
+                    self._put_checked(consumer, allocations, project_id,
+                                      user_id)
                 except exceptions.PlacementConflict as e:
                     if not consumers.is_generation_race(e):
                         got.refused(allocations, e)

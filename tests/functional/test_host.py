@@ -669,3 +669,27 @@ def test_reconcile_realizes_only_consumers_said_to_be_here(world):
     summary = h.reconcile()
     assert summary['realized'] == [mdev_manager.mdev_uuid_for(lost, 0)]
     assert h.ledger.departed() == []
+
+
+class AnswerLostClient(client_mod.PlacementClient):
+    """Placement applies the allocation PUT, then the answer is a 500
+    (or the connection drops): no answer says it went through."""
+
+    def put(self, path, body, **kw):
+        got = super().put(path, body, **kw)
+        if path.startswith('/allocations/'):
+            raise exceptions.PlacementUnavailable(
+                'Placement PUT %s answered 500: lost' % path)
+        return got
+
+
+def test_a_claim_whose_answer_was_lost_is_checked_before_it_fails(
+        world, new_adapter, placement):
+    h = world()
+    consumer = new()
+    got = claim_here(h, mtty2(), consumer,
+                     client=AnswerLostClient(new_adapter()))
+    held = placement.get('/allocations/%s' % consumer)['allocations']
+    assert {rp: a['resources'] for rp, a in held.items()} == \
+        got.allocations
+    assert got.attempts == 1
