@@ -183,7 +183,11 @@ class Reporter:
         """One sync. delete_retired: delete every retired provider that
         holds no allocation now, whatever its age (an operator's
         request). rescan=False: reuse the last scan if it can stand (only
-        the agent's loop, which knows no host change came since)."""
+        the agent's loop, which knows no host change came since), unless
+        Placement shows inventories someone else wrote since our last
+        report (an operator's report, another agent: they may have seen
+        the host change): then the host is read again rather than the
+        reused scan written back over theirs."""
         snapshot, desired, scanned = self._host(rescan)
         before = dataclasses.replace(self.client.count)
         tree_sync = sync.TreeSync(
@@ -191,6 +195,9 @@ class Reporter:
             create_root=conf_base.create_root_provider(self.conf),
             delete_retired_after=0 if delete_retired else
             self.conf.delete_retired_providers_after)
+        if not scanned and not dry_run and self._written_by_others(
+                tree_sync, desired):
+            snapshot, desired, scanned = self._host(True)
         try:
             changes = tree_sync.run(desired, dry_run=dry_run)
         finally:
@@ -202,6 +209,18 @@ class Reporter:
         return ReportResult(snapshot, desired, changes, used,
                             [] if dry_run else self._check_kernel(desired),
                             scanned)
+
+    def _written_by_others(self, tree_sync, desired):
+        """True when a refresh finds a provider's inventories other than
+        the cache had them (ours as last written or read): claims change
+        usages and generations, never inventories."""
+        def inventories():
+            return {u: p.inventories
+                    for u, p in self.cache.children().values()}
+        before = inventories()
+        tree_sync.run(desired, dry_run=True)        # refreshes the cache
+        after = inventories()
+        return any(after.get(u) != inv for u, inv in before.items())
 
     def read_tree(self, refresh=True):
         """Make sure the cache holds this host's tree: read from Placement

@@ -252,3 +252,35 @@ def test_a_reused_scan_follows_the_ledger_without_reading_the_host(
     assert inv['CUSTOM_MDEV_MTTY_1']['reserved'] == 0
     fresh = standalone.reporter_for(conf).report(dry_run=True)
     assert fresh.changes == []
+
+
+def test_a_reused_scan_never_writes_back_over_a_fresher_report(
+        tmp_path, host, placement, placement_db):
+    """The host changes without a uevent the agent saw (another owner's
+    mdpy mdevs); an operator's report writes the truth; the agent's next
+    cycle, reusing its scan, reads the host again instead of writing its
+    stale offer back."""
+    from tests.functional.conftest import placement_ini
+    from tests.functional.conftest import tree_in_placement
+    from tests import sysfs_tree
+    from vgpu_placement.fixtures import make_conf
+    from vgpu_placement import standalone
+
+    tree = sysfs_tree.kernel_samples(str(tmp_path / 'sys'))
+    conf = make_conf(placement_ini(placement_db), host=host, driver='sysfs',
+                     state_path=str(tmp_path / 'state'),
+                     sysfs__root=str(tmp_path / 'sys'))
+    agent = standalone.reporter_for(conf)
+    agent.report()
+    name = '%s_mdpy_mdpy' % host
+    offered = tree_in_placement(placement, host)[name]['inventories']
+    for _ in range(3):
+        tree.add_mdev('mdpy', 'mdpy-vga', str(uuid.uuid4()))
+    for type_id in ('mdpy-vga', 'mdpy-xga', 'mdpy-hd'):
+        tree.set_available('mdpy', type_id, 1)
+    standalone.reporter_for(conf).report()          # the operator's
+    truth = tree_in_placement(placement, host)[name]['inventories']
+    assert truth != offered
+    result = agent.report(rescan=False)
+    assert result.scanned and result.changes == []
+    assert tree_in_placement(placement, host)[name]['inventories'] == truth
