@@ -282,3 +282,44 @@ def test_without_nvml_a_busy_gpu_is_sized_by_its_board():
     ('NVIDIA A100-3-20C', None), ('NVIDIA H100-4C', None), ('junk', None)])
 def test_board_framebuffer_from_a_type_name(name, board):
     assert nvidia_names.board_framebuffer_gb(name) == board
+
+
+def test_a_physfn_that_is_not_a_distinct_physical_function_is_refused(
+        tmp_path):
+    """A VF whose physfn link leads to itself (or to another VF) would
+    stand for a second provider of the same GPU: skipped, said."""
+    tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
+    tree.add_gpu(PF, VFS, L40S_CAPTURE)
+    for rogue, target in (('0000:41:01.0', '0000:41:01.0'),
+                          ('0000:41:01.1', VFS[0])):
+        d = tree.add_device(rogue)
+        os.symlink('../' + target, os.path.join(d, 'physfn'))
+        os.makedirs(os.path.join(d, 'nvidia'))
+        tree.write(rogue, 'creatable_vgpu_types', L40S_CAPTURE)
+        tree.write(rogue, 'current_vgpu_type', '0\n')
+    snap = discovered.group_virtual_functions(driver_for(tmp_path).discover())
+    assert [p.name for p in snap.parents] == [PF]
+    assert sum('distinct physical function' in w
+               for w in snap.warnings) == 2
+
+
+def test_vfs_listing_absurd_numbers_of_types_are_bounded(tmp_path):
+    tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
+    tree.add_gpu(PF, VFS, L40S_CAPTURE)
+    # One VF lists more types than any GPU has: that VF is not read.
+    tree.write(VFS[0], 'creatable_vgpu_types', nvidia_vfio_tree.creatable_text(
+        [(i, 'NVIDIA L40S-1B')
+         for i in range(1, nvidia_vfio.MAX_TYPES_PER_VF + 2)]))
+    snap = driver_for(tmp_path).discover()
+    assert VFS[0] in snap.unreadable
+    assert any('more than %d types' % nvidia_vfio.MAX_TYPES_PER_VF in w
+               for w in snap.warnings)
+    # Each VF within the bound, the GPU's distinct types beyond its own:
+    # the GPU is not read (unknown), nothing remembered of them.
+    per_vf = nvidia_vfio.MAX_TYPES_PER_GPU // len(VFS) + 1
+    for n, vf in enumerate(VFS):
+        tree.write(vf, 'creatable_vgpu_types', nvidia_vfio_tree.creatable_text(
+            [(1000 + n * per_vf + i, 'NVIDIA L40S-1B')
+             for i in range(per_vf)]))
+    snap = driver_for(tmp_path).discover()
+    assert PF in snap.unreadable and not snap.parents

@@ -57,6 +57,10 @@ VGPU_NAMESPACE = uuid.UUID('3c0f5a8e-1d7b-5e42-8a6f-2b9c4d1e7f03')
 _TYPE_ID_RE = re.compile(r'nvidia-([1-9][0-9]{0,9})')
 _LINE_RE = re.compile(r'([0-9]{1,10})\s*:\s*(\S.{0,126})')
 _MAX_ID = 2 ** 31 - 1
+# Bounds on what a GPU may list (real ones list a few dozen types): more is
+# a tree no driver makes, and would cost seconds per scan.
+MAX_TYPES_PER_VF = 128
+MAX_TYPES_PER_GPU = 256
 
 _ERRORS = {
     ('create', errno.EPERM): exceptions.VfOccupied,
@@ -89,6 +93,9 @@ def parse_creatable(text, path):
             raise sysfs._Skip('%s has a line %r that is not "ID : name"'
                               % (path, line[:60]))
         types[int(found.group(1))] = found.group(2).strip()
+        if len(types) > MAX_TYPES_PER_VF:
+            raise sysfs._Skip('%s lists more than %d types'
+                              % (path, MAX_TYPES_PER_VF))
     return types
 
 
@@ -159,7 +166,7 @@ class NvidiaVfioDriver(base.Driver):
                              unreadable)
         parents = list(snapshot.parents)
         if vfs:
-            parents.extend(self._parents(vfs, warnings))
+            parents.extend(self._parents(vfs, warnings, unreadable))
         for text in warnings[len(snapshot.warnings):]:
             LOG.warning('nvidia_vfio: %s', text)
         return discovered.HostSnapshot(
@@ -190,11 +197,12 @@ class NvidiaVfioDriver(base.Driver):
                 continue            # gone, or not ours to read
             if 'nvidia' not in entries:
                 continue
-            physfn = self._physfn(device)
+            physfn = self._physfn(device, real_root)
             if entries['nvidia'] or physfn is None:
                 # The driver makes nvidia/ on VFs only (is_virtfn).
-                warnings.append('skipped %s: nvidia/ is a link or not on a '
-                                'virtual function' % name)
+                warnings.append('skipped %s: nvidia/ is a link, or not on a '
+                                'virtual function of a distinct physical '
+                                'function' % name)
                 continue
             try:
                 listed = parse_creatable(sysfs._read_text(os.path.join(
@@ -221,14 +229,24 @@ class NvidiaVfioDriver(base.Driver):
                               current=current, placement=placement))
         return found
 
-    @staticmethod
-    def _physfn(device):
+    def _physfn(self, device, real_root):
+        """The PCI address of the VF's physical function, or None unless
+        ``physfn`` leads to a distinct device under the root that is not
+        a virtual function itself (a link to itself would make the VF a
+        second provider of the same GPU)."""
         try:
             physfn = os.path.basename(os.readlink(os.path.join(device,
                                                                'physfn')))
         except OSError:
             return None
-        return physfn if discovered.is_pci_address(physfn) else None
+        if not discovered.is_pci_address(physfn):
+            return None
+        pf = os.path.realpath(os.path.join(self.devices_dir, physfn))
+        if pf == device or not sysfs_paths.inside(pf, real_root) or \
+                not os.path.isdir(pf) or \
+                os.path.lexists(os.path.join(pf, 'physfn')):
+            return None
+        return physfn
 
     def _catalogue(self, physfn, seen_names):
         """{ID: (name, description, VgpuInfo)} of one GPU."""
@@ -242,7 +260,7 @@ class NvidiaVfioDriver(base.Driver):
                                                     'unknown'))
         return fallback_types(seen_names)
 
-    def _parents(self, vfs, warnings):
+    def _parents(self, vfs, warnings, unreadable):
         with state_file.locked(self.state_path):
             state = self._state()
             boot = self.boot_id()
@@ -250,11 +268,19 @@ class NvidiaVfioDriver(base.Driver):
             for vf in vfs:
                 by_gpu.setdefault(vf['physfn'], []).append(vf)
             changed = self._forget_gone(state, vfs)
-            for physfn, members in by_gpu.items():
+            for physfn, members in list(by_gpu.items()):
                 names = {int(i): n for i, n in
                          state['names'].get(physfn, {}).items()}
                 for vf in members:
                     names.update(vf['listed'])
+                if len(names) > MAX_TYPES_PER_GPU:
+                    warnings.append(
+                        'GPU %s not read: its virtual functions list more '
+                        'than %d types' % (physfn, MAX_TYPES_PER_GPU))
+                    unreadable.update([physfn] + [v['name']
+                                                  for v in members])
+                    del by_gpu[physfn]
+                    continue
                 if {str(i): n for i, n in names.items()} != \
                         state['names'].get(physfn):
                     state['names'][physfn] = {str(i): n
