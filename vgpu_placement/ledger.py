@@ -12,6 +12,7 @@ import os
 import sqlite3
 import stat
 import time
+import urllib.parse
 
 from vgpu_placement import exceptions
 
@@ -169,8 +170,15 @@ class Ledger:
         # SQLite makes the -wal/-shm files with the umask: keep them 0600.
         old = os.umask(0o077)
         try:
-            conn = sqlite3.connect(self.path, timeout=60,
-                                   isolation_level='IMMEDIATE')
+            # mode=rw: a ledger removed behind our back stays removed
+            # (noticed as lost), never silently re-made empty here.
+            conn = sqlite3.connect(
+                'file:%s?mode=rw' % urllib.parse.quote(
+                    os.path.abspath(self.path)), uri=True, timeout=60,
+                isolation_level='IMMEDIATE')
+        except sqlite3.Error as e:
+            raise exceptions.HostStateError(
+                'the ownership ledger %s: %s' % (self.path, e))
         finally:
             os.umask(old)
         try:
@@ -280,9 +288,16 @@ def owned_mdevs(ledger):
         r.uuid for r in ledger.records())
 
 
+def never_had(path):
+    """True when ``path`` shows no sign of a ledger: neither the file nor
+    the marker its creation leaves beside it (both go with a wiped state
+    directory: MdevManager then asks the host too)."""
+    return not os.path.exists(path) and not os.path.exists(_marker(path))
+
+
 def open_existing(path):
     """The Ledger at ``path``, or None when this host never had one (a
     report need not create it). LedgerLost/HostStateError as Ledger()."""
-    if not os.path.exists(path) and not os.path.exists(_marker(path)):
+    if never_had(path):
         return None
     return Ledger(path)

@@ -217,9 +217,35 @@ class MdevManager:
     @property
     def ledger(self):
         if self._ledger is None:
-            self._ledger = ledger_mod.Ledger(
-                ledger_mod.path_in(self.state_path))
+            path = ledger_mod.path_in(self.state_path)
+            if ledger_mod.never_had(path) and self._host_had_a_ledger():
+                raise ledger_mod.LedgerLost(
+                    'the ownership ledger %s and its state directory are '
+                    'gone, but this host runs mdevs whose UUIDs this '
+                    'project derives for instances holding allocations '
+                    'here: which mdevs belong to which instance is lost. '
+                    'Restore the state directory from a backup, or accept '
+                    'the loss with "vgpu-placement reconcile '
+                    '--accept-lost-ledger"' % path)
+            self._ledger = ledger_mod.Ledger(path)
         return self._ledger
+
+    def _host_had_a_ledger(self):
+        """Evidence a wipe of the state directory cannot remove: an mdev
+        on the host whose UUID mdev_uuid_for derives for a consumer that
+        holds vGPUs on our providers. Only realize makes those, and only
+        with a ledger."""
+        snapshot, _ours, managed = self._read_facts()
+        present = {m.uuid for m in snapshot.mdevs()}
+        if not present:
+            return False
+        for consumer, held in self.allocations_here(managed).items():
+            vgpus = sum(n for resources in held.values()
+                        for n in resources.values())
+            if any(mdev_uuid_for(consumer, i) in present
+                   for i in range(vgpus)):
+                return True
+        return False
 
     # -- what the allocations ask for --------------------------------------
     def _our_providers(self, held=()):

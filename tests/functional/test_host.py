@@ -693,3 +693,28 @@ def test_a_claim_whose_answer_was_lost_is_checked_before_it_fails(
     assert {rp: a['resources'] for rp, a in held.items()} == \
         got.allocations
     assert got.attempts == 1
+
+
+def test_a_wiped_state_directory_is_noticed_from_the_host(world, sim_conf):
+    """The ledger, its marker and the whole state directory gone: the
+    host still runs an mdev whose UUID the project derived for an
+    instance holding its allocation. Realize and reconcile refuse, as
+    for a lost ledger, until the loss is accepted."""
+    h = world()
+    consumer = new()
+    claim_here(h, mtty2(), consumer)
+    [done] = h.realize(consumer)
+    state = h.state_path
+    for name in os.listdir(state):
+        if name.startswith('ledger.sqlite'):
+            os.remove(os.path.join(state, name))
+    fresh = standalone.host_for(h.tree.reporter)
+    with pytest.raises(ledger_mod.LedgerLost, match='derives'):
+        fresh.reconcile()
+    with pytest.raises(ledger_mod.LedgerLost):
+        fresh.realize(consumer)
+    assert done.uuid in host_mdevs(h)               # nothing removed
+    accepted = standalone.host_for(h.tree.reporter, ledger=ledger_mod.Ledger(
+        ledger_mod.path_in(state), accept_loss=True))
+    accepted.reconcile()
+    assert [r.uuid for r in accepted.ledger.records()] == [done.uuid]
