@@ -36,30 +36,31 @@ class TreeBuilder:
         """The host as reported: SR-IOV virtual functions grouped."""
         return discovered.group_virtual_functions(self.driver.discover())
 
-    def owned_mdevs(self):
-        """UUIDs of the mdevs the ledger holds. A ledger that cannot be
-        read makes every mdev count as someone else's: claims in flight
-        are then counted in full (fewer offers, never too many)."""
+    def _read_ledger(self, read, nothing):
+        """``read(ledger)``, or ``nothing`` when the host has no ledger or
+        it cannot be read (said once; opened again next time)."""
         try:
             if self._ledger is None:
                 self._ledger = ledger_mod.open_existing(
                     ledger_mod.path_in(self.conf.state_path))
-            return ledger_mod.owned_mdevs(self._ledger)
+            return nothing if self._ledger is None else read(self._ledger)
         except exceptions.HostStateError as e:
             self._ledger = None
             self.say_once(logging.ERROR, ('ledger', str(e)),
                           '%s; every mdev counts as not ours meanwhile', e)
-            return frozenset()
+            return nothing
+
+    def owned_mdevs(self):
+        """UUIDs of the mdevs the ledger holds. A ledger that cannot be
+        read makes every mdev count as someone else's: claims in flight
+        are then counted in full (fewer offers, never too many)."""
+        return self._read_ledger(ledger_mod.owned_mdevs, frozenset())
 
     def freed_notes(self):
         """The ledger's notes of mdevs freed for good (ledger.Freed);
         none when it cannot be read (their claims then count as waiting:
         fewer offers, never too many)."""
-        try:
-            self.owned_mdevs()      # opens the ledger, or says why not
-            return [] if self._ledger is None else self._ledger.freed()
-        except exceptions.HostStateError:
-            return []
+        return self._read_ledger(lambda ledger: ledger.freed(), [])
 
     def forget_freed(self, uuids):
         """Forget notes whose claims Placement no longer holds (the one
