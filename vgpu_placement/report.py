@@ -18,7 +18,6 @@ from vgpu_placement.conf import base as conf_base
 from vgpu_placement import exceptions
 from vgpu_placement import once
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement.placement import consumers
 from vgpu_placement.placement import sync
 from vgpu_placement import provider_tree
 
@@ -114,16 +113,11 @@ class Reporter:
         """{device: {type: n}}: claims of mdevs freed for good that
         Placement still holds (costs reads only while the ledger has
         such notes; notes of claims gone are forgotten)."""
-        notes = self.builder.freed_notes()
-        if not notes:
-            return {}
         children = self.cache.children()
-        held, gone = consumers.freed_claims(
-            self.client, notes, lambda device: children.get(
+        return self.builder.freed_claims(
+            self.client, lambda device: children.get(
                 provider_tree.provider_name(self.conf.host, device),
                 (None, None))[0])
-        self.builder.forget_freed(gone)
-        return held
 
     def _ours(self):
         """What the ledger says realizes claims, read once a report."""

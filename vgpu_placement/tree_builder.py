@@ -15,6 +15,7 @@ from vgpu_placement import empty_parents
 from vgpu_placement import exceptions
 from vgpu_placement import ledger as ledger_mod
 from vgpu_placement import once
+from vgpu_placement.placement import consumers
 from vgpu_placement import provider_tree
 from vgpu_placement import type_config
 
@@ -62,11 +63,19 @@ class TreeBuilder:
         fewer offers, never too many)."""
         return self._read_ledger(lambda ledger: ledger.freed(), [])
 
-    def forget_freed(self, uuids):
-        """Forget notes whose claims Placement no longer holds (the one
-        write a TreeBuilder makes, to the ledger's notes only)."""
-        if uuids and self._ledger is not None:
-            self._ledger.forget_freed(uuids)
+    def freed_claims(self, client, provider_of, stand_ins=dict):
+        """{device: {type: n}}: claims Placement still holds whose mdevs
+        were freed for good (placement.consumers.freed_claims; reads only
+        while the ledger has such notes). Notes of claims gone are
+        forgotten: the one write a TreeBuilder makes, to those notes."""
+        notes = self.freed_notes()
+        if not notes:
+            return {}
+        held, gone = consumers.freed_claims(client, notes, provider_of,
+                                            stand_ins())
+        if gone and self._ledger is not None:
+            self._ledger.forget_freed(gone)
+        return held
 
     def choose_model(self, parent, empty_seen):
         override = self.model_choices.get(

@@ -56,7 +56,6 @@ from vgpu_placement.nova import config
 from vgpu_placement.nova import takeover
 from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement.placement import consumers
 from vgpu_placement import provider_tree as ptree
 from vgpu_placement import traits as traits_mod
 from vgpu_placement import tree_builder
@@ -174,9 +173,19 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         # Guests that left by live migration before a cleanup that never
         # came (nova-compute stopped between the two): their migration
         # may still read as running, which would keep their mdevs here.
-        for consumer in self.vgpu_host.ledger.departed():
+        for consumer in self._departed():
             self._free_departed(consumer)
         self._reconcile()
+
+    def _departed(self):
+        """Consumers whose guest left this host (the ledger's notes); none
+        while the ledger cannot be used (said; nothing is freed then)."""
+        try:
+            return self.vgpu_host.ledger.departed()
+        except exceptions.VgpuPlacementError as e:
+            LOG.error('vgpu-placement: guests that left this host not '
+                      'looked up: %s', e)
+            return []
 
     def _free_departed(self, consumer):
         """Free the mdevs of a consumer whose guest left this host. The
@@ -263,19 +272,13 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         was freed for good (this report runs before Nova deletes a
         server's allocations): on an equal-size GPU they keep no size
         open. Reads only while the ledger has such notes."""
-        vp = self.vgpu_host
-        notes = vp.tree.builder.freed_notes()
-        if not notes:
-            return {}
-
         def provider_of(device):
             name = ptree.provider_name(nodename, device)
             return provider_tree.data(name).uuid if provider_tree.exists(
                 name) else None
-        held, gone = consumers.freed_claims(
-            vp.client, notes, provider_of, self._migrations_in_progress())
-        vp.tree.builder.forget_freed(gone)
-        return held
+        vp = self.vgpu_host
+        return vp.tree.builder.freed_claims(
+            vp.client, provider_of, self._migrations_in_progress)
 
     def _reshape(self, allocations, taken, snapshot):
         """Stock Nova's vGPU allocations on ``taken`` ({rp uuid:
@@ -492,7 +495,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             return super().cleanup(context, instance, network_info, *args,
                                    **kwargs)
         finally:
-            if instance.uuid in self.vgpu_host.ledger.departed():
+            if instance.uuid in self._departed():
                 self._free_departed(instance.uuid)
 
     def rollback_live_migration_at_destination(self, context, instance,
