@@ -184,12 +184,14 @@ def run(args):
     _show_offer_changes(after, _offers(reporter, result.desired))
 
     explore = 'mtty-1' if profile == DEMO_HOST else stream[0][1]
-    explore_rc = next(c.plan.classes[explore] for c in result.desired.children
-                      if explore in c.plan.classes)
+    # The flavor's whole request: its type and the counters it pays.
+    explore_specs = ' '.join('%s=%s' % kv for kv in sorted(
+        flavor.extra_specs_for_type(result.desired, explore)[
+            'extra_specs'].items()))
     print('\nExplore further with the same host and Placement:\n'
           '  vgpu-placement --config-file %s status\n'
           '  vgpu-placement --config-file %s flavor-spec %s\n'
           '  vgpu-placement --config-file %s claim --instance $(uuidgen) '
-          'resources1:%s=1\n'
+          '%s\n'
           % (args.config_file[0], args.config_file[0], explore,
-             args.config_file[0], explore_rc))
+             args.config_file[0], explore_specs))
