@@ -213,16 +213,23 @@ def test_a_claim_while_host_scans_are_skipped_changes_the_offers(
     assert len(reads) == 2
 
 
+def sysfs_conf(tmp_path, host, placement_db):
+    """A host on the copied sysfs tree under tmp_path/sys."""
+    from tests.functional.conftest import placement_ini
+    from vgpu_placement.fixtures import make_conf
+    return make_conf(placement_ini(placement_db), host=host, driver='sysfs',
+                     state_path=str(tmp_path / 'state'),
+                     sysfs__root=str(tmp_path / 'sys'))
+
+
 def test_a_reused_scan_follows_the_ledger_without_reading_the_host(
         tmp_path, host, placement, placement_db):
     """An mdev becoming ours (a realize in another process records it)
     changes which claims are pending: a report reusing the last scan
     builds the tree again from it, as a fresh scan would."""
     from tests.functional.conftest import claim
-    from tests.functional.conftest import placement_ini
     from tests.functional.conftest import tree_in_placement
     from tests import sysfs_tree
-    from vgpu_placement.fixtures import make_conf
     from vgpu_placement import ledger as ledger_mod
     from vgpu_placement import standalone
 
@@ -231,9 +238,7 @@ def test_a_reused_scan_follows_the_ledger_without_reading_the_host(
     tree.add_mdev('mtty', 'mtty-2', mdev)
     tree.set_available('mtty', 'mtty-1', 22)
     tree.set_available('mtty', 'mtty-2', 11)
-    conf = make_conf(placement_ini(placement_db), host=host, driver='sysfs',
-                     state_path=str(tmp_path / 'state'),
-                     sysfs__root=str(tmp_path / 'sys'))
+    conf = sysfs_conf(tmp_path, host, placement_db)
     reporter = standalone.reporter_for(conf)
     reporter.report()
     name = '%s_mtty_mtty' % host
@@ -260,16 +265,12 @@ def test_a_reused_scan_never_writes_back_over_a_fresher_report(
     mdpy mdevs); an operator's report writes the truth; the agent's next
     cycle, reusing its scan, reads the host again instead of writing its
     stale offer back."""
-    from tests.functional.conftest import placement_ini
     from tests.functional.conftest import tree_in_placement
     from tests import sysfs_tree
-    from vgpu_placement.fixtures import make_conf
     from vgpu_placement import standalone
 
     tree = sysfs_tree.kernel_samples(str(tmp_path / 'sys'))
-    conf = make_conf(placement_ini(placement_db), host=host, driver='sysfs',
-                     state_path=str(tmp_path / 'state'),
-                     sysfs__root=str(tmp_path / 'sys'))
+    conf = sysfs_conf(tmp_path, host, placement_db)
     agent = standalone.reporter_for(conf)
     agent.report()
     name = '%s_mdpy_mdpy' % host
