@@ -41,8 +41,14 @@ def _session_opts():
     for opt in opts:
         if opt.dest == 'timeout':
             opt.default = DEFAULT_TIMEOUT
-            opt.help = ('Seconds to wait for Placement to answer a request '
-                        'before it counts as unreachable.')
+            opt.help = ('Seconds to wait for Placement to answer one '
+                        'attempt of a request. keystoneauth makes '
+                        'connect_retries more attempts after a timeout '
+                        '(back-offs 0.5, 1, 2... s), so a hung Placement '
+                        'holds a request at most timeout x '
+                        '(connect_retries + 1) plus those back-offs before '
+                        'it counts as unreachable (123.5 s with the '
+                        'defaults).')
     return opts
 
 
