@@ -238,6 +238,15 @@ class Ledger:
             conn.execute('DELETE FROM releases WHERE consumer = ?',
                          (consumer,))
 
+    def wanted_here(self, consumer):
+        """The consumer wants its vGPUs on this host now: no release owed
+        for it, no note that its guest left, none that its claims wait
+        for nothing (one transaction; realize runs it first)."""
+        with self._connect() as conn:
+            for table in ('releases', 'departed', 'freed'):
+                conn.execute('DELETE FROM %s WHERE consumer = ?' % table,
+                             (consumer,))
+
     def note_departed(self, consumer):
         with self._connect() as conn:
             conn.execute('INSERT OR IGNORE INTO departed VALUES (?, ?)',
@@ -269,15 +278,11 @@ class Ledger:
                 'SELECT uuid, consumer, device, type FROM freed '
                 'ORDER BY since, uuid')]
 
-    def forget_freed(self, uuids=(), consumer=None):
-        """Forget notes: by mdev UUID, or every note of ``consumer`` (it
-        is being realized again)."""
+    def forget_freed(self, uuids):
+        """Forget the notes of these mdevs (their claims are gone)."""
         with self._connect() as conn:
             conn.executemany('DELETE FROM freed WHERE uuid = ?',
                              [(u,) for u in uuids])
-            if consumer is not None:
-                conn.execute('DELETE FROM freed WHERE consumer = ?',
-                             (consumer,))
 
 
 def owned_mdevs(ledger):

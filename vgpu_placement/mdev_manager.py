@@ -337,9 +337,7 @@ class MdevManager:
             # The consumer wants its vGPUs now: a release owed from an
             # earlier delete (Placement was down) must not undo this, and
             # its claims here wait for mdevs again.
-            self.ledger.released(consumer)
-            self.ledger.forget_freed(consumer=consumer)
-            self.ledger.arrived(consumer)
+            self.ledger.wanted_here(consumer)
             if allocations is None:
                 allocations = consumers.allocations(
                     self.client, consumer)['allocations']
