@@ -14,6 +14,7 @@ class Recorder:
         self.wait = wait
         self.changes = []
         self.watching = []
+        self.heard = []             # (baseline) and every SEQNUM noted
         self.cond = threading.Condition()
 
     def put(self, change):
@@ -21,9 +22,16 @@ class Recorder:
             self.changes.append(change)
             self.cond.notify_all()
 
-    def set_watching(self, watching):
+    def set_watching(self, watching, heard=None):
         with self.cond:
             self.watching.append(watching)
+            if watching:
+                self.heard.append(heard)
+
+    def note_heard(self, seqnum):
+        with self.cond:
+            self.heard.append(seqnum)
+            self.cond.notify_all()
 
     def wait_for_count(self, n):
         """Wait until n changes were seen; returns them all."""

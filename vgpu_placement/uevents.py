@@ -30,6 +30,16 @@ Contract:
   put and every start or end of watching, so a scan that began when
   ``seen`` was N is still whole while ``seen`` is N and the listener
   watches: no uevent, no loss, no blind spell since.
+* A socket that opens is no proof that uevents arrive: in a network
+  namespace owned by another user namespace (a user-namespaced
+  container) it opens and stays silent. The proof is the kernel's own
+  count: every uevent carries ``SEQNUM``, one more than the last, and
+  ``/sys/kernel/uevent_seqnum`` (world-readable) holds the last one sent.
+  The listener notes the highest ``SEQNUM`` it received (``heard``,
+  counting from that file when its socket opened); ``caught_up(seqnum)``
+  tells whether it has heard up to the kernel's figure. Uevents of a
+  network device in another namespace count at the kernel and never
+  arrive: those hosts are read more often, never less.
 
 What a 6.12 kernel sends (``reference/kernel-mdev.md``, and the kernel
 tier's ``tests/kernel/test_uevents.py``): an mdev create is ``add`` then
@@ -70,6 +80,7 @@ KERNEL_GROUP = 1            # udevd re-broadcasts on group 2: not ours
 MAX_MESSAGE = 8192
 RECEIVE_BUFFER = 4 * 1024 * 1024    # bursts of hundreds of VFs fit
 RETRY_INTERVAL = 60.0       # seconds between two tries of a failed socket
+SEQNUM_PATH = '/sys/kernel/uevent_seqnum'
 
 ACTIONS = frozenset(('add', 'remove', 'change', 'move', 'online', 'offline',
                      'bind', 'unbind'))
@@ -139,6 +150,27 @@ def parse(data):
         raise BadUevent('header %r disagrees with ACTION=%s DEVPATH=%s' % (
             fields[0][:80], env.get('ACTION'), env.get('DEVPATH')))
     return Uevent(action, devpath, env)
+
+
+def kernel_seqnum(path=SEQNUM_PATH):
+    """The SEQNUM of the last uevent the kernel sent, or None if it
+    cannot be read (no sysfs, not a number)."""
+    try:
+        with open(path, 'rb') as f:
+            return int(f.read(32))
+    except (OSError, ValueError):
+        return None
+
+
+def seqnum_of(data):
+    """The SEQNUM field of a raw uevent message, or None. Read from any
+    kernel message, even one this project ignores: each proves the
+    listener hears the kernel."""
+    at = data.rfind(b'\0SEQNUM=')
+    if at < 0:
+        return None
+    digits = data[at + 8:].split(b'\0', 1)[0]
+    return int(digits) if digits.isdigit() and len(digits) < 20 else None
 
 
 def _is_display(pci_class):
@@ -246,6 +278,7 @@ class EventQueue:
         self.closed = False
         self.watching = False   # a listener reads the kernel's socket
         self.seen = 0           # changes put + watching started or ended
+        self.heard = None       # highest SEQNUM received while watching
 
     def put(self, change):
         with self.cond:
@@ -253,12 +286,32 @@ class EventQueue:
             self.coalescer.add(change)
             self.cond.notify_all()
 
-    def set_watching(self, watching):
-        """Said by the listener when its socket opens or fails: any scan
-        begun before is no longer known to be whole."""
+    def set_watching(self, watching, heard=None):
+        """Said by the listener when its socket opens (``heard``: the
+        kernel's SEQNUM then, None if unknown) or fails: any scan begun
+        before is no longer known to be whole."""
         with self.cond:
             self.watching = watching
+            self.heard = heard if watching else None
             self.seen += 1
+            self.cond.notify_all()
+
+    def note_heard(self, seqnum):
+        """The listener received the kernel's uevent number ``seqnum``."""
+        with self.cond:
+            if self.heard is not None and seqnum > self.heard:
+                self.heard = seqnum
+                self.cond.notify_all()
+
+    def caught_up(self, seqnum, timeout):
+        """Whether the listener has heard every uevent up to the kernel's
+        ``seqnum``, waiting up to ``timeout`` seconds for those in flight;
+        returns (True or False, the highest heard)."""
+        with self.cond:
+            done = self.cond.wait_for(
+                lambda: self.heard is not None and self.heard >= seqnum,
+                timeout)
+            return done, self.heard
 
     def state(self):
         """(watching, seen): see the module's docstring."""
@@ -324,9 +377,10 @@ class UeventListener:
     """Reads uevents in a daemon thread and puts host changes on a queue."""
 
     def __init__(self, queue, open_socket=open_uevent_socket,
-                 retry_interval=RETRY_INTERVAL):
+                 retry_interval=RETRY_INTERVAL, read_seqnum=kernel_seqnum):
         self.queue = queue
         self.open_socket = open_socket
+        self.read_seqnum = read_seqnum
         self.retry_interval = retry_interval
         self.stopping = threading.Event()
         self.watching = threading.Event()   # set while a socket is open
@@ -369,8 +423,11 @@ class UeventListener:
             else:
                 LOG.info('watching kernel uevents for mdev and parent '
                          'changes')
+            # Read once the socket is bound: every uevent after this
+            # figure reaches the socket, if any does. The queue first: a
+            # scan that waited for ``watching`` counts as covered.
+            self.queue.set_watching(True, self.read_seqnum())
             self.watching.set()
-            self.queue.set_watching(True)
             error = None
             try:
                 self._read(self.sock)
@@ -417,6 +474,9 @@ class UeventListener:
                 LOG.debug('uevent ignored: sent by port %s, not the kernel',
                           address[0])
                 continue
+            seqnum = seqnum_of(data)
+            if seqnum is not None:
+                self.queue.note_heard(seqnum)
             try:
                 event = parse(data)
             except BadUevent as e:

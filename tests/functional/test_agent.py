@@ -179,11 +179,13 @@ def test_a_claim_while_host_scans_are_skipped_changes_the_offers(
     reporter.driver.discover = lambda: reads.append(1) or discover()
     events = uevents.EventQueue(conf.agent.uevent_quiet_window,
                                 conf.agent.uevent_max_delay)
-    events.set_watching(True)       # as the listener does on its socket
+    events.set_watching(True, 0)    # as the listener does on its socket
     now = [0.0]
     clock = lambda: now[0]
-    gate = scan_gate.ScanGate(events, True, conf.agent.full_scan_interval,
-                              clock)
+    # An operator's longer full_scan_interval, and a listener proven to
+    # hear every uevent the kernel sent.
+    gate = scan_gate.ScanGate(events, True, 600, clock,
+                              kernel_seqnum=lambda: 0)
     loop = agent.ReportLoop(reporter, 60, 300, lambda s: True, clock=clock,
                             events=events, scans=gate)
 

@@ -2,7 +2,11 @@
 removes, parents going and coming, a burst coalesced into a few reports;
 and the latency benchmark (benches/uevent_latency.py), printed."""
 import importlib.util
+import json
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -93,6 +97,68 @@ def test_a_parent_unregistering_and_registering_is_seen(listener, capsys):
         raw.close(capsys, 'rmmod mdpy, insmod mdpy')
     assert os.path.isdir(os.path.join(BUS, 'mdpy'))
     count_step(2)
+
+
+# A listener and a scan gate in a process of their own: they take a scan's
+# mark, say "ready", wait for a line (the test has changed the host) and
+# print what the gate then decides.
+GATE_PROBE = r"""
+import json, sys
+from vgpu_placement import scan_gate, uevents
+queue = uevents.EventQueue(0.02, 1.0)
+listener = uevents.UeventListener(queue).start()
+assert listener.watching.wait(%(wait)d), 'no uevent socket'
+gate = scan_gate.ScanGate(queue, True, 3600)
+mark = gate.begin()
+gate.scanned(mark)
+quiet = gate.why_scan()
+print('ready', flush=True)
+sys.stdin.readline()
+print(json.dumps({'quiet': quiet, 'after': gate.why_scan(),
+                  'mark': mark[0], 'state': queue.state()}), flush=True)
+"""
+
+
+def _gate_after_a_foreign_create(prefix):
+    """Runs GATE_PROBE under ``prefix`` (a command list, [] for none),
+    creates and removes an mdev with a raw sysfs write while it watches,
+    and returns what its gate said."""
+    probe = subprocess.Popen(
+        prefix + [sys.executable, '-c', GATE_PROBE % {'wait': WAIT}],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert probe.stdout.readline() == 'ready\n'
+        mdev = str(uuid.uuid4())
+        write_once(create_file('mdpy', 'mdpy-hd'), mdev)
+        write_once(os.path.join(DEVICES, mdev, 'remove'), '1')
+        out, _ = probe.communicate('changed\n', timeout=WAIT)
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+    assert probe.returncode == 0, out
+    count_step(2)
+    return json.loads(out)
+
+
+def test_a_listener_that_hears_is_trusted_until_the_host_changes():
+    said = _gate_after_a_foreign_create([])
+    assert said['quiet'] is None            # quiet: the scan is reused
+    assert said['after'] == 'uevents since the last scan'
+
+
+def test_a_listener_that_opens_but_hears_nothing_is_not_trusted():
+    """A user-namespaced container: the netlink socket opens in a network
+    namespace the kernel sends no uevents to. Nothing reaches the queue,
+    so without the kernel's sequence number the gate would reuse the
+    scan; with it, the host is read."""
+    unshare = shutil.which('unshare')
+    assert unshare, 'unshare(1) (util-linux) is needed in the guest'
+    said = _gate_after_a_foreign_create(
+        [unshare, '--user', '--map-root-user', '--net'])
+    assert said['quiet'] is None
+    watching, seen = said['state']
+    assert watching and seen == said['mark']    # it heard nothing
+    assert said['after'] == 'uevent listener not proven to hear the kernel'
 
 
 class CountingReporter:

@@ -292,18 +292,27 @@ class ScanningReporter:
         return result
 
 
+KERNEL_SEQNUM = 4000     # what the kernel's uevent_seqnum says, as heard
+
+
 def healthy_queue():
-    """An EventQueue as a watching listener leaves it."""
+    """An EventQueue as a watching listener leaves it, having heard every
+    uevent the kernel sent."""
     queue = uevents.EventQueue(0.02, 1.0)
-    queue.set_watching(True)
+    queue.set_watching(True, KERNEL_SEQNUM)
     return queue
 
 
 def scan_loop(queue, qualifies=True, full_scan_interval=600,
-              reconcile=None, reconcile_every=None):
+              reconcile=None, reconcile_every=None, sent=None):
+    """``sent``: a one-item list, the kernel's sequence number (moved by
+    the test); by default always what the queue has heard."""
     clock = FakeClock()
     reporter = ScanningReporter()
-    gate = scan_gate.ScanGate(queue, qualifies, full_scan_interval, clock)
+    kernel = ((lambda: sent[0]) if sent is not None else
+              (lambda: queue.heard))
+    gate = scan_gate.ScanGate(queue, qualifies, full_scan_interval, clock,
+                              kernel_seqnum=kernel, proof_wait=0)
     loop = agent.ReportLoop(reporter, 60, 300, lambda s: True, clock=clock,
                             events=queue, scans=gate, reconcile=reconcile,
                             reconcile_every=reconcile_every)
@@ -354,8 +363,37 @@ def test_lost_uevents_or_a_blind_listener_mean_reading_every_time():
     assert not periodic(loop, clock)
     queue.set_watching(False)               # the socket failed, the
     assert [periodic(loop, clock) for _ in range(3)] == [True] * 3  # thread
-    queue.set_watching(True)                # died: blind until it watches
+    queue.set_watching(True, KERNEL_SEQNUM)  # died: blind till it watches
     assert [periodic(loop, clock) for _ in range(2)] == [True, False]
+
+
+def test_a_listener_that_hears_nothing_is_not_trusted(caplog):
+    """A user-namespaced container: the socket opens and watches, but the
+    uevents the kernel sends never arrive. The kernel's sequence number
+    moves, the listener's does not: every report reads the host, and the
+    agent says why once."""
+    queue = healthy_queue()
+    sent = [KERNEL_SEQNUM]
+    loop, reporter, clock = scan_loop(queue, sent=sent)
+    assert [periodic(loop, clock) for _ in range(2)] == [True, False]
+    sent[0] += 3                # e.g. another owner's mdev: add, bind, ..
+    assert queue.state() == (True, 1)     # nothing put, nothing lost
+    assert [periodic(loop, clock) for _ in range(3)] == [True] * 3
+    deaf = [r.getMessage() for r in caplog.records
+            if 'not proven to receive' in r.getMessage()]
+    assert deaf == [
+        "the uevent listener is not proven to receive the kernel's uevents "
+        "(the kernel sent up to #4003, it received up to #4000): the host "
+        "is read whenever that is so (a network namespace of a user "
+        "namespace of its own gets no uevents)"]
+    # It hears again (an unrelated uevent numbered past them): the last
+    # read, after which it heard everything, is trusted again.
+    queue.note_heard(KERNEL_SEQNUM + 4)
+    sent[0] += 1
+    assert [periodic(loop, clock) for _ in range(2)] == [False, False]
+    # An unreadable sequence number proves nothing.
+    sent[0] = None
+    assert periodic(loop, clock)
 
 
 def test_a_scan_racing_a_uevent_is_not_trusted():
@@ -379,6 +417,22 @@ def test_the_host_is_read_again_after_full_scan_interval():
     loop, reporter, clock = scan_loop(healthy_queue(), full_scan_interval=300)
     assert [periodic(loop, clock, 100) for _ in range(8)] == [
         True, False, False, True, False, False, True, False]
+
+
+def test_by_default_every_periodic_report_reads_the_host():
+    """The safety net is the report interval unless the operator says
+    otherwise: a change that raises no uevent is read at the next
+    periodic report, even with a listener proven to hear."""
+    from vgpu_placement.fixtures import make_conf
+    queue = healthy_queue()
+    conf = make_conf(agent__report_interval=45)
+    gate = agent.scan_gate_for(conf, queue, True)
+    assert gate.full_scan_interval == 45
+    loop, reporter, clock = scan_loop(queue, full_scan_interval=45)
+    assert [periodic(loop, clock, 45) for _ in range(3)] == [True] * 3
+    conf = make_conf(agent__report_interval=45,
+                     agent__full_scan_interval=450)
+    assert agent.scan_gate_for(conf, queue, True).full_scan_interval == 450
 
 
 def test_a_driver_whose_changes_raise_no_uevent_reads_every_time():

@@ -282,6 +282,60 @@ def test_the_listener_keeps_host_changes_and_drops_bad_messages(pair, caplog):
     assert recorder.changes[3:] == []
 
 
+def test_the_listener_counts_every_kernel_uevent_it_hears(pair):
+    """The proof that uevents arrive: the SEQNUM of every kernel message,
+    those the project ignores too, counted from the kernel's figure when
+    the socket opened."""
+    ours, kernel = pair
+    recorder = Recorder()
+    listener = uevents.UeventListener(recorder, open_socket=lambda: ours,
+                                      read_seqnum=lambda: 832)
+    listener.start()
+    for data in (b'garbage', MDEV_ADD, VFIO_GROUP_ADD, VFIO_DEV_ADD,
+                 REGISTERED):
+        kernel.send(data)
+    recorder.wait_for_count(2)
+    with recorder.cond:
+        assert recorder.cond.wait_for(lambda: len(recorder.heard) >= 5, 10)
+    listener.stop()
+    kernel.close()
+    listener.thread.join(10)
+    assert recorder.heard == [832, 833, 834, 835, 849]
+
+
+def test_the_queue_is_caught_up_only_once_it_heard_the_kernels_figure():
+    queue = uevents.EventQueue(0.01, 1.0)
+    assert queue.caught_up(0, 0) == (False, None)   # not watching
+    queue.set_watching(True, 832)
+    assert queue.caught_up(832, 0) == (True, 832)
+    assert queue.caught_up(840, 0) == (False, 832)
+    queue.note_heard(835)
+    queue.note_heard(834)                   # out of order: the highest
+    assert queue.caught_up(835, 0) == (True, 835)
+    # One in flight: the wait ends as soon as it is heard.
+    threading.Timer(0.01, queue.note_heard, (840,)).start()
+    assert queue.caught_up(840, 30) == (True, 840)
+    queue.set_watching(False)
+    assert queue.caught_up(0, 0) == (False, None)
+
+
+@pytest.mark.parametrize('data, seqnum', [
+    (MDEV_ADD, 833), (b'add@/x\0SEQNUM=12', 12), (b'add@/x\0A=1', None),
+    (b'add@/x\0SEQNUM=1x\0', None), (b'add@/x\0SEQNUM=' + b'9' * 30, None),
+])
+def test_the_seqnum_of_a_raw_message(data, seqnum):
+    assert uevents.seqnum_of(data) == seqnum
+
+
+def test_the_kernels_seqnum_is_read_or_unknown(tmp_path):
+    path = tmp_path / 'uevent_seqnum'
+    assert uevents.kernel_seqnum(str(path)) is None
+    path.write_text('4242\n')
+    assert uevents.kernel_seqnum(str(path)) == 4242
+    path.write_text('many\n')
+    assert uevents.kernel_seqnum(str(path)) is None
+
+
 class FailingSocket:
     """recvmsg raises the errors given, then blocks like a quiet socket
     until closed."""

@@ -16,12 +16,13 @@ is due anyway. Such a report does not move the periodic one, which stays
 the safety net (lost uevents, a host without them). While backing off,
 uevents wait for the retry.
 
-Reading the host is most of a report's cost. While uevents are healthy
-and the driver's host changes all raise one, a periodic report reuses
-the last scan (``scan_gate`` decides; Placement is still read, so claims
-still change the offers); any uevent, a listener not watching or that
-lost messages, a reconcile (always on a fresh read) and [agent]
-full_scan_interval make the next report read the host again.
+Reading the host is most of a report's cost. With [agent]
+full_scan_interval set longer than report_interval, while uevents are
+healthy (proven received, ``scan_gate``) and the driver's host changes
+all raise one, a periodic report reuses the last scan (Placement is still
+read, so claims still change the offers); any uevent, a listener not
+watching, lost or unheard messages, a reconcile (always on a fresh read)
+and full_scan_interval make the next report read the host again.
 
 The loop runs in a worker thread, so that a signal stops the agent within
 STOP_GRACE seconds whatever the worker is waiting on (a hung Placement, a
@@ -201,6 +202,16 @@ class ReportLoop:
                     break
 
 
+def scan_gate_for(conf, events, driver_qualifies):
+    """The agent's ScanGate: full_scan_interval unset is the report
+    interval, so a periodic report reads the host unless the operator
+    says otherwise."""
+    full_scan_interval = conf.agent.full_scan_interval
+    if full_scan_interval is None:
+        full_scan_interval = conf.agent.report_interval
+    return scan_gate.ScanGate(events, driver_qualifies, full_scan_interval)
+
+
 def _start(args):
     conf = common.load_conf(args, prog='vgpu-placement-agent', quiet=False)
     reporter = standalone.reporter_for(conf)
@@ -226,9 +237,8 @@ def _start(args):
              conf.agent.report_interval)
     every = max(1, conf.agent.reconcile_interval //
                 conf.agent.report_interval)
-    scans = scan_gate.ScanGate(events,
-                               reporter.driver.host_changes_raise_uevents,
-                               conf.agent.full_scan_interval)
+    scans = scan_gate_for(conf, events,
+                          reporter.driver.host_changes_raise_uevents)
     LOG.info('%s', scans.describe())
     loop = ReportLoop(reporter, conf.agent.report_interval,
                       conf.agent.max_backoff, stop.wait,

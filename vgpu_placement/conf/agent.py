@@ -29,18 +29,22 @@ agent_opts = [
                      'opened the agent says so and tries it again every '
                      'minute; a container in a network namespace of its '
                      'own receives no uevents at all.'),
-    cfg.IntOpt('full_scan_interval', default=600, min=0, max=7 * DAY,
+    cfg.IntOpt('full_scan_interval', min=0, max=7 * DAY,
                help='Longest time, in seconds, the agent trusts its last '
-                    'read of the host. While watch_uevents works (the '
-                    'listener watches and lost no message) and the '
-                    'driver\'s host changes all raise a uevent (sysfs: '
-                    'yes; nvidia_vfio and simulated: no, they read the '
-                    'host at every report), a periodic report reuses the '
-                    'last read and only reads Placement; any uevent, '
-                    'every reconcile and this interval make it read the '
-                    'host again. The default matches reconcile_interval\'s '
-                    '(each reconcile reads the host anyway); 0 reads the '
-                    'host at every report.'),
+                    'read of the host; unset: report_interval, so every '
+                    'periodic report reads the host and a change that '
+                    'raises no uevent is in Placement within one '
+                    'report_interval. Set longer, a periodic report '
+                    'reuses the last read (and only reads Placement) '
+                    'while all of these hold: watch_uevents works (the '
+                    'listener watches, lost no message, and has received '
+                    'every uevent up to the kernel\'s sequence number, '
+                    'which a silent socket in a user-namespaced container '
+                    'fails), the driver\'s host changes all raise a '
+                    'uevent (sysfs: yes; nvidia_vfio and simulated: no), '
+                    'and no uevent came since. A change that raises no '
+                    'uevent then waits up to this long. 0 reads the host '
+                    'at every report, uevent-woken ones included.'),
     cfg.FloatOpt('uevent_quiet_window', default=0.02, min=0.0, max=10.0,
                  help='Seconds without a new uevent before the changes '
                       'are reported (an mdev half-way through its create '
