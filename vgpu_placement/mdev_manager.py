@@ -445,10 +445,38 @@ class MdevManager:
             want.uuid, want.type_id, want.device),
             'no free virtual function offers the type')
 
+    def _readopted(self, record, raw):
+        """``raw`` (a host read), or a fresh read once the record's vGPU
+        was found under another UUID and mended (``driver.readopt``).
+
+        Where the driver, not the host, keeps the UUIDs (vendor-specific
+        VFIO) and its file of them was lost, the record's vGPU shows as
+        the one vGPU of its parent, of its type, under a UUID the driver
+        made up and no record holds. Taking it for gone would make a
+        second vGPU for a running guest, and leave the first as no one's.
+        Its parent's lock is held.
+        """
+        if record is None or record.uuid in {m.uuid for m in raw.mdevs()}:
+            return raw
+        parent = raw.parent(record.parent)
+        if parent is None or len(parent.mdevs) != 1:
+            return raw
+        shown = parent.mdevs[0]
+        if shown.type_id != record.type or \
+                self.ledger.get(shown.uuid) is not None or \
+                not self.driver.readopt(record.parent, record.type,
+                                        record.uuid, shown.uuid):
+            return raw
+        LOG.warning('vGPU %s (%s on %s) of %s found again: the driver\'s '
+                    'record of its UUID was lost (it showed as %s)',
+                    record.uuid, record.type, record.parent,
+                    record.consumer, shown.uuid)
+        return self.driver.discover()
+
     def _realize_one(self, consumer, want):
-        raw = self.driver.discover()
-        present = {m.uuid: m for m in raw.mdevs()}
         record = self.ledger.get(want.uuid)
+        raw = self._readopted(record, self.driver.discover())
+        present = {m.uuid: m for m in raw.mdevs()}
         boot_id = self.driver.boot_id()
         mdev = present.get(want.uuid)
         if mdev is not None and mdev.type_id != want.type_id:
@@ -539,7 +567,13 @@ class MdevManager:
     def _free_one(self, record):
         self.ledger.set_state(record.uuid, ledger_mod.REMOVING)
         _crash_point('free:marked')
-        self._remove_quietly(record.uuid)
+        try:
+            self.driver.remove_mdev(record.uuid)
+        except exceptions.MdevNotFound:
+            # Gone, or there under a UUID its driver made up.
+            raw = self._readopted(record, self.driver.discover())
+            if record.uuid in {m.uuid for m in raw.mdevs()}:
+                self._remove_quietly(record.uuid)
         _crash_point('free:removed')
         self.ledger.forget(record.uuid)
         self.ledger.note_freed(record)
@@ -781,6 +815,7 @@ class MdevManager:
                            record.consumer)
             summary['unknown'].append(record.uuid)
             return
+        raw = self._readopted(record, raw)
         present = {m.uuid for m in raw.mdevs()}
         parent_seen = any(p.name == record.parent for p in raw.parents)
         in_use = self._provider_name(record.device) in held

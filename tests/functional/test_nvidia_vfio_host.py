@@ -154,6 +154,63 @@ def test_realize_release_reconcile_after_reboot(vfio_world, placement):
     assert gpu_usage(placement, h) == 0
 
 
+@pytest.mark.parametrize('loss', ['deleted', 'corrupt'])
+def test_a_lost_uuid_file_never_gives_a_guest_a_second_vgpu(
+        vfio_world, placement, caplog, loss):
+    """The driver's file of its vGPUs' UUIDs is deleted or corrupt while a
+    guest runs: the host then shows the vGPU under a made-up UUID. It is
+    found again as the guest's own (never made a second time on another
+    VF), and the guest's release frees it, leaving the GPU empty."""
+    world = vfio_world
+    h = world.host()
+    running, deleted = str(uuid.uuid4()), str(uuid.uuid4())
+    vfs = {}
+    for consumer in (running, deleted):
+        world.claim(h, consumer)
+        [r] = h.realize(consumer)
+        vfs[consumer] = r.parent
+    memory = world.state / 'nvidia-vfio.json'
+    if loss == 'deleted':
+        memory.unlink()
+    else:
+        memory.write_text('{"vgpus": [')
+    shown = {m.uuid for m in world.host().driver.discover().mdevs()}
+    assert mdev_manager.mdev_uuid_for(running, 0) not in shown
+    # Meanwhile the other instance's allocation goes without a release.
+    placement.delete('/allocations/%s' % deleted)
+
+    summary = world.host().reconcile()
+    # The running guest's vGPU is still the one on its VF, and only it;
+    # the deleted instance's vGPU is removed, not left as no one's.
+    assert summary['recreated'] == [] and summary['realized'] == []
+    assert summary['removed'] == [mdev_manager.mdev_uuid_for(deleted, 0)]
+    assert world.current() == {vf: 1150 if vf == vfs[running] else 0
+                               for vf in VFS}
+    h = world.host()
+    assert {m.uuid: m.parent for m in h.driver.discover().mdevs()} == {
+        mdev_manager.mdev_uuid_for(running, 0): vfs[running]}
+    assert 'found again' in caplog.text
+    assert h.release(running) == (
+        [mdev_manager.mdev_uuid_for(running, 0)], True)
+    assert world.current() == {vf: 0 for vf in VFS}
+    assert gpu_usage(placement, h) == 0
+
+
+def test_a_release_after_the_uuid_file_is_lost_frees_the_vf(vfio_world,
+                                                           placement):
+    """No reconcile between the loss and the release: the release finds
+    the guest's vGPU all the same and frees its VF."""
+    world = vfio_world
+    h = world.host()
+    consumer = str(uuid.uuid4())
+    world.claim(h, consumer)
+    [r] = h.realize(consumer)
+    (world.state / 'nvidia-vfio.json').unlink()
+    assert world.host().release(consumer) == ([r.uuid], True)
+    assert world.current() == {vf: 0 for vf in VFS}
+    assert world.host().driver.discover().mdevs() == []
+
+
 @pytest.fixture
 def served_vfio(placement_db, tmp_path, host):
     """A CLI config for the simulated L40S on vendor VFIO, its Placement

@@ -193,6 +193,32 @@ def test_a_vgpu_made_where_ours_was_removed_behind_our_back_is_not_ours(
                         .mdevs()}
 
 
+def test_a_vgpu_whose_uuid_was_lost_is_readopted_only_as_it_shows(
+        tmp_path, monkeypatch):
+    """readopt takes a vGPU back under its UUID only where the VF shows
+    it under the UUID made up for lack of a record, and of the type."""
+    tree, module = l40s_host(tmp_path, monkeypatch=monkeypatch)
+    driver = driver_for(tmp_path)
+    ours, other = str(uuid.uuid4()), str(uuid.uuid4())
+    driver.create_mdev(VFS[0], 'nvidia-1150', ours)
+    # On record: nothing to mend.
+    assert not driver.readopt(VFS[0], 'nvidia-1150', other, ours)
+    (tmp_path / 'state' / 'nvidia-vfio.json').unlink()
+    [shown] = driver.discover().mdevs()
+    assert shown.uuid != ours
+    # Not the made-up UUID, or not the type the VF holds, or a VF
+    # without a vGPU: refused.
+    assert not driver.readopt(VFS[0], 'nvidia-1150', ours, other)
+    assert not driver.readopt(VFS[0], 'nvidia-1152', ours, shown.uuid)
+    assert not driver.readopt(VFS[1], 'nvidia-1150', ours, shown.uuid)
+    assert driver.discover().mdevs() == [shown]
+    assert driver.readopt(VFS[0], 'nvidia-1150', ours, shown.uuid)
+    assert [m.uuid for m in driver_for(tmp_path).discover().mdevs()] == [
+        ours]
+    # The mdev drivers keep no UUIDs of their own: nothing to mend.
+    assert not driver.readopt('mtty', 'mtty-1', ours, shown.uuid)
+
+
 def test_mdev_parents_and_vfio_gpus_on_one_host(tmp_path):
     sysfs_tree.kernel_samples(tmp_path / 'sys')
     tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')

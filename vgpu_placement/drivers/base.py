@@ -75,6 +75,16 @@ class Driver(abc.ABC):
         VF as a PCI device, not an mdev."""
         return False
 
+    def readopt(self, parent, type_id, mdev_uuid, shown_uuid):
+        """Mend a vGPU whose UUID the driver lost: where the host holds no
+        UUID (vendor-specific VFIO) and the driver's own record of it is
+        gone, the vGPU on ``parent`` shows under ``shown_uuid``, one the
+        driver made up for it. When that is so and the vGPU is of
+        ``type_id``, record it as ``mdev_uuid`` (the ledger's) and return
+        True; else change nothing and return False. The mdev drivers
+        return False: the kernel keeps an mdev's UUID."""
+        return False
+
     def vendor_param_keys(self, type_id):
         """The vendor parameter names this driver can set on the type."""
         return frozenset()

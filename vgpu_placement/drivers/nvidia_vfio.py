@@ -127,6 +127,12 @@ def fallback_types(names):
     return out
 
 
+def _made_up_uuid(boot, vf, type_id):
+    """The UUID of a vGPU this driver has no record of (someone else's,
+    or ours with the record lost): stable for the VF, type and boot."""
+    return str(uuid.uuid5(VGPU_NAMESPACE, '%s/%s/%s' % (boot, vf, type_id)))
+
+
 class NvidiaVfioDriver(base.Driver):
     """mdev parents (via the sysfs driver) plus vendor-VFIO GPUs."""
 
@@ -337,8 +343,7 @@ class NvidiaVfioDriver(base.Driver):
                     record.get('boot') == boot:
                 mdev_uuid = record['uuid']
             else:
-                mdev_uuid = str(uuid.uuid5(VGPU_NAMESPACE, '%s/%s/%s' % (
-                    boot, vf['name'], type_id)))
+                mdev_uuid = _made_up_uuid(boot, vf['name'], type_id)
             mdevs = (discovered.Mdev(mdev_uuid, type_id, vf['name'],
                                      vf['placement']),)
         return discovered.ParentDevice(vf['name'], types, mdevs,
@@ -416,6 +421,30 @@ class NvidiaVfioDriver(base.Driver):
                 if state['vgpus'].get(vf, {}).get('uuid') == mdev_uuid:
                     del state['vgpus'][vf]
                     state_file.write_json(self.state_path, state)
+
+    def readopt(self, parent, type_id, mdev_uuid, shown_uuid):
+        if not self._is_vfio_vf(parent):
+            return self.mdev.readopt(parent, type_id, mdev_uuid, shown_uuid)
+        mdev_uuid = base.checked_uuid(mdev_uuid, 'adopt', 'vGPU')
+        boot = self.boot_id()
+        if shown_uuid != _made_up_uuid(boot, parent, type_id):
+            return False
+        with state_file.locked(self.state_path):
+            state = self._state()
+            record = state['vgpus'].get(parent)
+            if record and record.get('type') == type_id and \
+                    record.get('boot') == boot:
+                return False        # the VF's vGPU has a UUID on record
+            try:
+                current = sysfs._read_count(self._attr(parent))
+            except sysfs._Skip:
+                return False
+            if 'nvidia-%d' % current != type_id:
+                return False
+            state['vgpus'][parent] = {'uuid': mdev_uuid, 'type': type_id,
+                                      'boot': boot}
+            state_file.write_json(self.state_path, state)
+        return True
 
     def boot_id(self):
         return self.mdev.boot_id()
