@@ -128,6 +128,74 @@ def test_a_hung_placement_times_out():
     assert isinstance(outcome[0], exceptions.PlacementUnavailable)
 
 
+@contextlib.contextmanager
+def dropping_server():
+    """127.0.0.1:<port> that reads each request whole, counts it by
+    method, and closes the connection without an answer: as a Placement
+    that applied a write and died, or a proxy that timed out."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _drop(self):
+            length = int(self.headers.get('Content-Length') or 0)
+            self.rfile.read(length)
+            seen.append(self.command)
+            self.close_connection = True
+
+        do_GET = do_PUT = do_POST = do_DELETE = _drop
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_write_that_may_have_arrived_is_never_sent_again():
+    """connect_retries re-sends reads, never a write the server may have
+    taken: a delayed PUT /allocations would land twice."""
+    with dropping_server() as (port, seen):
+        writer = new_client('http://127.0.0.1:%d' % port,
+                            'connect_retries = 3\n')
+        # One retry of a read (keystoneauth waits 0.5 s before it).
+        reader = new_client('http://127.0.0.1:%d' % port,
+                            'connect_retries = 1\n')
+        for method, call, sent in (
+                ('PUT', lambda: writer.put(
+                    '/allocations/x', {'allocations': {}}), 1),
+                ('POST', lambda: writer.post('/resource_providers', {}), 1),
+                ('DELETE', lambda: writer.delete('/allocations/x'), 1),
+                ('GET', lambda: reader.get('/resource_providers'), 2)):
+            del seen[:]
+            with pytest.raises(exceptions.PlacementUnavailable) as err:
+                call()
+            assert method in str(err.value)
+            assert seen == [method] * sent
+
+
+def test_a_write_whose_connection_was_never_made_is_retried():
+    """Refused: the request never left, so the write is tried again, as
+    many times as connect_retries says, the wait doubling."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]       # closed: connections refused
+    waits = []
+    client = client_mod.PlacementClient(client_mod.adapter_from_conf(
+        make_conf('[placement]\nauth_type = admin_token\nendpoint = '
+                  'http://127.0.0.1:%d\ntoken = admin\nconnect_retries = '
+                  '3\n' % port)), sleep=waits.append)
+    with pytest.raises(exceptions.PlacementUnavailable) as err:
+        client.put('/allocations/x', {'allocations': {}})
+    assert 'unreachable (PUT /allocations/x)' in str(err.value)
+    assert waits == [0.5, 1.0, 2.0]
+
+
 def test_the_session_waits_30_seconds_by_default():
     adapter = client_mod.adapter_from_conf(admin_token('http://127.0.0.1:1'))
     assert adapter.session.timeout == 30

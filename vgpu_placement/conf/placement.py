@@ -62,12 +62,15 @@ def _adapter_opts(include_versions=False):
         elif opt.dest == 'valid_interfaces':
             opt.default = ['internal', 'public']
         elif opt.dest == 'connect_retries':
-            # A WSGI server closing an idle keep-alive connection as we
-            # reuse it fails the request before Placement sees it. Should
-            # a retried write have gone through after all, its answer is
-            # one we handle: a 409 re-read (generations), a provider found
-            # by the next report, a release that finds nothing to drop.
+            # Reads only: the client retries a write only when its
+            # connection was never made (placement/client.py), since a
+            # delayed write sent again would land twice.
             opt.default = 3
+            opt.help = ('Retries of a read after a connection failure or '
+                        'timeout. A write is retried this many times only '
+                        'when the connection could not be made at all; '
+                        'after a timeout or a dropped connection it is '
+                        'not sent again.')
         if opt.dest in RETRY_OPTS:
             # keystoneauth takes any integer; below 0 means nothing sane.
             opt.type = cfg.types.Integer(min=0, max=RETRIES_MAX)

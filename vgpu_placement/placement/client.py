@@ -3,14 +3,30 @@
 Errors become the project's typed exceptions: PlacementConflict for 409
 (with Placement's error code), PlacementUnavailable when it cannot be
 reached or answers 5xx, PlacementError otherwise.
+
+Writes are never sent twice blindly. keystoneauth's ``connect_retries``
+re-sends a request after any connection failure, a read timeout or a
+connection dropped after the request went out included: a write only
+delayed would then land twice (a PUT /allocations re-applied after its
+consumer was released). Reads keep keystoneauth's retries; a write is
+retried here, as many times and with the same doubling wait, only when
+its connection was never made (refused, no route, connect timeout); any
+other failure is PlacementUnavailable at once, for the caller to read
+back what happened (``scheduler.Scheduler._put_checked``).
 """
 import dataclasses
 import os
+import time
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
+import requests
+from urllib3 import exceptions as urllib3_exc
 
 from vgpu_placement import exceptions
+
+RETRY_DELAY = 0.5       # seconds before a write's first retry (doubles)
+MAX_RETRY_DELAY = 60.0  # keystoneauth's own cap
 
 # 1.39 is the newest microversion of openstack-placement 16.0.0; from 1.38
 # on, allocation writes must carry consumer_type.
@@ -26,11 +42,48 @@ class RequestCount:
         return {'reads': self.reads, 'writes': self.writes}
 
 
+def never_sent(error):
+    """True when a keystoneauth connection error surely means the request
+    never reached the server: the connection itself was refused, found no
+    route or timed out. A read timeout or a dropped connection may come
+    after the server took the request."""
+    cause = error.__context__
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(cause, requests.exceptions.ConnectionError) and \
+            not isinstance(cause, requests.exceptions.Timeout):
+        reason = getattr(cause.args[0] if cause.args else None, 'reason',
+                         None)
+        return isinstance(reason, urllib3_exc.NewConnectionError)
+    return False
+
+
 class PlacementClient:
 
-    def __init__(self, adapter):
+    def __init__(self, adapter, sleep=time.sleep):
         self.adapter = adapter
+        self.sleep = sleep
         self.count = RequestCount()
+
+    def _send(self, method, path, kwargs):
+        """The adapter's response; a write is retried only while its
+        connection was never made (see the module's docstring)."""
+        if method == 'GET':
+            return self.adapter.request(path, method, **kwargs)
+        retries = getattr(self.adapter, 'connect_retries', None) or 0
+        fixed = getattr(self.adapter, 'connect_retry_delay', None)
+        delay = fixed or RETRY_DELAY     # 0 or unset: doubling, as ksa
+        while True:
+            try:
+                return self.adapter.request(path, method, connect_retries=0,
+                                            **kwargs)
+            except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout) as e:
+                if retries <= 0 or not never_sent(e):
+                    raise
+            retries -= 1
+            self.sleep(delay)
+            if not fixed:
+                delay = min(delay * 2, MAX_RETRY_DELAY)
 
     @property
     def endpoint(self):
@@ -49,7 +102,7 @@ class PlacementClient:
         if body is not None:
             kwargs['json'] = body
         try:
-            resp = self.adapter.request(path, method, **kwargs)
+            resp = self._send(method, path, kwargs)
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
                 ks_exc.DiscoveryFailure, ks_exc.EndpointNotFound,
                 ks_exc.UnknownConnectionError) as e:
