@@ -27,6 +27,7 @@ import time
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
 from vgpu_placement.placement import consumers
+from vgpu_placement.placement import shapes
 from vgpu_placement import type_config
 
 LOG = logging.getLogger(__name__)
@@ -176,7 +177,8 @@ class Scheduler:
                 self.max_age:
             return got, False
         got = _Candidates.from_answer(
-            self.client.get('/allocation_candidates?' + query), now)
+            self.client.get('/allocation_candidates?' + query,
+                            shape=shapes.CANDIDATES), now)
         if self.max_age > 0:
             self._remembered = {q: c for q, c in self._remembered.items()
                                 if now - c.fetched < self.max_age}

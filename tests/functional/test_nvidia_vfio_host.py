@@ -197,7 +197,7 @@ def test_a_lost_uuid_file_never_gives_a_guest_a_second_vgpu(
 
 
 def test_a_release_after_the_uuid_file_is_lost_frees_the_vf(vfio_world,
-                                                           placement):
+                                                            placement):
     """No reconcile between the loss and the release: the release finds
     the guest's vGPU all the same and frees its VF."""
     world = vfio_world

@@ -24,6 +24,7 @@ import requests
 from urllib3 import exceptions as urllib3_exc
 
 from vgpu_placement import exceptions
+from vgpu_placement.placement import shapes
 
 RETRY_DELAY = 0.5       # seconds before a write's first retry (doubles)
 MAX_RETRY_DELAY = 60.0  # keystoneauth's own cap
@@ -93,7 +94,10 @@ class PlacementClient:
             return None
 
     def request(self, method, path, body=None, microversion=MICROVERSION,
-                ok=(200, 201, 204)):
+                ok=(200, 201, 204), shape=None):
+        """The answer's JSON object (None when empty). ``shape``
+        (placement.shapes): what the caller will read of it; an answer of
+        another shape is PlacementUnavailable, said in one line."""
         if method == 'GET':
             self.count.reads += 1
         else:
@@ -130,6 +134,11 @@ class PlacementClient:
                     'Placement %s %s answered %s with JSON that is not an '
                     'object (%s)' % (method, path, resp.status_code,
                                      type(body).__name__))
+            wrong = shape and shapes.check(body, shape)
+            if wrong:
+                raise exceptions.PlacementUnavailable(
+                    'Placement %s %s answered %s with JSON of the wrong '
+                    'shape: %s' % (method, path, resp.status_code, wrong))
             return body
         code = detail = None
         try:

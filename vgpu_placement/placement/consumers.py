@@ -25,6 +25,7 @@ tests/functional/test_placement_contract.py against the real service):
 import re
 
 from vgpu_placement import exceptions
+from vgpu_placement.placement import shapes
 
 CONSUMER_TYPE = 'INSTANCE'
 # What Placement says of a consumer written without a type, and the last
@@ -65,7 +66,8 @@ def refused_names(error):
 def allocations(client, consumer):
     """{'allocations': {rp: {class: n}}, 'consumer_generation',
     'project_id', 'user_id', 'consumer_type'} as Placement holds them."""
-    got = client.get('/allocations/%s' % consumer)
+    got = client.get('/allocations/%s' % consumer,
+                     shape=shapes.CONSUMER_ALLOCATIONS)
     return dict(got, allocations={rp: a['resources'] for rp, a in
                                   got['allocations'].items()})
 
@@ -95,7 +97,8 @@ def on_providers(client, providers):
     """{consumer: {provider uuid: {class: amount}}} on ``providers``."""
     found = {}
     for rp_uuid in sorted(providers):
-        got = client.get('/resource_providers/%s/allocations' % rp_uuid)
+        got = client.get('/resource_providers/%s/allocations' % rp_uuid,
+                         shape=shapes.PROVIDER_ALLOCATIONS)
         for consumer, alloc in got['allocations'].items():
             found.setdefault(consumer, {})[rp_uuid] = alloc['resources']
     return found

@@ -19,6 +19,7 @@ import os_traits
 
 from vgpu_placement import exceptions
 from vgpu_placement.placement import cache as cache_mod
+from vgpu_placement.placement import shapes
 from vgpu_placement import provider_tree
 from vgpu_placement import traits as traits_mod
 
@@ -67,9 +68,10 @@ class TreeSync:
     # -- reading -----------------------------------------------------------
     def _read_provider(self, rp):
         base = '/resource_providers/%s' % rp['uuid']
-        inv = self.client.get(base + '/inventories')
-        traits = self.client.get(base + '/traits')
-        usages = self.client.get(base + '/usages')
+        inv = self.client.get(base + '/inventories',
+                              shape=shapes.INVENTORIES)
+        traits = self.client.get(base + '/traits', shape=shapes.TRAITS)
+        usages = self.client.get(base + '/usages', shape=shapes.USAGES)
         return cache_mod.CachedProvider(
             rp['name'], rp.get('parent_provider_uuid'),
             traits['resource_provider_generation'], inv['inventories'],
@@ -81,7 +83,8 @@ class TreeSync:
         # A root not known (first run, or Placement lost it): nothing
         # cached about its Placement can be trusted, names included.
         self.cache.start_over()
-        found = self.client.get('/resource_providers?name=%s' % _q(name))
+        found = self.client.get('/resource_providers?name=%s' % _q(name),
+                                shape=shapes.PROVIDERS)
         if found['resource_providers']:
             root_uuid = found['resource_providers'][0]['uuid']
         elif create:
@@ -101,7 +104,8 @@ class TreeSync:
             if root_uuid is None:
                 return None
             listing = self.client.get(
-                '/resource_providers?in_tree=%s' % root_uuid)
+                '/resource_providers?in_tree=%s' % root_uuid,
+                shape=shapes.PROVIDERS)
             if listing['resource_providers']:
                 break
             # The root was deleted behind our back: look it up again.
@@ -141,7 +145,8 @@ class TreeSync:
             cached.usages)
         if rp_uuid not in self.just_read and any(waiting.values()):
             self.cache.update(rp_uuid, usages=self.client.get(
-                '/resource_providers/%s/usages' % rp_uuid)['usages'])
+                '/resource_providers/%s/usages' % rp_uuid,
+                shape=shapes.USAGES)['usages'])
         return self.cache.get(rp_uuid).usages
 
     # -- writing -------------------------------------------------------------
@@ -184,7 +189,8 @@ class TreeSync:
                 if todo[0].action == 'inventories':
                     got = self.client.put(base + '/inventories', {
                         'resource_provider_generation': cached.generation,
-                        'inventories': inventories})
+                        'inventories': inventories},
+                        shape=shapes.INVENTORIES)
                     self.cache.update(
                         rp_uuid,
                         generation=got['resource_provider_generation'],
@@ -193,7 +199,7 @@ class TreeSync:
                     got = self.client.put(base + '/traits', {
                         'resource_provider_generation':
                             self.cache.get(rp_uuid).generation,
-                        'traits': list(traits)})
+                        'traits': list(traits)}, shape=shapes.TRAITS)
                     self.cache.update(
                         rp_uuid,
                         generation=got['resource_provider_generation'],
