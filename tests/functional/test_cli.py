@@ -372,8 +372,12 @@ def test_an_embedded_database_holding_garbage_is_one_line(tmp_path,
     ('[DEFAULT]\nhost = a/b?x=1\n', '[DEFAULT] host'),
     ('[DEFAULT]\nstate_path = {afile}/state\n', '[DEFAULT] state_path'),
     ('[DEFAULT]\nstate_path = {loop}/state\n', '[DEFAULT] state_path'),
+    ('[embedded_placement]\nenabled = false\n[placement]\nauth_type = '
+     'admin_token\nendpoint = http://127.0.0.1:9\ntoken = admin\n'
+     'valid_interfaces = "internal\n', '[placement] valid_interfaces'),
 ], ids=['max-instances-0', 'max-instances-huge', 'connect-retries',
-        'host', 'state-under-a-file', 'state-in-a-link-loop'])
+        'host', 'state-under-a-file', 'state-in-a-link-loop',
+        'valid-interfaces'])
 def test_bad_values_are_one_line_naming_the_option(sysfs_host, tmp_path,
                                                    text, option):
     afile, loop = tmp_path / 'afile', tmp_path / 'loop'

@@ -208,5 +208,13 @@ def adapter_from_conf(conf):
             '[embedded_placement]')
     session = ks_loading.load_session_from_conf_options(conf, group,
                                                         auth=auth)
-    return ks_loading.load_adapter_from_conf_options(
-        conf, group, session=session, auth=auth)
+    try:
+        return ks_loading.load_adapter_from_conf_options(
+            conf, group, session=session, auth=auth)
+    except TypeError as e:
+        # keystoneauth's word for a bad interface name.
+        if 'valid_interfaces' not in str(e):
+            raise
+        raise exceptions.ConfigError(
+            '[placement] valid_interfaces', _first_line(e),
+            'list some of public, internal and admin')
