@@ -29,7 +29,7 @@ import heapq
 import math
 import re
 
-from vgpu_placement import nvidia_names
+from vgpu_placement import nvidia
 from vgpu_placement import parse
 
 INDEPENDENT, POOL, EXCLUSIVE = 'independent', 'pool', 'exclusive'
@@ -572,16 +572,16 @@ def choose_model(parent, override=None, empty_seen=None):
     if override == INDEPENDENT:
         return Independent(), 'configured independent'
     slots = len(parent.members) or None
-    nvidia = parent.types and all(t.id.startswith('nvidia-')
-                                  for t in parent.types)
-    if override is None and nvidia and any(
+    is_nvidia = parent.types and all(nvidia.is_nvidia_type(t.id)
+                                     for t in parent.types)
+    if override is None and is_nvidia and any(
             t.vgpu is not None and t.vgpu.gi_profile for t in parent.types):
         model = mig_from_types(parent)
         if model is not None:
             return model, model.how
         return Pool({}, {}), ('MIG-backed types without GPU-instance '
                               'counts: types close while claims are pending')
-    if override is None and nvidia and any(
+    if override is None and is_nvidia and any(
             t.vgpu is not None and t.vgpu.placement_ids
             for t in parent.types):
         model = mixed_from_types(parent)
@@ -589,11 +589,11 @@ def choose_model(parent, override=None, empty_seen=None):
             return model, model.how
         return Pool({}, {}), ('mixed-size mode without every placement '
                               'known: types close while claims are pending')
-    if override == EXCLUSIVE or (override is None and (nvidia or slots)):
+    if override == EXCLUSIVE or (override is None and (is_nvidia or slots)):
         model = exclusive_from_descriptions(parent.types, existing, slots)
         if model is not None:
             return model, 'equal-size rule from type descriptions'
-        named = nvidia_names.equal_size_from_names(
+        named = nvidia.equal_size_from_names(
             {t.id: t.name for t in parent.types})
         if named is not None and all(
                 n * named[1][t] <= PLACEMENT_INT_MAX
@@ -601,7 +601,7 @@ def choose_model(parent, override=None, empty_seen=None):
             return Exclusive(named[0], named[1], slots), (
                 'equal-size rule from type names and the board\'s '
                 'framebuffer (no descriptions)')
-    if override is None and nvidia:
+    if override is None and is_nvidia:
         # Never a pool inferred from counts: it would let sizes mix.
         return Pool({}, {}), ('NVIDIA types without descriptions, NVML or '
                               'a known board: types close while claims are '

@@ -17,7 +17,7 @@ from vgpu_placement.drivers import nvidia_vfio
 from vgpu_placement.drivers import nvml as nvml_mod
 from vgpu_placement.drivers import simulated
 from vgpu_placement import exceptions
-from vgpu_placement import nvidia_names
+from vgpu_placement import nvidia
 from vgpu_placement import profiles
 
 PF = '0000:26:00.0'
@@ -99,7 +99,7 @@ def test_names_with_spaces_split_on_the_first_colon():
             'DC-1-24Q\n')
     assert nvidia_vfio.parse_creatable(text, 'vf') == {
         1561: 'NVIDIA RTX Pro 6000 Blackwell DC-1-24Q'}
-    assert nvidia_names.framebuffer_gb(
+    assert nvidia.framebuffer_gb(
         'NVIDIA RTX Pro 6000 Blackwell DC-1-24Q') == (24, True)
 
 
@@ -307,7 +307,7 @@ def test_without_nvml_a_busy_gpu_is_sized_by_its_board():
     ('GRID RTX6000-4Q', 24), ('NVIDIA RTXA6000-8Q', 48),
     ('NVIDIA A100-3-20C', None), ('NVIDIA H100-4C', None), ('junk', None)])
 def test_board_framebuffer_from_a_type_name(name, board):
-    assert nvidia_names.board_framebuffer_gb(name) == board
+    assert nvidia.board_framebuffer_gb(name) == board
 
 
 def test_a_physfn_that_is_not_a_distinct_physical_function_is_refused(

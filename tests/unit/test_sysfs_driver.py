@@ -11,6 +11,7 @@ from tests import sysfs_tree
 from vgpu_placement import discovered
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
+from vgpu_placement import sysfs_read
 
 
 def driver_for(root):
@@ -429,8 +430,8 @@ def test_rescan_reads_only_available_instances_of_known_types(
     driver = driver_for(tmp_path)
     first = driver.discover()
     opened = []
-    real = sysfs._read_text
-    monkeypatch.setattr(sysfs, '_read_text', lambda path: (
+    real = sysfs_read.read_text
+    monkeypatch.setattr(sysfs_read, 'read_text', lambda path: (
         opened.append(os.path.basename(path)), real(path))[1])
     tree.set_available('mtty', 'mtty-2', 7)
     again = driver.discover()

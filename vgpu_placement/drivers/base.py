@@ -4,17 +4,6 @@ import abc
 from vgpu_placement import discovered
 from vgpu_placement import exceptions
 
-# NVIDIA's vgpu_params keys (all take an integer); see
-# doc/source/reference/kernel-mdev.rst, 'NVIDIA vGPU'. Operators may set
-# them per type; tenants never can.
-NVIDIA_VGPU_PARAMS = frozenset((
-    'frame_rate_limiter', 'disable_vnc', 'enable_uvm', 'enable_debugging',
-    'enable_profiling', 'loglevel', 'intervaltime', 'vgaintervaltime'))
-
-
-def is_nvidia_type(type_id):
-    return type_id.startswith('nvidia-')
-
 
 def checked_uuid(value, action, target):
     """The canonical UUID, or the kernel's EINVAL as a typed error."""

@@ -43,13 +43,13 @@ from vgpu_placement import discovered
 from vgpu_placement.drivers import base
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
+from vgpu_placement import parse
+from vgpu_placement import sysfs_paths
+from vgpu_placement import sysfs_read
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_URI = 'qemu:///system'
-# Placement's integers are 32-bit signed: a larger count is not believed.
-_MAX_COUNT = 2 ** 31 - 1
-_COUNT_RE = re.compile(r'[0-9]+')
 # libvirt prints no DTD and no entity in a node device's XML: one that has
 # them is refused before the parser sees it (no external entity, no
 # entity expansion), and so is one larger than any real one.
@@ -140,10 +140,11 @@ def _pci_address(element, attrs=False):
 
 
 def _count(text, what):
-    text = (text or '').strip()
-    if not _COUNT_RE.fullmatch(text) or int(text) > _MAX_COUNT:
-        raise BadXML('%s holds %r, not a count' % (what, text[:40]))
-    return int(text)
+    value = parse.count(text)
+    if value is None:
+        raise BadXML('%s holds %r, not a count' % (what,
+                                                   (text or '').strip()[:40]))
+    return value
 
 
 def kernel_name(root):
@@ -492,14 +493,14 @@ class LibvirtDriver(base.Driver):
         root = os.path.realpath(self.conf.sysfs.root)
         type_dir = os.path.realpath(os.path.join(
             root, path[len('/sys/'):], 'mdev_supported_types', type_id))
-        if not sysfs._inside(type_dir, root):
+        if not sysfs_paths.inside(type_dir, root):
             warnings.append('description of %s on %s: %s leads outside '
                             '[sysfs] root' % (type_id, info['name'], path))
             return ''
         try:
-            return sysfs._read_text(
+            return sysfs_read.read_text(
                 os.path.join(type_dir, 'description')).strip()
-        except sysfs._Skip as e:
+        except sysfs_read.Unreadable as e:
             if not e.absent:
                 warnings.append('description of %s on %s: %s'
                                 % (type_id, info['name'], e))

@@ -25,7 +25,7 @@ without SR-IOV stay on mdev on the same host):
   (``guest_gets_parent``: a PCI hostdev, managed='no');
 * counts come from NVML (drivers/nvml.py) when it can be used; else each
   type's framebuffer is read from its name (``L40S-4Q`` is 4 GB) and its
-  maximum is its board's framebuffer over its own size (nvidia_names),
+  maximum is its board's framebuffer over its own size (nvidia),
   or, for a board not known there, the GPU's largest time-sliced type
   over its own size (conservative: a GPU first seen busy shows fewer
   sizes); said once.
@@ -46,10 +46,11 @@ from vgpu_placement.drivers import base
 from vgpu_placement.drivers import nvml as nvml_mod
 from vgpu_placement.drivers import sysfs
 from vgpu_placement import exceptions
-from vgpu_placement import nvidia_names
+from vgpu_placement import nvidia
 from vgpu_placement.privsep import sysfs as priv_sysfs
 from vgpu_placement import state_file
 from vgpu_placement import sysfs_paths
+from vgpu_placement import sysfs_read
 
 LOG = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def error_for(err, action, target):
 
 def parse_creatable(text, path):
     """{type ID: name} from a creatable_vgpu_types file (header skipped);
-    sysfs._Skip for a line that is neither."""
+    sysfs_read.Unreadable for a line that is neither."""
     types = {}
     for line in text.splitlines():
         line = line.strip()
@@ -90,12 +91,13 @@ def parse_creatable(text, path):
         found = _LINE_RE.fullmatch(line)
         if not found or int(found.group(1)) in (0,) or \
                 int(found.group(1)) > _MAX_ID:
-            raise sysfs._Skip('%s has a line %r that is not "ID : name"'
-                              % (path, line[:60]))
+            raise sysfs_read.Unreadable(
+                '%s has a line %r that is not "ID : name"'
+                % (path, line[:60]))
         types[int(found.group(1))] = found.group(2).strip()
         if len(types) > MAX_TYPES_PER_VF:
-            raise sysfs._Skip('%s lists more than %d types'
-                              % (path, MAX_TYPES_PER_VF))
+            raise sysfs_read.Unreadable('%s lists more than %d types'
+                                        % (path, MAX_TYPES_PER_VF))
     return types
 
 
@@ -103,13 +105,13 @@ def fallback_types(names):
     """{ID: (name, description, VgpuInfo or None)} from names alone.
 
     A time-sliced type's maximum is its board's framebuffer over its own
-    size (nvidia_names: 48 GB L40S, 4Q -> 12); for a board not in that
+    size (nvidia: 48 GB L40S, 4Q -> 12); for a board not in that
     table, the largest time-sliced size seen over its own (conservative:
     a GPU first seen busy lists fewer sizes). MIG-backed types get no
     figures (their capacity is the GPU instances, which only NVML shows).
     """
-    sizes = {i: nvidia_names.framebuffer_gb(n) for i, n in names.items()}
-    boards = {nvidia_names.board_framebuffer_gb(n) for n in names.values()}
+    sizes = {i: nvidia.framebuffer_gb(n) for i, n in names.items()}
+    boards = {nvidia.board_framebuffer_gb(n) for n in names.values()}
     total = max((s[0] for s in sizes.values() if s and not s[1]), default=0)
     if len(boards) == 1 and None not in boards:
         total = max(total, boards.pop())
@@ -198,8 +200,9 @@ class NvidiaVfioDriver(base.Driver):
                 continue
             nvidia = os.path.join(device, 'nvidia')
             try:
-                entries = {n: link for n, _i, link in sysfs._scan(device)}
-            except sysfs._Skip:
+                entries = {n: link for n, _i, link in
+                           sysfs_read.scan_dir(device)}
+            except sysfs_read.Unreadable:
                 continue            # gone, or not ours to read
             if 'nvidia' not in entries:
                 continue
@@ -211,11 +214,11 @@ class NvidiaVfioDriver(base.Driver):
                                 'function' % name)
                 continue
             try:
-                listed = parse_creatable(sysfs._read_text(os.path.join(
+                listed = parse_creatable(sysfs_read.read_text(os.path.join(
                     nvidia, 'creatable_vgpu_types')), name)
-                current = sysfs._read_count(os.path.join(
+                current = sysfs_read.read_count(os.path.join(
                     nvidia, 'current_vgpu_type'))
-            except sysfs._Skip as e:
+            except sysfs_read.Unreadable as e:
                 warnings.append('virtual function %s not read: %s'
                                 % (name, e))
                 if not e.absent:
@@ -227,9 +230,9 @@ class NvidiaVfioDriver(base.Driver):
             placement = None
             if current:
                 try:
-                    placement = sysfs._read_count(os.path.join(
+                    placement = sysfs_read.read_count(os.path.join(
                         nvidia, 'placement_id'))
-                except sysfs._Skip:
+                except sysfs_read.Unreadable:
                     pass            # older drivers; "Not Applicable"
             found.append(dict(name=name, physfn=physfn, listed=listed,
                               current=current, placement=placement))
@@ -315,9 +318,9 @@ class NvidiaVfioDriver(base.Driver):
             if name not in read:
                 continue            # gone or unreadable now: unknown
             try:
-                current = sysfs._read_count(os.path.join(
+                current = sysfs_read.read_count(os.path.join(
                     self.devices_dir, name, 'nvidia', 'current_vgpu_type'))
-            except sysfs._Skip:
+            except sysfs_read.Unreadable:
                 continue
             if record.get('type') != 'nvidia-%d' % current:
                 del state['vgpus'][name]
@@ -436,8 +439,8 @@ class NvidiaVfioDriver(base.Driver):
                     record.get('boot') == boot:
                 return False        # the VF's vGPU has a UUID on record
             try:
-                current = sysfs._read_count(self._attr(parent))
-            except sysfs._Skip:
+                current = sysfs_read.read_count(self._attr(parent))
+            except sysfs_read.Unreadable:
                 return False
             if 'nvidia-%d' % current != type_id:
                 return False

@@ -30,6 +30,7 @@ import yaml
 from vgpu_placement import discovered
 from vgpu_placement.drivers import base
 from vgpu_placement import exceptions
+from vgpu_placement import nvidia
 from vgpu_placement import profiles
 from vgpu_placement import state_file
 
@@ -512,7 +513,7 @@ class SimulatedDriver(base.Driver):
             return self._load_state()['boot_id']
 
     def vendor_param_keys(self, type_id):
-        return base.NVIDIA_VGPU_PARAMS if base.is_nvidia_type(type_id) \
+        return nvidia.VGPU_PARAMS if nvidia.is_nvidia_type(type_id) \
             else frozenset()
 
     def set_vendor_params(self, mdev_uuid, type_id, params):

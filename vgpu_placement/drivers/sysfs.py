@@ -12,106 +12,38 @@ then done by the privileged entry points of vgpu_placement.privsep.sysfs,
 which validate them again and return the kernel's errno unchanged: the
 typed errors are the same as a direct write's.
 """
-import errno
 import logging
 import os
-import re
-import stat
 
 from vgpu_placement import discovered
 from vgpu_placement.drivers import base
 from vgpu_placement import exceptions
+from vgpu_placement import nvidia
 from vgpu_placement import privsep
 from vgpu_placement.privsep import sysfs as priv_sysfs
 from vgpu_placement import sysfs_paths
+from vgpu_placement import sysfs_read
 
 LOG = logging.getLogger(__name__)
 
-# Errors that mean "this entry went away while we looked at it".
-_VANISHED = (errno.ENOENT, errno.ENODEV, errno.ENOTDIR)
-# A FIFO or device in place of an attribute must not block the scan (nor
-# become our controlling terminal); a link in its place is not followed.
-_READ_FLAGS = sysfs_paths.READ_FLAGS
 _WRITE_FLAGS = sysfs_paths.WRITE_FLAGS
-# Placement's integers are 32-bit signed: a larger count is not believed.
-_MAX_COUNT = 2 ** 31 - 1
-# ASCII only: str.isdigit() also takes '²', which int() then refuses.
-_COUNT_RE = re.compile(r'[0-9]+')
-
-
-class _Skip(Exception):
-    """An entry that cannot be read; the message says why."""
-
-    def __init__(self, message, absent=False):
-        super().__init__(message)
-        self.absent = absent        # not there (rather than unreadable)
-
-
-def _skip_for(path, err):
-    if err.errno in _VANISHED:
-        return _Skip('%s vanished' % path, absent=True)
-    if err.errno == errno.ELOOP:        # O_NOFOLLOW met a link
-        return _Skip('%s is a symbolic link' % path)
-    return _Skip('%s unreadable: %s' % (path, err.strerror))
-
-
-_inside = sysfs_paths.inside
-
-
-def _read_text(path):
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except OSError as e:
-        raise _skip_for(path, e)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _Skip('%s is not a regular file' % path)
-        raw = os.read(fd, 4096)
-    except OSError as e:
-        raise _skip_for(path, e)
-    finally:
-        os.close(fd)
-    try:
-        return raw.decode('utf-8')
-    except UnicodeDecodeError:
-        raise _Skip('%s is not text' % path)
-
-
-def _read_count(path):
-    text = _read_text(path).strip()
-    if not _COUNT_RE.fullmatch(text):
-        raise _Skip('%s holds %r, not a count' % (path, text[:40]))
-    if int(text) > _MAX_COUNT:      # at most 4096 digits: int() copes
-        raise _Skip('%s holds %s, more than Placement can count'
-                    % (path, text[:40]))
-    return int(text)
-
-
-def _scan(path):
-    """Sorted (name, inode, is_symlink) of a directory: what the listing
-    gives without a stat (d_type)."""
-    try:
-        with os.scandir(path) as entries:
-            return sorted((e.name, e.inode(), e.is_symlink())
-                          for e in entries)
-    except OSError as e:
-        raise _skip_for(path, e)
 
 
 def _read_static(type_dir, type_id):
     """(name, description, device_api, complete) of a type directory;
     complete is False when an optional file was there but unreadable
     (its stand-in is not to be remembered)."""
-    device_api = _read_text(os.path.join(type_dir, 'device_api')).strip()
+    device_api = sysfs_read.read_text(
+        os.path.join(type_dir, 'device_api')).strip()
     complete = True
     try:
-        name = _read_text(os.path.join(type_dir, 'name')).strip()
-    except _Skip as e:
+        name = sysfs_read.read_text(os.path.join(type_dir, 'name')).strip()
+    except sysfs_read.Unreadable as e:
         name, complete = type_id, e.absent      # optional
     try:
-        description = _read_text(
+        description = sysfs_read.read_text(
             os.path.join(type_dir, 'description')).strip()
-    except _Skip as e:
+    except sysfs_read.Unreadable as e:
         description = ''            # optional: mtty has none
         complete = complete and e.absent
     return name or type_id, description, device_api, complete
@@ -185,7 +117,7 @@ class SysfsDriver(base.Driver):
         """Names in class/mdev_bus; none if it does not exist (the mdev
         module is not loaded), HostStateError if it cannot be listed."""
         bus = self.bus_dir
-        if not _inside(os.path.realpath(bus), real_root):
+        if not sysfs_paths.inside(os.path.realpath(bus), real_root):
             raise exceptions.HostStateError(
                 '%s leads outside [sysfs] root %s' % (bus, self.root))
         try:
@@ -209,7 +141,7 @@ class SysfsDriver(base.Driver):
         # checked, and every path below is built on the resolved one.
         link = os.path.join(self.bus_dir, name)
         parent_dir = os.path.realpath(link)
-        if not _inside(parent_dir, real_root):
+        if not sysfs_paths.inside(parent_dir, real_root):
             warnings.append('skipped parent %s: %s leads outside [sysfs] '
                             'root' % (name, link))
             unreadable.add(name)
@@ -218,15 +150,16 @@ class SysfsDriver(base.Driver):
         types, mdevs = [], []
         entries = type_ids = ()
         try:
-            entries = _scan(parent_dir)
+            entries = sysfs_read.scan_dir(parent_dir)
             is_link = {n: sym for n, _inode, sym in entries}.get(
                 'mdev_supported_types')
             if is_link is None:
-                raise _Skip('it vanished', absent=True)
+                raise sysfs_read.Unreadable('it vanished', absent=True)
             if is_link:
-                raise _Skip('mdev_supported_types is a symbolic link')
-            type_ids = _scan(types_dir)
-        except _Skip as e:
+                raise sysfs_read.Unreadable(
+                    'mdev_supported_types is a symbolic link')
+            type_ids = sysfs_read.scan_dir(types_dir)
+        except sysfs_read.Unreadable as e:
             if e.absent:
                 warnings.append('skipped parent %s: %s' % (name, e))
                 return None
@@ -241,10 +174,10 @@ class SysfsDriver(base.Driver):
                 continue
             try:
                 if is_link:         # the kernel makes real directories
-                    raise _Skip('a symbolic link')
+                    raise sysfs_read.Unreadable('a symbolic link')
                 types.append(self._read_type(types_dir, type_id, inode,
                                              seen))
-            except _Skip as e:
+            except sysfs_read.Unreadable as e:
                 warnings.append('skipped type %s on %s: %s'
                                 % (type_id, name, e))
                 if not e.absent:
@@ -256,9 +189,9 @@ class SysfsDriver(base.Driver):
                 continue
             try:
                 if is_link:
-                    raise _Skip('a symbolic link')
+                    raise sysfs_read.Unreadable('a symbolic link')
                 type_id = self._mdev_type(parent_dir, entry)
-            except _Skip as e:
+            except sysfs_read.Unreadable as e:
                 warnings.append('skipped mdev %s on %s: %s'
                                 % (entry, name, e))
                 if not e.absent:
@@ -276,9 +209,10 @@ class SysfsDriver(base.Driver):
         try:
             type_id = os.path.basename(os.readlink(link))
         except OSError as e:
-            raise _skip_for(link, e)
+            raise sysfs_read.unreadable(link, e)
         if not discovered.is_valid_name(type_id):
-            raise _Skip('%s names %r, not a type id' % (link, type_id))
+            raise sysfs_read.Unreadable('%s names %r, not a type id'
+                                        % (link, type_id))
         return type_id
 
     @staticmethod
@@ -290,8 +224,9 @@ class SysfsDriver(base.Driver):
         try:
             physfn = os.path.basename(os.readlink(link))
         except OSError as e:
-            if e.errno not in _VANISHED:
-                warnings.append('%s: %s' % (name, _skip_for(link, e)))
+            if e.errno not in sysfs_read.VANISHED:
+                warnings.append('%s: %s' % (
+                    name, sysfs_read.unreadable(link, e)))
                 unreadable.add(name)
             return None
         if not discovered.is_pci_address(physfn):
@@ -303,7 +238,8 @@ class SysfsDriver(base.Driver):
 
     def _read_type(self, types_dir, type_id, inode, seen):
         type_dir = os.path.join(types_dir, type_id)
-        available = _read_count(os.path.join(type_dir, 'available_instances'))
+        available = sysfs_read.read_count(
+            os.path.join(type_dir, 'available_instances'))
         static = self._static.get(type_dir)
         if static is None or static[0] != inode:
             *read, complete = _read_static(type_dir, type_id)
@@ -349,7 +285,7 @@ class SysfsDriver(base.Driver):
                 % (self.conf.sysfs.boot_id_file, e.strerror))
 
     def vendor_param_keys(self, type_id):
-        return base.NVIDIA_VGPU_PARAMS if base.is_nvidia_type(type_id) \
+        return nvidia.VGPU_PARAMS if nvidia.is_nvidia_type(type_id) \
             else frozenset()
 
     def set_vendor_params(self, mdev_uuid, type_id, params):

@@ -15,7 +15,7 @@ import os
 import re
 
 from vgpu_placement import discovered
-from vgpu_placement.drivers import base
+from vgpu_placement import nvidia
 from vgpu_placement import privsep
 from vgpu_placement import sysfs_paths
 
@@ -60,7 +60,7 @@ def set_vgpu_params(root, mdev_uuid, params, parent=None):
         sysfs_paths.checked_name(parent, 'parent')
     if not isinstance(params, dict) or not params:
         raise sysfs_paths.invalid('vgpu_params must be a non-empty mapping')
-    unknown = sorted(set(params) - base.NVIDIA_VGPU_PARAMS, key=str)
+    unknown = sorted(set(params) - nvidia.VGPU_PARAMS, key=str)
     if unknown:
         raise sysfs_paths.invalid('%r is not an NVIDIA vgpu_params key'
                                   % (unknown[0],))

@@ -1,9 +1,17 @@
-"""What an NVIDIA vGPU type's name says, when nothing else does (pure).
+"""What the project knows of NVIDIA vGPU types, with no I/O (pure).
 
-A type name is ``[GRID |NVIDIA ]<board>-<GB><series>`` for a time-sliced
-type (``GRID T4-4Q``, ``NVIDIA L40S-4Q``) and ``<board>-<slices>-<GB>C``
-for a MIG-backed one (``A100-3-20C``). In equal-size mode a GPU holds at
-most ``board framebuffer // type framebuffer`` vGPUs of a type: NVIDIA's
+Type ids: the mdev layout and the vendor-specific VFIO layout both name a
+type ``nvidia-<ID>`` (``is_nvidia_type``).
+
+Vendor parameters: ``VGPU_PARAMS``, the keys of ``vgpu_params`` (each
+takes an integer) that an operator may set per type; tenants never can.
+The privileged write checks them again.
+
+Names: what a type's name says, when nothing else does. A type name is
+``[GRID |NVIDIA ]<board>-<GB><series>`` for a time-sliced type (``GRID
+T4-4Q``, ``NVIDIA L40S-4Q``) and ``<board>-<slices>-<GB>C`` for a
+MIG-backed one (``A100-3-20C``). In equal-size mode a GPU holds at most
+``board framebuffer // type framebuffer`` vGPUs of a type: NVIDIA's
 tables list exactly that as "Maximum vGPUs per GPU" for every Q-series
 type, and the largest Q type of each board is its whole framebuffer.
 
@@ -14,6 +22,15 @@ M60, A16). Boards sold with two memory sizes under one type prefix (V100,
 A100, H100) are left out: their name does not say which one a host has.
 """
 import re
+
+VGPU_PARAMS = frozenset((
+    'frame_rate_limiter', 'disable_vnc', 'enable_uvm', 'enable_debugging',
+    'enable_profiling', 'loglevel', 'intervaltime', 'vgaintervaltime'))
+
+
+def is_nvidia_type(type_id):
+    return type_id.startswith('nvidia-')
+
 
 BOARD_FRAMEBUFFER_GB = {
     'M6': 8, 'M10': 8, 'M60': 8,
