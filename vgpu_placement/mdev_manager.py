@@ -35,6 +35,7 @@ from vgpu_placement import ledger as ledger_mod
 from vgpu_placement import once
 from vgpu_placement.placement import consumers
 from vgpu_placement import provider_tree
+from vgpu_placement import reconcile_rules
 from vgpu_placement import state_file
 
 LOG = logging.getLogger(__name__)
@@ -805,38 +806,27 @@ class MdevManager:
                 self._try_realize(consumer, want, 'realized', summary)
 
     def _reconcile_record(self, record, want, held, boot_id, summary):
-        """One ledger mdev, under its parent's lock, on a fresh host read."""
+        """One ledger mdev, under its parent's lock, on a fresh host read;
+        what to do is reconcile_rules.decide's."""
         raw = self.driver.discover()
-        if {record.parent, record.device} & raw.unreadable:
+        readable = not {record.parent, record.device} & raw.unreadable
+        if readable:
+            raw = self._readopted(record, raw)
+        decision = reconcile_rules.decide(reconcile_rules.Facts(
+            state=record.state, same_boot=record.boot_id == boot_id,
+            readable=readable,
+            present=record.uuid in {m.uuid for m in raw.mdevs()},
+            parent_seen=raw.parent(record.parent) is not None,
+            in_use=self._provider_name(record.device) in held,
+            wanted=want is not None))
+        action = decision.action
+        if not readable:
             self._say_once(logging.WARNING,
                            ('unknown', record.uuid, 'unreadable'),
                            'parent %s could not be read: mdev %s of %s left '
                            'as it is', record.device, record.uuid,
                            record.consumer)
-            summary['unknown'].append(record.uuid)
-            return
-        raw = self._readopted(record, raw)
-        present = {m.uuid for m in raw.mdevs()}
-        parent_seen = any(p.name == record.parent for p in raw.parents)
-        in_use = self._provider_name(record.device) in held
-        if record.state == ledger_mod.REMOVING or not in_use:
-            # The consumer's own free began this (removing), or the
-            # consumer holds nothing on the provider any more (orphan).
-            if record.uuid in present:
-                self._free_one(record)
-                summary['removed'].append(record.uuid)
-            elif parent_seen or record.state != ledger_mod.ACTIVE:
-                self.ledger.forget(record.uuid)
-                if record.state == ledger_mod.CREATING:
-                    summary['rolled_back'].append(record.uuid)
-            else:
-                # Its parent is not there to look at: keep the record.
-                summary['unknown'].append(record.uuid)
-            return
-        if want is None:
-            # Held, but not asked for by what we report now (type taken
-            # out of the config, or allocations this reading cannot tell
-            # apart): kept for the consumer, who alone may release it.
+        if decision.kept:
             self._say_once(logging.WARNING, ('kept', record.uuid),
                            'mdev %s (%s on %s) of %s is not what the host '
                            'reports now but its consumer holds an '
@@ -847,14 +837,20 @@ class MdevManager:
             summary['kept'].append(record.uuid)
             want = Wanted(record.uuid, record.device, record.type,
                           self._provider_name(record.device))
-        if record.uuid not in present or \
-                record.state == ledger_mod.CREATING:
-            key = 'recreated' if record.uuid not in present and \
-                record.state == ledger_mod.ACTIVE else 'realized'
-            self._try_realize(record.consumer, want, key, summary)
-        elif record.boot_id != boot_id:
-            # Brought back at boot by someone else (libvirt's autostart,
-            # mdevctl): the operator's vendor parameters are per boot.
+        if action == reconcile_rules.UNKNOWN:
+            summary['unknown'].append(record.uuid)
+        elif action == reconcile_rules.REMOVE:
+            self._free_one(record)
+            summary['removed'].append(record.uuid)
+        elif action in (reconcile_rules.FORGET, reconcile_rules.ROLL_BACK):
+            self.ledger.forget(record.uuid)
+            if action == reconcile_rules.ROLL_BACK:
+                summary['rolled_back'].append(record.uuid)
+        elif action in (reconcile_rules.RECREATE, reconcile_rules.REALIZE):
+            self._try_realize(record.consumer, want, 'recreated' if
+                              action == reconcile_rules.RECREATE else
+                              'realized', summary)
+        elif action == reconcile_rules.REAPPLY:
             params = self._params(record.type)
             if params:
                 try:

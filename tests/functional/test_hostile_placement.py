@@ -8,6 +8,7 @@ one part of one kind of answer."""
 import http.client
 import http.server
 import json
+import pathlib
 import re
 import subprocess
 import sys
@@ -93,6 +94,11 @@ def hostile(placement_db, tmp_path, host):
             proxy.close()
 
 
+def tmp_state(conf):
+    return pathlib.Path(re.search(r'state_path = (\S+)',
+                                  conf.read_text()).group(1))
+
+
 def cli(conf, *args):
     return subprocess.run(
         [sys.executable, '-m', 'vgpu_placement.cmd.cli', '--config-file',
@@ -153,6 +159,10 @@ def test_answers_of_the_wrong_shape_are_one_line(hostile):
             args = [instance if a is None else a for a in args]
             if args[0] == 'claim':
                 args = args + specs
+            # Each command reads every answer afresh: no cache of an
+            # earlier command's reads spares it the changed one.
+            for cache in tmp_state(conf).glob('placement-cache*.json'):
+                cache.unlink()
             before = proxy.mangled
             proc = cli(conf, *args)
             lines = proc.stderr.strip().splitlines()
