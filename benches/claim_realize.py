@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""Latency of one claim and one realize against the embedded Placement.
+"""Latency of one claim and one realize against the embedded Placement,
+and the work one realized vGPU costs.
 
 Each figure is a median over --runs, side by side with a baseline measured
 in the same run on the same Placement: a raw PUT /allocations of the same
 resources, and a raw GET /allocation_candidates + PUT (what any scheduler
 does). Prints ratios; machines here are noisy, so read ratios, not times.
+
+Then, per realize and per release of one vGPU (mean over the runs): host
+reads (the driver's ``discover``), policy loads (``type_config.
+load_policies``, which registers the dynamic ``[mdev_*]`` options) and
+Placement requests (reads, writes), counted around the calls.
 
     python3 benches/claim_realize.py [--runs 40]
 """
@@ -21,6 +27,35 @@ import common  # noqa: E402
 from common import timed  # noqa: E402
 from vgpu_placement import flavor  # noqa: E402
 from vgpu_placement import scheduler  # noqa: E402
+from vgpu_placement import type_config  # noqa: E402
+
+
+class Counts:
+    """Host reads and policy loads, counted by wrapping the two calls."""
+
+    def __init__(self, driver):
+        self.host_reads = self.policy_loads = 0
+        discover = driver.discover
+
+        def counted_discover():
+            self.host_reads += 1
+            return discover()
+        driver.discover = counted_discover
+        load = type_config.load_policies
+
+        def counted_load(*args, **kwargs):
+            self.policy_loads += 1
+            return load(*args, **kwargs)
+        type_config.load_policies = counted_load
+
+    def around(self, client, call):
+        """{host reads, policy loads, Placement reads, writes} of call()."""
+        before = (self.host_reads, self.policy_loads, client.count.reads,
+                  client.count.writes)
+        call()
+        after = (self.host_reads, self.policy_loads, client.count.reads,
+                 client.count.writes)
+        return [b - a for a, b in zip(before, after)]
 
 
 def main():
@@ -40,6 +75,8 @@ def main():
     samples = {k: [] for k in ('raw PUT /allocations', 'raw candidates+PUT',
                                'claim (project)', 'realize (project)',
                                'release (project)')}
+    counts = Counts(reporter.driver)
+    work = {'realize': [], 'release': []}
     for _ in range(args.runs):
         # Baselines: what Placement itself costs for the same claim.
         found = client.get('/allocation_candidates?' + query)
@@ -62,9 +99,11 @@ def main():
         samples['claim (project)'].append(timed(lambda: scheduler.claim(
             client, request, consumer, 'p', 'u', in_tree=root)))
         samples['realize (project)'].append(timed(
-            lambda: host.realize(consumer)))
+            lambda: work['realize'].append(counts.around(
+                client, lambda: host.realize(consumer)))))
         samples['release (project)'].append(timed(
-            lambda: host.release(consumer)))
+            lambda: work['release'].append(counts.around(
+                client, lambda: host.release(consumer)))))
     base = statistics.median(samples['raw candidates+PUT'])
     print('%-24s %10s %12s' % ('operation', 'median ms',
                                'x raw cand+PUT'))
@@ -73,6 +112,13 @@ def main():
         print('%-24s %10.1f %12.2f' % (name, med * 1000, med / base))
     print('runs: %d, host: kernel-samples profile, embedded Placement '
           '(SQLite, in-process)' % args.runs)
+    print()
+    print('%-24s %10s %12s %12s %12s' % (
+        'per vGPU (mean)', 'host reads', 'policy loads', 'Placement GET',
+        'writes'))
+    for name, rows in work.items():
+        means = [sum(column) / len(rows) for column in zip(*rows)]
+        print('%-24s %10.1f %12.1f %12.1f %12.1f' % ((name,) + tuple(means)))
     shutil.rmtree(state, ignore_errors=True)
 
 

@@ -17,8 +17,12 @@ import uuid
 
 import pytest
 
+from tests.conftest import make_conf
 from tests.functional.conftest import embedded_only
+from vgpu_placement import flavor
+from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
+from vgpu_placement import scheduler
 
 
 class ManglingProxy:
@@ -142,16 +146,22 @@ CASES = [
 
 
 @embedded_only
-def test_answers_of_the_wrong_shape_are_one_line(hostile):
+def test_answers_of_the_wrong_shape_are_one_line(hostile, host):
     proxy, conf = hostile
     assert cli(conf, 'report').returncode == 0
     spec = json.loads(cli(conf, 'flavor-spec', 'mdpy-hd', '--format',
                           'json').stdout)['extra_specs']
     specs = ['%s=%s' % kv for kv in sorted(spec.items())]
-    # A claimed instance, so that realize, release and reconcile read its
+    # An instance claimed on this host (the shared Placement holds other
+    # tests' hosts too), so that realize, release and reconcile read its
     # allocations.
     instance = str(uuid.uuid4())
-    assert cli(conf, 'claim', '--instance', instance, *specs).returncode == 0
+    client = client_mod.PlacementClient(client_mod.adapter_from_conf(
+        make_conf(conf.read_text())))
+    [root] = client.get('/resource_providers?name=%s' % host)[
+        'resource_providers']
+    scheduler.claim(client, flavor.parse_extra_specs(spec), instance, 'p',
+                    'u', in_tree=root['uuid'])
     failures = []
     for what, path, mangle, commands in CASES:
         proxy.rule = (path, mangle)

@@ -16,6 +16,7 @@ back what happened (``scheduler.Scheduler._put_checked``).
 """
 import dataclasses
 import os
+import socket
 import time
 
 from keystoneauth1 import exceptions as ks_exc
@@ -43,20 +44,34 @@ class RequestCount:
         return {'reads': self.reads, 'writes': self.writes}
 
 
+def _causes(error):
+    """The error and every error it came from (context, cause, reason,
+    wrapped arguments), each once."""
+    seen, stack = set(), [error]
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack.extend([e.__cause__, e.__context__, getattr(e, 'reason', None)])
+        stack.extend(getattr(e, 'args', ()))
+
+
+# Failures of the connection itself: the request never left.
+_NOT_SENT = (requests.exceptions.ConnectTimeout,
+             urllib3_exc.NewConnectionError, urllib3_exc.ConnectTimeoutError,
+             ConnectionRefusedError, socket.gaierror)
+
+
 def never_sent(error):
     """True when a keystoneauth connection error surely means the request
     never reached the server: the connection itself was refused, found no
     route or timed out. A read timeout or a dropped connection may come
     after the server took the request."""
-    cause = error.__context__
-    if isinstance(cause, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(cause, requests.exceptions.ConnectionError) and \
-            not isinstance(cause, requests.exceptions.Timeout):
-        reason = getattr(cause.args[0] if cause.args else None, 'reason',
-                         None)
-        return isinstance(reason, urllib3_exc.NewConnectionError)
-    return False
+    causes = list(_causes(error))
+    return any(isinstance(c, _NOT_SENT) for c in causes) and not any(
+        isinstance(c, requests.exceptions.ReadTimeout) for c in causes)
 
 
 class PlacementClient:
