@@ -361,20 +361,23 @@ class MdevManager:
                 raise exceptions.VgpuPlacementError(
                     'consumer %s has no vGPU allocations on host %s'
                     % (consumer, self.name))
-            done = []
+            done, reads = [], []
             for want in wanted:
                 try:
                     with self._lock(want.device):
-                        done.append(self._realize_one(consumer, want))
+                        done.append(self._realize_one(consumer, want,
+                                                      reads))
                 except exceptions.NoCapacity as refused:
                     if len(wanted) != 1:
                         raise
                     done.append(self._realize_elsewhere(
-                        consumer, want, ours, refused))
-        self.tree.changed()
+                        consumer, want, ours, refused, reads))
+        # The last host read came after the last change: the report
+        # needs no other.
+        self.tree.changed(reads[-1])
         return done
 
-    def _realize_elsewhere(self, consumer, want, ours, refused):
+    def _realize_elsewhere(self, consumer, want, ours, refused, reads):
         """The host refused the consumer's one vGPU on the GPU Placement
         chose (another size made there in the same report window, another
         owner's new mdev): move its claim to another GPU of this host that
@@ -410,7 +413,7 @@ class MdevManager:
             moved = Wanted(want.uuid, child.device, want.type_id, child.name)
             try:
                 with self._lock(moved.device):
-                    return self._realize_one(consumer, moved)
+                    return self._realize_one(consumer, moved, reads)
             except exceptions.NoCapacity as again:
                 want, refused = moved, again
 
@@ -474,9 +477,14 @@ class MdevManager:
                     record.consumer, shown.uuid)
         return self.driver.discover()
 
-    def _realize_one(self, consumer, want):
+    def _realize_one(self, consumer, want, reads=None):
+        """One vGPU, its device's lock held: read the host once, create
+        if needed, read it again to check. ``reads``: a list each host
+        read is appended to (the caller's report reuses the last)."""
+        reads = [] if reads is None else reads
         record = self.ledger.get(want.uuid)
         raw = self._readopted(record, self.driver.discover())
+        reads.append(raw)
         present = {m.uuid: m for m in raw.mdevs()}
         boot_id = self.driver.boot_id()
         mdev = present.get(want.uuid)
@@ -511,7 +519,7 @@ class MdevManager:
                 raise
             _crash_point('realize:created')
         try:
-            self._verify(want, parent)
+            reads.append(self._verify(want, parent))
             params = self._params(want.type_id)
             if params:
                 self.driver.set_vendor_params(want.uuid, want.type_id,
@@ -529,13 +537,15 @@ class MdevManager:
         return Realized(want.uuid, want.type_id, want.device, parent)
 
     def _verify(self, want, parent):
-        found = {m.uuid: m for m in self.driver.discover().mdevs()}
-        mdev = found.get(want.uuid)
+        """The host read again, once the mdev is there as created."""
+        raw = self.driver.discover()
+        mdev = {m.uuid: m for m in raw.mdevs()}.get(want.uuid)
         if mdev is None or mdev.type_id != want.type_id or \
                 mdev.parent != parent:
             raise exceptions.VgpuPlacementError(
                 'mdev %s is not there as created (%s)' % (
                     want.uuid, mdev and (mdev.type_id, mdev.parent)))
+        return raw
 
     def _remove_quietly(self, mdev_uuid):
         try:

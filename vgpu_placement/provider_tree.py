@@ -440,3 +440,22 @@ def keep_in_use(inventories, usages, current):
         total = max(used, old_total)
         result[rc] = Inventory(total=total, reserved=total, max_unit=total)
     return result
+
+
+KEEP_CLOSED = 'keep closed'
+DELETE = 'delete'
+
+
+def retire_action(usages, retired_for, delete_after):
+    """What becomes of a provider of ours whose device is gone (the one
+    rule for the standalone sync and the Nova tree).
+
+    KEEP_CLOSED (its classes in use kept closed, keep_in_use; the RETIRED
+    trait) while anything is allocated on it, or until it has been
+    retired ``retired_for`` >= ``delete_after`` seconds; then DELETE.
+    ``delete_after`` None: never deleted; 0: deleted as soon as unused.
+    """
+    if any(usages.values()) or delete_after is None or \
+            retired_for < delete_after:
+        return KEEP_CLOSED
+    return DELETE

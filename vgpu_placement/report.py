@@ -15,6 +15,7 @@ import logging
 
 from vgpu_placement import capacity
 from vgpu_placement.conf import base as conf_base
+from vgpu_placement import discovered
 from vgpu_placement import exceptions
 from vgpu_placement import once
 from vgpu_placement.placement import client as client_mod
@@ -130,17 +131,19 @@ class Reporter:
             self.cache.save(self.cache_file)
             self._saved = data
 
-    def _host(self, rescan):
-        """(snapshot, desired tree, scanned?): the host read now, or with
-        ``rescan`` False the last scan's when it can stand (it read every
-        parent whole)."""
+    def _host(self, rescan, host=None):
+        """(snapshot, desired tree, scanned?): the host read now (or
+        ``host``, a read the caller just made), or with ``rescan`` False
+        the last scan's when it can stand (it read every parent whole)."""
         last = self._last_scan
-        if rescan or last is None or last.desired.unknown:
+        if host is not None or rescan or last is None or \
+                last.desired.unknown:
             # Not held while the next is read: one host copy less at peak.
             self._last_scan = None
             # The ledger first: a change racing the build is seen later.
             owned = self._ours()
-            snapshot = self.discover()
+            snapshot = (self.discover() if host is None else
+                        discovered.group_virtual_functions(host))
             last = _Scan(snapshot, owned,
                          self.desired_tree(snapshot, owned[1]))
             self._last_scan = last
@@ -173,7 +176,8 @@ class Reporter:
                     '%s %d' % kv for kv in sorted(owed.items())))
         return found
 
-    def report(self, dry_run=False, delete_retired=False, rescan=True):
+    def report(self, dry_run=False, delete_retired=False, rescan=True,
+               host=None):
         """One sync. delete_retired: delete every retired provider that
         holds no allocation now, whatever its age (an operator's
         request). rescan=False: reuse the last scan if it can stand (only
@@ -181,8 +185,10 @@ class Reporter:
         Placement shows inventories someone else wrote since our last
         report (an operator's report, another agent: they may have seen
         the host change): then the host is read again rather than the
-        reused scan written back over theirs."""
-        snapshot, desired, scanned = self._host(rescan)
+        reused scan written back over theirs. ``host``: the driver's
+        read of the host, made by the caller after its own change (a
+        realize): reported as it is, not read again."""
+        snapshot, desired, scanned = self._host(rescan, host)
         before = dataclasses.replace(self.client.count)
         tree_sync = sync.TreeSync(
             self.client, self.cache,

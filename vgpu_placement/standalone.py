@@ -100,15 +100,17 @@ class ReportedTree:
         self.reporter.read_tree(refresh)
         return snapshot, desired
 
-    def changed(self):
-        """Re-report after mdevs changed.
+    def changed(self, host=None):
+        """Re-report after mdevs changed; ``host``: a host read (the
+        driver's discover) made after the change, reported instead of
+        reading again.
 
         The change is done whatever happens here: if the report keeps
         losing generation races to claims, or Placement went away, the
         agent's next report brings Placement up to date.
         """
         try:
-            self.reporter.report()
+            self.reporter.report(host=host)
         except exceptions.VgpuPlacementError as e:
             LOG.warning('report after the change deferred to the agent: %s',
                         e)

@@ -32,6 +32,7 @@ class TreeBuilder:
         self.empty_file = empty_parents.path_in(conf.state_path)
         self.say_once = once.SayOnce(LOG)
         self._ledger = None         # read only: which mdevs are ours
+        self._policies = None       # (the host's shape, its policies)
 
     def discover(self):
         """The host as reported: SR-IOV virtual functions grouped."""
@@ -89,9 +90,15 @@ class TreeBuilder:
         return chosen
 
     def policies(self, snapshot):
-        """{type id: TypePolicy} for the types ``snapshot`` shows."""
-        return type_config.load_policies(self.conf, snapshot,
-                                         self.driver.vendor_param_keys)
+        """{type id: TypePolicy} for the types ``snapshot`` shows: loaded
+        again only when the host shows other types or parents than at the
+        last load (the configuration is read once a process)."""
+        key = (tuple(snapshot.type_ids()), frozenset(snapshot.unreadable),
+               tuple((p.name, p.members) for p in snapshot.parents))
+        if self._policies is None or self._policies[0] != key:
+            self._policies = (key, type_config.load_policies(
+                self.conf, snapshot, self.driver.vendor_param_keys))
+        return self._policies[1]
 
     def desired_tree(self, snapshot, freed=None):
         """``freed``: {device: {type: claims whose mdev was freed for

@@ -33,6 +33,20 @@ def placement_ini(database=None):
     return text + ('database = %s\n' % database if database else '')
 
 
+def served_conf(tmp_path, host, endpoint, profile='kernel-samples'):
+    """The config file of CLI processes for a simulated ``profile`` host
+    whose Placement is at ``endpoint`` (several processes cannot share
+    the embedded, in-process one); state under tmp_path/state."""
+    conf = tmp_path / 'host.conf'
+    conf.write_text(
+        '[DEFAULT]\nhost = %s\ndriver = simulated\nstate_path = %s\n'
+        'create_root_provider = true\n'
+        '[simulated]\nprofile = %s\n[placement]\n'
+        'auth_type = admin_token\nendpoint = %s\ntoken = admin\n'
+        % (host, tmp_path / 'state', profile, endpoint))
+    return conf
+
+
 @pytest.fixture(scope='session')
 def placement_db(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('placement') / 'placement.sqlite')

@@ -11,6 +11,7 @@ from tests.conftest import make_conf
 from tests.functional.conftest import claim as raw_claim
 from tests.functional.conftest import embedded_only
 from tests.functional.conftest import EXTERNAL
+from tests.functional.conftest import served_conf
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
 from vgpu_placement import flavor
@@ -346,13 +347,7 @@ def served(placement_db, tmp_path, host):
     """Placement on loopback HTTP, and a config for CLI processes (several
     processes cannot share the embedded, in-process one)."""
     server = None if EXTERNAL else embedded.LoopbackServer(placement_db)
-    conf = tmp_path / 'host.conf'
-    conf.write_text(
-        '[DEFAULT]\nhost = %s\ndriver = simulated\nstate_path = %s\n'
-        'create_root_provider = true\n'
-        '[simulated]\nprofile = kernel-samples\n[placement]\n'
-        'auth_type = admin_token\nendpoint = %s\ntoken = admin\n'
-        % (host, tmp_path / 'state', EXTERNAL or server.url))
+    conf = served_conf(tmp_path, host, EXTERNAL or server.url)
     if server is None:
         yield None, conf
         return

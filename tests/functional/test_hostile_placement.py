@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import make_conf
 from tests.functional.conftest import embedded_only
+from tests.functional.conftest import served_conf
 from vgpu_placement import flavor
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
@@ -85,13 +86,7 @@ class ManglingProxy:
 def hostile(placement_db, tmp_path, host):
     with embedded.LoopbackServer(placement_db) as server:
         proxy = ManglingProxy(('127.0.0.1', server.port))
-        conf = tmp_path / 'host.conf'
-        conf.write_text(
-            '[DEFAULT]\nhost = %s\ndriver = simulated\nstate_path = %s\n'
-            'create_root_provider = true\n'
-            '[simulated]\nprofile = kernel-samples\n[placement]\n'
-            'auth_type = admin_token\nendpoint = %s\ntoken = admin\n'
-            % (host, tmp_path / 'state', proxy.url))
+        conf = served_conf(tmp_path, host, proxy.url)
         try:
             yield proxy, conf
         finally:

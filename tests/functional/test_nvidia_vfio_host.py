@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import make_conf
 from tests.functional.conftest import EXTERNAL
 from tests.functional.conftest import placement_ini
+from tests.functional.conftest import served_conf
 from tests.functional.conftest import tree_in_placement
 from tests import nvidia_vfio_tree
 from vgpu_placement.drivers import simulated
@@ -72,6 +73,17 @@ class VfioWorld:
         return {vf: int(self.tree.read(vf, 'current_vgpu_type'))
                 for vf in VFS}
 
+    def realized(self, h, n):
+        """[(instance, its Realized)] for n instances, each claimed and
+        realized on this GPU."""
+        done = []
+        for _ in range(n):
+            consumer = str(uuid.uuid4())
+            self.claim(h, consumer)
+            [r] = h.realize(consumer)
+            done.append((consumer, r))
+        return done
+
     def claim(self, h, consumer):
         desired = h.tree.reporter.desired_tree(h.tree.reporter.discover())
         spec = flavor.extra_specs_for_type(desired, TYPE)
@@ -97,11 +109,8 @@ def gpu_usage(placement, h):
 def test_realize_release_reconcile_after_reboot(vfio_world, placement):
     world = vfio_world
     h = world.host()
-    kept, gone = str(uuid.uuid4()), str(uuid.uuid4())
-    done = {}
-    for consumer in (kept, gone):
-        world.claim(h, consumer)
-        [done[consumer]] = h.realize(consumer)
+    done = dict(world.realized(h, 2))
+    kept, gone = done
     # Each vGPU is a VF with the type written to it, under the UUID
     # derived from its instance.
     for consumer, r in done.items():
@@ -163,12 +172,8 @@ def test_a_lost_uuid_file_never_gives_a_guest_a_second_vgpu(
     VF), and the guest's release frees it, leaving the GPU empty."""
     world = vfio_world
     h = world.host()
-    running, deleted = str(uuid.uuid4()), str(uuid.uuid4())
-    vfs = {}
-    for consumer in (running, deleted):
-        world.claim(h, consumer)
-        [r] = h.realize(consumer)
-        vfs[consumer] = r.parent
+    vfs = {c: r.parent for c, r in world.realized(h, 2)}
+    running, deleted = vfs
     memory = world.state / 'nvidia-vfio.json'
     if loss == 'deleted':
         memory.unlink()
@@ -201,10 +206,7 @@ def test_a_release_after_the_uuid_file_is_lost_frees_the_vf(vfio_world,
     """No reconcile between the loss and the release: the release finds
     the guest's vGPU all the same and frees its VF."""
     world = vfio_world
-    h = world.host()
-    consumer = str(uuid.uuid4())
-    world.claim(h, consumer)
-    [r] = h.realize(consumer)
+    [(consumer, r)] = world.realized(world.host(), 1)
     (world.state / 'nvidia-vfio.json').unlink()
     assert world.host().release(consumer) == ([r.uuid], True)
     assert world.current() == {vf: 0 for vf in VFS}
@@ -216,13 +218,8 @@ def served_vfio(placement_db, tmp_path, host):
     """A CLI config for the simulated L40S on vendor VFIO, its Placement
     on loopback HTTP (CLI processes cannot share the in-process one)."""
     server = None if EXTERNAL else embedded.LoopbackServer(placement_db)
-    conf = tmp_path / 'host.conf'
-    conf.write_text(
-        '[DEFAULT]\nhost = %s\ndriver = simulated\nstate_path = %s\n'
-        'create_root_provider = true\n'
-        '[simulated]\nprofile = nvidia-l40s-vfio\n[placement]\n'
-        'auth_type = admin_token\nendpoint = %s\ntoken = admin\n'
-        % (host, tmp_path / 'state', EXTERNAL or server.url))
+    conf = served_conf(tmp_path, host, EXTERNAL or server.url,
+                       'nvidia-l40s-vfio')
     if server is None:
         yield conf
         return

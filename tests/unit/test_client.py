@@ -30,15 +30,14 @@ def new_client(endpoint, extra=''):
 
 
 @contextlib.contextmanager
-def http_server(status, body, content_type):
-    """127.0.0.1:<port> answering every GET with this status and body."""
+def serving(handle):
+    """127.0.0.1:<port> where every request (any method) is handed to
+    ``handle(handler)``, a BaseHTTPRequestHandler."""
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(status)
-            self.send_header('Content-Type', content_type)
-            self.send_header('Content-Length', str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def _handle(self):
+            handle(self)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _handle
 
         def log_message(self, *args):
             pass
@@ -52,6 +51,18 @@ def http_server(status, body, content_type):
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def http_server(status, body, content_type):
+    """127.0.0.1:<port> answering every request with this status and
+    body."""
+    def answer(handler):
+        handler.send_response(status)
+        handler.send_header('Content-Type', content_type)
+        handler.send_header('Content-Length', str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    return serving(answer)
 
 
 def one_line(err):
@@ -130,31 +141,18 @@ def test_a_hung_placement_times_out():
 
 @contextlib.contextmanager
 def dropping_server():
-    """127.0.0.1:<port> that reads each request whole, counts it by
-    method, and closes the connection without an answer: as a Placement
-    that applied a write and died, or a proxy that timed out."""
+    """(port, methods seen) of a server that reads each request whole,
+    notes its method, and closes the connection without an answer: as a
+    Placement that applied a write and died, or a proxy that timed out."""
     seen = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _drop(self):
-            length = int(self.headers.get('Content-Length') or 0)
-            self.rfile.read(length)
-            seen.append(self.command)
-            self.close_connection = True
-
-        do_GET = do_PUT = do_POST = do_DELETE = _drop
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    def drop(handler):
+        length = int(handler.headers.get('Content-Length') or 0)
+        handler.rfile.read(length)
+        seen.append(handler.command)
+        handler.close_connection = True
+    with serving(drop) as port:
+        yield port, seen
 
 
 def test_a_write_that_may_have_arrived_is_never_sent_again():

@@ -341,3 +341,16 @@ def test_claims_whose_mdev_was_freed_keep_no_size_closed(tmp_path):
     assert one_freed.inventories(usages) == plan.inventories(usages)
     both_freed = dataclasses.replace(plan, freed={small: 2})
     assert both_freed.inventories(usages) == plan.inventories({})
+
+
+@pytest.mark.parametrize('usages, retired_for, delete_after, action', [
+    ({'VGPU': 1}, 10 ** 6, 0, provider_tree.KEEP_CLOSED),   # in use
+    ({'VGPU': 0}, 10 ** 6, None, provider_tree.KEEP_CLOSED),  # never
+    ({}, 59, 60, provider_tree.KEEP_CLOSED),                # not yet
+    ({}, 60, 60, provider_tree.DELETE),
+    ({'VGPU': 0}, 0, 0, provider_tree.DELETE),              # at once
+])
+def test_a_retired_provider_is_deleted_only_unused_and_old_enough(
+        usages, retired_for, delete_after, action):
+    assert provider_tree.retire_action(usages, retired_for,
+                                       delete_after) == action

@@ -73,7 +73,9 @@ def put_tree(provider_tree, nodename, desired, usages_of):
                     takeover.is_nova_vgpu_child(data.name, nodename)):
             continue
         used = usages_of(data.name, data.uuid)
-        if any(used.values()):
+        # Nova's report client deletes what leaves its tree, and its own
+        # cache with it: nothing to wait for once unused.
+        if ptree.retire_action(used, 0, 0) == ptree.KEEP_CLOSED:
             provider_tree.update_inventory(data.uuid, {
                 rc: inv.as_dict() for rc, inv in ptree.keep_in_use(
                     {}, used, data.inventory).items()})
@@ -148,7 +150,7 @@ class NovaTree:
         return mdev_manager.TreeReading(snapshot, desired, placed,
                                         self.builder.policies(snapshot))
 
-    def changed(self):
+    def changed(self, host=None):
         """Nothing to do: Nova's resource tracker reports the tree on its
         period, and the counters Placement holds already account for a
         claim whose mdev was just made or freed."""

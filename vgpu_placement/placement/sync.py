@@ -240,14 +240,13 @@ class TreeSync:
         and it carries RETIRED; it is deleted once unused and retired for
         delete_retired_after seconds.
         """
+        now = self.clock()
         since = self.cache.retired_since(rp_uuid)
         if since is None and not dry_run:
-            since = self.clock()
-            self.cache.retire(rp_uuid, since)
-        old_enough = self.delete_retired_after is not None and (
-            since is None or
-            self.clock() - since >= self.delete_retired_after)
-        if any(cached.usages.values()) or not old_enough:
+            self.cache.retire(rp_uuid, now)
+        if provider_tree.retire_action(
+                cached.usages, now - (now if since is None else since),
+                self.delete_retired_after) == provider_tree.KEEP_CLOSED:
             self._update(rp_uuid, lambda usages, current:
                          provider_tree.keep_in_use({}, usages, current),
                          set(cached.traits) | {traits_mod.RETIRED},
