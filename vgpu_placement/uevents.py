@@ -41,18 +41,18 @@ Contract:
   network device in another namespace count at the kernel and never
   arrive: those hosts are read more often, never less.
 
-What a 6.12 kernel sends (``reference/kernel-mdev.md``, and the kernel
-tier's ``tests/kernel/test_uevents.py``): an mdev create is ``add`` then
-``bind`` with ``SUBSYSTEM=mdev`` and ``DEVPATH=<parent device>/<uuid>``
+What a 6.12 kernel sends (``doc/source/reference/kernel-mdev.rst``, and the
+kernel tier's ``tests/kernel/test_uevents.py``): an mdev create is ``add``
+then ``bind`` with ``SUBSYSTEM=mdev`` and ``DEVPATH=<parent device>/<uuid>``
 (available_instances moves at probe, between the two); a remove is
-``unbind`` then ``remove``. A parent registering or unregistering with
-mdev sends ``change`` with ``MDEV_STATE=registered|unregistered`` on the
-parent device, whatever its bus (``mdev_bus`` is a compat class: its links
-send nothing). SR-IOV VFs and the NVIDIA vendor-specific VFIO (no mdev_bus)
-show as PCI ``add``/``remove``/``bind``/``unbind``; only display
-controllers (PCI class 0x03) are kept, so a NIC creating 64 VFs wakes
-nothing. The vfio, vfio-dev and iommu events that come with each mdev add
-nothing and are dropped.
+``unbind`` then ``remove``. A parent registering or unregistering with mdev
+sends ``change`` with ``MDEV_STATE=registered|unregistered`` on the parent
+device, whatever its bus (``mdev_bus`` is a compat class: its links send
+nothing). SR-IOV VFs and the NVIDIA vendor-specific VFIO (no mdev_bus) show
+as PCI ``add``/``remove``/``bind``/``unbind``; only display controllers (PCI
+class 0x03) are kept, so a NIC creating 64 VFs wakes nothing. The vfio,
+vfio-dev and iommu events that come with each mdev add nothing and are
+dropped.
 
 Why the stdlib socket and not pyudev: the agent needs one multicast
 group of one netlink family and ~20 lines to read it; pyudev would add a

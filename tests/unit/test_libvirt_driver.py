@@ -169,7 +169,7 @@ PCI_GVTG_NO_NAME = """
 
 def nvidia_parent(bus, available=4, path=True, physfn=None):
     """An NVIDIA GPU as libvirt prints it (the layout of PCI_MDEV_TYPES,
-    with a <path> and the T4's types of reference/nvidia-vgpu.md)."""
+    with a <path> and a T4's types, doc/source/reference/kernel-mdev.rst)."""
     pf = ("    <capability type='phys_function'>\n      <address "
           "domain='0x0000' bus='0x%02x' slot='0x00' function='0x0'/>\n"
           "    </capability>\n" % physfn) if physfn is not None else ''
@@ -863,8 +863,8 @@ def test_without_libvirt_python_one_line_names_the_package(monkeypatch,
 
 
 def test_errno_mapping_covers_every_typed_error():
-    """Each errno the kernel gives create (reference/kernel-mdev.md) comes
-    back as its class through mdevctl's text."""
+    """Each errno the kernel gives create (doc/source/reference/
+    kernel-mdev.rst) comes back as its class through mdevctl's text."""
     for number, cls in ((errno.EINVAL, exceptions.InvalidMdevRequest),
                         (errno.EEXIST, exceptions.MdevExists),
                         (errno.ENOSPC, exceptions.NoCapacity),

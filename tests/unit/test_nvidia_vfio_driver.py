@@ -22,7 +22,7 @@ from vgpu_placement import profiles
 
 PF = '0000:26:00.0'
 VFS = ['0000:26:00.4', '0000:26:00.5', '0000:26:00.6', '0000:26:00.7']
-# reference/nvidia-vgpu.md 4.2a: an L40S VF, byte-exact.
+# doc/source/reference/nvidia-vgpu.rst: an L40S VF, byte-exact.
 L40S_CAPTURE = '''ID    : vGPU Name
 1145  : NVIDIA L40S-1B
 1146  : NVIDIA L40S-2B

@@ -6,7 +6,7 @@ no mdev_bus: each virtual function (VF) has
 header line, then ``<ID> : <name>`` lines: what the whole GPU can take
 now; only the header on a full GPU) and ``current_vgpu_type`` (``0``, or
 the ID of the VF's one vGPU). A vGPU is made by writing its type ID there
-and removed by writing 0 (reference/nvidia-vgpu.md 1.3-1.6).
+and removed by writing 0 (doc/source/reference/nvidia-vgpu.rst).
 
 This driver reports such a host in the same shape as the sysfs driver
 reports an mdev one, and also reads ``class/mdev_bus`` through it (GPUs
@@ -139,7 +139,7 @@ class NvidiaVfioDriver(base.Driver):
     """mdev parents (via the sysfs driver) plus vendor-VFIO GPUs."""
 
     # A current_vgpu_type write is not known to send any uevent
-    # (reference/nvidia-vgpu.md says nothing of one): scan every report.
+    # (doc/source/reference/nvidia-vgpu.rst): scan every report.
     host_changes_raise_uevents = False
 
     def __init__(self, conf, nvml=None):
@@ -462,7 +462,7 @@ class NvidiaVfioDriver(base.Driver):
         if vf is None:
             return self.mdev.set_vendor_params(mdev_uuid, type_id, params)
         # The VF's nvidia/vgpu_params is not documented enough to write
-        # (reference/nvidia-vgpu.md 1.3): refused, nothing half done.
+        # (doc/source/reference/nvidia-vgpu.rst): refused, nothing half done.
         raise exceptions.InvalidMdevRequest(
             'set vendor parameters on', 'vGPU %s on %s' % (mdev_uuid, vf),
             'not supported on the vendor-specific VFIO layout yet')

@@ -10,7 +10,8 @@ layout is read, and never required: ``gpu()`` returns None when it cannot
 be used, and ``why_not`` says why in one line (said once by the caller).
 
 Nothing here has run against real hardware: the calls and their order
-follow NVIDIA's NVML header (reference/nvidia-vgpu.md 2.4, 3).
+follow NVIDIA's NVML header (doc/source/reference/nvidia-vgpu.rst,
+"Mixed-size mode" and "MIG-backed types").
 """
 import dataclasses
 

@@ -11,10 +11,10 @@ separate from vgpu_placement.capacity, which predicts what this host will
 say.
 
 Vendor-specific VFIO (rules vfio, vfio-mixed, vfio-mig), as the R525
-driver source does it (doc: reference/nvidia-vgpu.md, 1.5): a vGPU is
-made by writing its type ID to a free virtual function's
-nvidia/current_vgpu_type and removed by writing 0; a type on a virtual
-function that holds one, or 0 on one that holds none, fails with EPERM;
+driver source does it (doc/source/reference/nvidia-vgpu.rst, "Creating
+and removing"): a vGPU is made by writing its type ID to a free virtual
+function's nvidia/current_vgpu_type and removed by writing 0; a type on a
+virtual function that holds one, or 0 on one that holds none, fails with EPERM;
 a type the GPU cannot take now is refused by the resource manager: EIO.
 Mixed-size mode gives each new vGPU the first free placement of its type;
 MIG-backed types go on the first GPU instance of their profile without a

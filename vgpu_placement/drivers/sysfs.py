@@ -53,7 +53,8 @@ class SysfsDriver(base.Driver):
     """Mediated devices under ``[sysfs] root``/class/mdev_bus."""
 
     # mdev create/remove send add/bind and unbind/remove, parents
-    # MDEV_STATE changes, VFs PCI add/remove (reference/kernel-mdev.md).
+    # MDEV_STATE changes, VFs PCI add/remove (doc/source/reference/
+    # kernel-mdev.rst, and the kernel tier's tests/kernel/test_uevents.py).
     host_changes_raise_uevents = True
 
     def __init__(self, conf):
