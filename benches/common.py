@@ -251,4 +251,4 @@ def reporter_and_host(conf):
     """(Reporter, MdevManager) of one host, as vgpu-placement builds them."""
     from vgpu_placement import standalone
     reporter = standalone.reporter_for(conf)
-    return reporter, standalone.host_for(reporter)
+    return reporter, standalone.manager_for(reporter)

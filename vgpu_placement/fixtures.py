@@ -102,4 +102,4 @@ class SimulatedHost(fixtures.Fixture):
     @functools.cached_property
     def host(self):
         from vgpu_placement import standalone
-        return standalone.host_for(self.reporter)
+        return standalone.manager_for(self.reporter)

@@ -1,7 +1,7 @@
 """A host without Nova: this project reports its own provider tree.
 
 ``reporter_for(conf)`` builds the driver, the Placement client and the
-provider cache a Reporter needs; ``host_for(reporter)`` gives the
+provider cache a Reporter needs; ``manager_for(reporter)`` gives the
 MdevManager that reads the tree the Reporter writes (``ReportedTree``).
 The CLI, the agent and the demo are built this way; inside nova-compute,
 Nova's report client writes the tree and the MdevManager reads it from
@@ -48,7 +48,7 @@ def reporter_for(conf, driver=None, client=None):
                            path)
 
 
-def host_for(reporter, ledger=None):
+def manager_for(reporter, ledger=None):
     """The MdevManager of the reporter's host, reading the tree it reports."""
     conf = reporter.conf
     return mdev_manager.MdevManager(conf.host, reporter.driver,

@@ -52,7 +52,7 @@ def claim_until_refused(h, type_ids):
 ])
 def test_claims_never_take_a_foreign_mdev_for_their_own(
         sim_conf, profile, parent, foreign_types, claimed):
-    h = standalone.host_for(standalone.reporter_for(sim_conf(profile)))
+    h = standalone.manager_for(standalone.reporter_for(sim_conf(profile)))
     for type_id in foreign_types:
         h.driver.create_mdev(parent, type_id, new())
     h.tree.reporter.report()

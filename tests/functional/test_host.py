@@ -40,7 +40,7 @@ def world(sim_conf):
     def make(profile='kernel-samples'):
         reporter = standalone.reporter_for(sim_conf(profile))
         reporter.report()
-        return standalone.host_for(reporter)
+        return standalone.manager_for(reporter)
     return make
 
 
@@ -189,7 +189,7 @@ def test_reboot_brings_the_same_uuids_back(world, placement):
     realized = tree_in_placement(placement, h.name)
     h.driver.reboot()
     assert host_mdevs(h) == {}
-    summary = standalone.host_for(h.tree.reporter).reconcile()
+    summary = standalone.manager_for(h.tree.reporter).reconcile()
     assert sorted(summary['recreated']) == sorted(uuids)
     assert sorted(host_mdevs(h)) == sorted(uuids)
     agree(h, placement)
@@ -267,7 +267,7 @@ def realized_t4(sim_conf, host, vendor_params):
     whose type has these operator vendor parameters."""
     conf = conf_with(sim_conf, host, '[mdev_nvidia-231]\nvendor_params = '
                      '%s\n' % vendor_params, 'nvidia-t4')
-    h = standalone.host_for(standalone.reporter_for(conf))
+    h = standalone.manager_for(standalone.reporter_for(conf))
     h.tree.reporter.report()
     consumer = new()
     claim_here(h, flavor.parse_extra_specs(
@@ -368,7 +368,7 @@ def conf_of(conf_path):
 
 def test_concurrent_realize_in_several_processes(served):
     _server, conf = served
-    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h = standalone.manager_for(standalone.reporter_for(conf_of(conf)))
     h.tree.reporter.report()
     consumers = [new() for _ in range(6)]
     spec = flavor.parse_extra_specs({'resources1:CUSTOM_MDEV_MTTY_1': '1'})
@@ -397,7 +397,7 @@ RELEASE_POINTS = [p for p in mdev_manager.CRASH_POINTS
 @pytest.mark.parametrize('point', REALIZE_POINTS)
 def test_crash_during_realize_then_reconcile(served, point, placement):
     _server, conf = served
-    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h = standalone.manager_for(standalone.reporter_for(conf_of(conf)))
     h.tree.reporter.report()
     consumer = new()
     claim_here(h, mtty2(), consumer)
@@ -412,7 +412,7 @@ def test_crash_during_realize_then_reconcile(served, point, placement):
 @pytest.mark.parametrize('point', RELEASE_POINTS)
 def test_crash_during_release_then_reconcile(served, point, placement):
     _server, conf = served
-    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h = standalone.manager_for(standalone.reporter_for(conf_of(conf)))
     h.tree.reporter.report()
     consumer, keeper = new(), new()
     for c in (consumer, keeper):
@@ -431,7 +431,7 @@ def test_crash_during_release_then_reconcile(served, point, placement):
 def test_placement_down_during_release_loses_nothing(served, placement_db,
                                                      placement):
     server, conf = served
-    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h = standalone.manager_for(standalone.reporter_for(conf_of(conf)))
     h.tree.reporter.report()
     consumer = new()
     claim_here(h, mtty2(), consumer)
@@ -559,7 +559,7 @@ def test_a_size_clash_moves_the_claim_to_another_gpu_of_the_host(
         T4_PARENT % gpu for gpu in (GPU_A, GPU_B)))
     reporter = standalone.reporter_for(sim_conf(str(profile)))
     desired = reporter.report().desired
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     root = reporter.cache.root_uuid
     placement.put('/resource_providers/%s/inventories' % root, {
         'resource_provider_generation': placement.get(
@@ -618,7 +618,7 @@ def test_a_freed_vgpu_keeps_no_size_closed_while_its_claim_stands(
     Placement drops the claim."""
     reporter = standalone.reporter_for(sim_conf('nvidia-t4'))
     desired = reporter.report().desired
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     [child] = desired.children
     view = {}
 
@@ -703,13 +703,14 @@ def test_a_wiped_state_directory_is_noticed_from_the_host(world, sim_conf):
     for name in os.listdir(state):
         if name.startswith('ledger.sqlite'):
             os.remove(os.path.join(state, name))
-    fresh = standalone.host_for(h.tree.reporter)
+    fresh = standalone.manager_for(h.tree.reporter)
     with pytest.raises(ledger_mod.LedgerLost, match='derives'):
         fresh.reconcile()
     with pytest.raises(ledger_mod.LedgerLost):
         fresh.realize(consumer)
     assert done.uuid in host_mdevs(h)               # nothing removed
-    accepted = standalone.host_for(h.tree.reporter, ledger=ledger_mod.Ledger(
-        ledger_mod.path_in(state), accept_loss=True))
+    accepted = standalone.manager_for(
+        h.tree.reporter, ledger=ledger_mod.Ledger(ledger_mod.path_in(state),
+                                                  accept_loss=True))
     accepted.reconcile()
     assert [r.uuid for r in accepted.ledger.records()] == [done.uuid]

@@ -31,7 +31,7 @@ def new():
 @pytest.fixture
 def world(sim_conf):
     def make(profile='kernel-samples', config_text=''):
-        h = standalone.host_for(standalone.reporter_for(sim_conf(
+        h = standalone.manager_for(standalone.reporter_for(sim_conf(
             profile, config_text=config_text)))
         h.tree.reporter.report()
         return h
@@ -82,9 +82,9 @@ def test_type_dropped_from_config_keeps_its_mdevs_and_says_so_once(
     consumer = new()
     [mdev] = realized(h, consumer)
     # The operator stops reporting mtty-2 while an instance uses one.
-    later = standalone.host_for(standalone.reporter_for(sim_conf(config_text=(
-        '[devices]\nenabled_mdev_types = mtty-1\n'
-        '[mdev_mtty-1]\nmdev_class = CUSTOM_MDEV_MTTY_1\n'))))
+    later = standalone.manager_for(standalone.reporter_for(sim_conf(
+        config_text=('[devices]\nenabled_mdev_types = mtty-1\n'
+                     '[mdev_mtty-1]\nmdev_class = CUSTOM_MDEV_MTTY_1\n'))))
     with caplog.at_level(logging.WARNING,
                          logger='vgpu_placement.mdev_manager'):
         first = later.reconcile()
@@ -101,7 +101,7 @@ def test_type_dropped_from_config_keeps_its_mdevs_and_says_so_once(
 def test_reconcile_does_not_undo_a_realize_that_finished_meanwhile(world):
     h = world()
     consumer = new()
-    other = standalone.host_for(h.tree.reporter)
+    other = standalone.manager_for(h.tree.reporter)
     read_facts = h.allocations_here
 
     def facts_then_realize(providers):
@@ -123,7 +123,7 @@ def test_reconcile_does_not_redo_a_release_that_finished_meanwhile(
     h = world()
     consumer = new()
     [mdev] = realized(h, consumer)
-    other = standalone.host_for(h.tree.reporter)
+    other = standalone.manager_for(h.tree.reporter)
     read_facts = h.allocations_here
 
     def facts_then_release(providers):
@@ -230,7 +230,7 @@ def check_agreement(h, placement, instances):
 def test_reconcile_races_realize_and_release_in_processes(served,  # noqa: F811
                                                           placement):
     _server, conf = served
-    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h = standalone.manager_for(standalone.reporter_for(conf_of(conf)))
     h.tree.reporter.report()
     rng = random.Random(13)
     consumers = [new() for _ in range(4)]
@@ -266,13 +266,13 @@ def test_ledger_lost_stops_host_work_until_accepted(world):
     path = h.ledger.path
     with open(path, 'w'):
         pass                    # truncated
-    again = standalone.host_for(h.tree.reporter)
+    again = standalone.manager_for(h.tree.reporter)
     with pytest.raises(ledger_mod.LedgerLost) as err:
         again.reconcile()
     assert path in str(err.value)
     assert mdev in host_mdevs(h)   # nothing was touched
-    accepted = standalone.host_for(h.tree.reporter, ledger=ledger_mod.Ledger(
-        path, accept_loss=True))
+    accepted = standalone.manager_for(
+        h.tree.reporter, ledger=ledger_mod.Ledger(path, accept_loss=True))
     summary = accepted.reconcile()
     # Its allocation names it: adopted again, never removed.
     assert summary['realized'] == [mdev] and summary['removed'] == []
@@ -283,7 +283,7 @@ def test_cli_says_the_ledger_is_lost_and_accepts_the_loss(
         served):  # noqa: F811
     from tests.functional.test_host import cli
     _server, conf = served
-    h = standalone.host_for(standalone.reporter_for(conf_of(conf)))
+    h = standalone.manager_for(standalone.reporter_for(conf_of(conf)))
     h.tree.reporter.report()
     [mdev] = realized(h, new())
     os.unlink(h.ledger.path)

@@ -57,7 +57,7 @@ class VfioWorld:
     def host(self):
         """An MdevManager as a fresh process (CLI command, restarted agent)
         makes it."""
-        return standalone.host_for(standalone.reporter_for(self.conf))
+        return standalone.manager_for(standalone.reporter_for(self.conf))
 
     def reboot(self):
         """vGPUs do not survive a reboot: every VF's current_vgpu_type
@@ -228,7 +228,7 @@ def served_vfio(placement_db, tmp_path, host):
 
 
 def test_realize_prints_the_vf_as_a_pci_hostdev(served_vfio):
-    h = standalone.host_for(standalone.reporter_for(make_conf(
+    h = standalone.manager_for(standalone.reporter_for(make_conf(
         served_vfio.read_text())))
     h.tree.reporter.report()
     consumer = str(uuid.uuid4())

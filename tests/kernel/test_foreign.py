@@ -78,7 +78,7 @@ def test_claims_pending_beside_a_hand_made_mdev_all_realize(reporter):
     units = sum(2 if t == 'mtty-2' else 1 for _c, t in granted)
     assert units == ports
     count_step()
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     for consumer, _type_id in granted:
         h.realize(consumer)
     view = kernel_view()

@@ -133,7 +133,7 @@ NOTHING = {key: [] for key in mdev_manager.ACTIONS + mdev_manager.LEFT}
 
 def test_claim_realize_release_round_trip_on_the_kernel(
         reporter, check_inventories, placement):
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     desired = reporter.report().desired
     mtty = providers(reporter)['mtty']
     ports = kernel_units_left('mtty')
@@ -192,7 +192,7 @@ class Walk:
     def __init__(self, reporter, placement, check_inventories):
         self.reporter = reporter
         self.placement, self.check_inventories = placement, check_inventories
-        self.h = standalone.host_for(reporter)
+        self.h = standalone.manager_for(reporter)
         # Keep the result of every report (the host's own, at the end of
         # each realize and release, included): its disagreements are the
         # project's model against the kernel's counts.
@@ -387,7 +387,7 @@ def test_random_claims_realizes_and_releases_agree_with_the_kernel(
 
 def test_reconcile_recreates_mdevs_lost_to_a_module_reload(
         reporter, placement, check_inventories):
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     desired = reporter.report().desired
     at_rest = kernel_view()['available']
     lost = {}
@@ -426,7 +426,7 @@ def test_reconcile_recreates_mdevs_lost_to_a_module_reload(
     assert view['available']['mtty'] == at_rest['mtty']
     count_step()
 
-    summary = standalone.host_for(reporter).reconcile()
+    summary = standalone.manager_for(reporter).reconcile()
     assert sorted(summary['recreated']) == sorted(lost)
     assert dict(summary, recreated=[]) == NOTHING
     view = kernel_view()
@@ -446,7 +446,7 @@ def test_reconcile_recreates_what_fits_when_one_mdev_cannot_come_back(
     autostart would make them at boot) fill mdpy before the agent
     reconciles: the instance on mdpy cannot get its mdev back, the one on
     mtty can and should."""
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     desired = reporter.report().desired
     while True:
         on_mdpy, on_mtty = new(), new()
@@ -485,7 +485,7 @@ def test_foreign_mdev_is_counted_and_never_removed(
         reporter, placement, check_inventories):
     foreign = new()
     write_once(create_file('mtty', 'mtty-2'), foreign)
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     desired = reporter.report().desired
     view = kernel_view()
     assert view['mdevs'] == {foreign: ('mtty', 'mtty-2')}
@@ -553,7 +553,7 @@ def served(placement_db, kconf):
 
 
 def test_crash_after_create_then_reconcile(served, reporter, placement):
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     desired = reporter.report().desired
     consumer = new()
     claim_here(reporter, spec(desired, 'mtty-2'), consumer)
@@ -599,7 +599,7 @@ def test_transient_unreadable_type_keeps_every_in_use_mdev(reporter,
     """One type's available_instances shows garbage for one reconcile
     (a transient read error): that type is unknown, not unwanted; every
     mdev of a running instance stays, and so does its record."""
-    h = standalone.host_for(reporter)
+    h = standalone.manager_for(reporter)
     desired = reporter.report().desired
     for type_id in ('mtty-2', 'mtty-1', 'mbochs-small'):
         consumer = new()

@@ -217,7 +217,7 @@ def _start(args):
     reporter = standalone.reporter_for(conf)
     # Check the configuration against the host before looping.
     reporter.desired_tree(reporter.discover())
-    host = standalone.host_for(reporter)
+    host = standalone.manager_for(reporter)
     stop = threading.Event()
     events = listener = None
     if conf.agent.watch_uevents:

@@ -118,7 +118,7 @@ def cmd_claim(args):
 
 def _host(args):
     conf = common.load_conf(args)
-    return standalone.host_for(standalone.reporter_for(conf))
+    return standalone.manager_for(standalone.reporter_for(conf))
 
 
 def cmd_realize(args):
@@ -155,7 +155,7 @@ def cmd_release(args):
 def cmd_reconcile(args):
     host = _host(args)
     if args.accept_lost_ledger:
-        host = standalone.host_for(
+        host = standalone.manager_for(
             host.tree.reporter, ledger=ledger_mod.Ledger(
                 ledger_mod.path_in(host.state_path), accept_loss=True))
     summary = host.reconcile()

@@ -130,7 +130,7 @@ def run(args):
     args.config_file = [_write_config(state_dir, profile)]
     conf = common.load_conf(args)
     reporter = standalone.reporter_for(conf)
-    host = standalone.host_for(reporter)
+    host = standalone.manager_for(reporter)
 
     _step('The simulated host, as the driver discovers it')
     print(views.snapshot_table(reporter.driver.discover()))
