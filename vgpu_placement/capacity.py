@@ -23,6 +23,7 @@ yet), how many more of each type can still be created?
 * MIG-backed NVIDIA types are a Pool: one pool per GPU-instance profile
   (the GPU instances the operator made) and one of virtual functions.
 """
+import abc
 import dataclasses
 import functools
 import heapq
@@ -37,8 +38,30 @@ MODELS = (INDEPENDENT, POOL, EXCLUSIVE)
 MIXED = 'mixed'             # detected only (no config override)
 
 
+class Model(abc.ABC):
+    """What a capacity model answers for one parent device.
+
+    ``kind``: its name in logs and the config. ``free_after(consumed,
+    types)``: {type: how many more can be created} once ``consumed``
+    ({type: mdevs created or granted}) are taken, or None when it cannot
+    say. ``counter_pools()``: the shared counters that carry its coupling
+    in Placement, ({pool: size}, {pool: {type: units}}), or None.
+    ``counters_carry_all``: True when those counters are the whole
+    coupling, so that a claim paying them needs no inventory to move.
+    """
+    kind = None
+    counters_carry_all = False
+
+    @abc.abstractmethod
+    def free_after(self, consumed, types):
+        """See the class docstring."""
+
+    def counter_pools(self):
+        return None
+
+
 @dataclasses.dataclass(frozen=True)
-class Independent:
+class Independent(Model):
     kind = INDEPENDENT
 
     def free_after(self, consumed, types):
@@ -46,12 +69,23 @@ class Independent:
 
 
 @dataclasses.dataclass(frozen=True)
-class Pool:
+class Pool(Model):
     pools: dict                # pool name -> size in units
     costs: dict                # type id -> {pool name: units}
     max_instances: int = None  # hidden cap on the count (GVT-g: 7)
     how: str = ''              # where the figures came from, for the log
     kind = POOL
+
+    @property
+    def counters_carry_all(self):
+        return bool(self.pools)
+
+    def counter_pools(self):
+        if not self.pools:
+            return None
+        return dict(self.pools), {
+            p: {t: c.get(p, 0) for t, c in self.costs.items()}
+            for p in self.pools}
 
     def free_after(self, consumed, types):
         remaining = dict(self.pools)
@@ -74,11 +108,23 @@ class Pool:
 
 
 @dataclasses.dataclass(frozen=True)
-class Exclusive:
+class Exclusive(Model):
     sizes: dict                # type id -> framebuffer size (any unit)
     maxima: dict               # type id -> max vGPUs on the GPU
     slots: int = None          # SR-IOV: number of virtual functions
     kind = EXCLUSIVE
+    # Any number of same-size vGPUs fits the counters exactly; two sizes
+    # on one GPU only the next report closes (provider_tree.counters_for).
+    counters_carry_all = True
+
+    def counter_pools(self):
+        pools = {'framebuffer': max(self.maxima[t] * self.sizes[t]
+                                    for t in self.sizes)}
+        costs = {'framebuffer': dict(self.sizes)}
+        if self.slots is not None:
+            pools['slots'] = self.slots
+            costs['slots'] = {t: 1 for t in self.sizes}
+        return pools, costs
 
     def free_after(self, consumed, types):
         live = {t: n for t, n in consumed.items() if n}
@@ -157,6 +203,9 @@ class Mixed(Pool):
     existing: dict = None      # type id -> vGPUs that exist
     slots: int = None          # virtual functions
     kind = MIXED
+    # The order vGPUs are created in matters: the counters are bounded
+    # for each report window instead (mixed_burst_limits).
+    counters_carry_all = False
 
     def free_after(self, consumed, types):
         existing = self.existing or {}
@@ -474,30 +523,56 @@ GVT_MAX_VGPUS = 7
 MTTY_PORTS = {'mtty-1': 1, 'mtty-2': 2}
 
 
+def _mtty_costs(types):
+    ids = [t.id for t in types]
+    if all(t in MTTY_PORTS for t in ids):
+        return {t: {'ports': MTTY_PORTS[t]} for t in ids}, None, 'mtty ports'
+    return None
+
+
+def _mdpy_costs(types):
+    if all(t.id.startswith('mdpy-') for t in types):
+        return ({t.id: {'instances': 1} for t in types}, None,
+                'mdev core counter')
+    return None
+
+
+def _mbochs_costs(types):
+    if all(t.id.startswith('mbochs-') and
+           parse.framebuffer_mb(t.description) is not None for t in types):
+        return ({t.id: {'mbytes': parse.framebuffer_mb(t.description)}
+                 for t in types}, None, 'mbochs video memory')
+    return None
+
+
+def _gvt_costs(types):
+    if not all('GVTg' in t.id for t in types):
+        return None
+    costs = {}
+    for x in types:
+        found = {p: r.search(x.description) for p, r in _GVT_RE.items()}
+        if not all(found.values()):
+            return None
+        costs[x.id] = {p: int(m.group(1)) for p, m in found.items()}
+    return costs, GVT_MAX_VGPUS, 'GVT-g aperture, hidden memory, fences'
+
+
+# Each reads the costs one kernel driver's own code fixes, or None; a
+# driver of another vendor adds its reader here.
+COST_READERS = (_mtty_costs, _mdpy_costs, _mbochs_costs, _gvt_costs)
+
+
 def known_costs(types):
     """Per-type pool costs the driver's own code fixes, or None.
 
     types: the parent's MdevType list. Returns ({type: {pool: units}},
-    max_instances, source) for the drivers we know.
+    max_instances, source) from the first of COST_READERS that knows
+    every type.
     """
-    ids = [t.id for t in types]
-    if ids and all(t in MTTY_PORTS for t in ids):
-        return {t: {'ports': MTTY_PORTS[t]} for t in ids}, None, 'mtty ports'
-    if ids and all(t.startswith('mdpy-') for t in ids):
-        return {t: {'instances': 1} for t in ids}, None, 'mdev core counter'
-    if ids and all(t.startswith('mbochs-') and parse.framebuffer_mb(
-            x.description) is not None for t, x in zip(ids, types)):
-        return ({x.id: {'mbytes': parse.framebuffer_mb(x.description)}
-                 for x in types}, None, 'mbochs video memory')
-    if ids and all('GVTg' in t for t in ids):
-        costs = {}
-        for x in types:
-            found = {p: r.search(x.description) for p, r in _GVT_RE.items()}
-            if not all(found.values()):
-                return None
-            costs[x.id] = {p: int(m.group(1)) for p, m in found.items()}
-        return costs, GVT_MAX_VGPUS, 'GVT-g aperture, hidden memory, fences'
-    return None
+    if not types:
+        return None
+    return next((found for found in (read(types) for read in COST_READERS)
+                 if found), None)
 
 
 def _reportable(model):
@@ -560,76 +635,141 @@ def exclusive_from_descriptions(types, existing, slots=None):
     return Exclusive(sizes, maxima, slots)
 
 
-def choose_model(parent, override=None, empty_seen=None):
-    """The model for one parent and a note saying where it came from.
+@dataclasses.dataclass(frozen=True)
+class ParentFacts:
+    """What a model detector sees of one parent."""
+    parent: object          # discovered.ParentDevice (VFs grouped)
+    override: str           # a model name from the config, or None
+    empty_seen: dict        # {type: available} seen with no mdevs, or None
+    existing: dict          # {type: mdevs now}
+    available: dict         # {type: available_instances now}
+    slots: int              # virtual functions (one vGPU each), or None
+    is_nvidia: bool
 
-    override: a model name from config, or None to detect. empty_seen:
-    {type: available} remembered from a time the parent had no mdevs (to
-    infer costs of a driver we do not know).
-    """
-    existing = {t.id: parent.count_mdevs(t.id) for t in parent.types}
-    available = {t.id: t.available_instances for t in parent.types}
-    if override == INDEPENDENT:
+
+UNKNOWN_COSTS = 'costs unknown: types close while claims are pending'
+
+
+def _configured_independent(facts):
+    if facts.override == INDEPENDENT:
         return Independent(), 'configured independent'
-    slots = len(parent.members) or None
-    is_nvidia = parent.types and all(nvidia.is_nvidia_type(t.id)
-                                     for t in parent.types)
-    if override is None and is_nvidia and any(
-            t.vgpu is not None and t.vgpu.gi_profile for t in parent.types):
-        model = mig_from_types(parent)
-        if model is not None:
-            return model, model.how
-        return Pool({}, {}), ('MIG-backed types without GPU-instance '
-                              'counts: types close while claims are pending')
-    if override is None and is_nvidia and any(
-            t.vgpu is not None and t.vgpu.placement_ids
-            for t in parent.types):
-        model = mixed_from_types(parent)
-        if model is not None:
-            return model, model.how
-        return Pool({}, {}), ('mixed-size mode without every placement '
-                              'known: types close while claims are pending')
-    if override == EXCLUSIVE or (override is None and (is_nvidia or slots)):
-        model = exclusive_from_descriptions(parent.types, existing, slots)
-        if model is not None:
-            return model, 'equal-size rule from type descriptions'
-        named = nvidia.equal_size_from_names(
-            {t.id: t.name for t in parent.types})
-        if named is not None and all(
-                n * named[1][t] <= PLACEMENT_INT_MAX
-                for t, n in named[0].items()):
-            return Exclusive(named[0], named[1], slots), (
-                'equal-size rule from type names and the board\'s '
-                'framebuffer (no descriptions)')
-    if override is None and is_nvidia:
+    return None
+
+
+def _nvidia_vgpu_kind(facts, wanted, builder, missing):
+    """NVML's figures of one kind (GPU instances, placements) on every
+    type: the model they give, or a closed one when some are missing."""
+    if facts.override is not None or not facts.is_nvidia or not any(
+            t.vgpu is not None and wanted(t.vgpu)
+            for t in facts.parent.types):
+        return None
+    model = builder(facts.parent)
+    if model is not None:
+        return model, model.how
+    return Pool({}, {}), missing
+
+
+def _nvidia_mig(facts):
+    return _nvidia_vgpu_kind(
+        facts, lambda vgpu: vgpu.gi_profile, mig_from_types,
+        'MIG-backed types without GPU-instance counts: types close while '
+        'claims are pending')
+
+
+def _nvidia_mixed(facts):
+    return _nvidia_vgpu_kind(
+        facts, lambda vgpu: vgpu.placement_ids, mixed_from_types,
+        'mixed-size mode without every placement known: types close while '
+        'claims are pending')
+
+
+def _equal_size(facts):
+    if not (facts.override == EXCLUSIVE or facts.override is None and (
+            facts.is_nvidia or facts.slots)):
+        return None
+    types = facts.parent.types
+    model = exclusive_from_descriptions(types, facts.existing, facts.slots)
+    if model is not None:
+        return model, 'equal-size rule from type descriptions'
+    named = nvidia.equal_size_from_names({t.id: t.name for t in types})
+    if named is not None and all(n * named[1][t] <= PLACEMENT_INT_MAX
+                                 for t, n in named[0].items()):
+        return Exclusive(named[0], named[1], facts.slots), (
+            'equal-size rule from type names and the board\'s '
+            'framebuffer (no descriptions)')
+    return None
+
+
+def _nvidia_unknown(facts):
+    if facts.override is None and facts.is_nvidia:
         # Never a pool inferred from counts: it would let sizes mix.
         return Pool({}, {}), ('NVIDIA types without descriptions, NVML or '
                               'a known board: types close while claims are '
                               'pending')
-    if override in (None, POOL):
-        known = known_costs(parent.types)
-        if known:
-            costs, cap, source = known
-            model = pool_from_costs(costs, cap, existing, available, source)
-            if model is not None and empty_seen and \
-                    set(empty_seen) == set(available):
-                # Pools are constants: what the parent showed empty bounds
-                # them too, often closer (a remainder no type can use yet
-                # is invisible once mdevs exist).
-                seen = pool_from_costs(costs, cap, {}, empty_seen, source)
-                if seen is not None:
-                    model = dataclasses.replace(model, pools={
-                        p: max(n, seen.pools.get(p, 0))
-                        for p, n in model.pools.items()})
-            if model is not None:
-                return model, source
-        empty = available if not any(existing.values()) else empty_seen
-        if empty and set(empty) == set(available):
-            model = infer_single_pool(empty)
-            if model is not None:
-                return model, model.how
-    # Costs unknown: every type is closed while anything is pending here.
-    return Pool({}, {}), 'costs unknown: types close while claims are pending'
+    return None
+
+
+def _known_pool(facts):
+    known = facts.override in (None, POOL) and known_costs(
+        facts.parent.types)
+    if not known:
+        return None
+    costs, cap, source = known
+    model = pool_from_costs(costs, cap, facts.existing, facts.available,
+                            source)
+    if model is not None and facts.empty_seen and \
+            set(facts.empty_seen) == set(facts.available):
+        # Pools are constants: what the parent showed empty bounds them
+        # too, often closer (a remainder no type can use yet is invisible
+        # once mdevs exist).
+        seen = pool_from_costs(costs, cap, {}, facts.empty_seen, source)
+        if seen is not None:
+            model = dataclasses.replace(model, pools={
+                p: max(n, seen.pools.get(p, 0))
+                for p, n in model.pools.items()})
+    return (model, source) if model is not None else None
+
+
+def _inferred_pool(facts):
+    if facts.override not in (None, POOL):
+        return None
+    empty = facts.available if not any(facts.existing.values()) else \
+        facts.empty_seen
+    if empty and set(empty) == set(facts.available):
+        model = infer_single_pool(empty)
+        if model is not None:
+            return model, model.how
+    return None
+
+
+# Tried in order; the first that answers gives the parent's model. A
+# vendor's detector goes before the generic ones it must win over.
+DETECTORS = (_configured_independent, _nvidia_mig, _nvidia_mixed,
+             _equal_size, _nvidia_unknown, _known_pool, _inferred_pool)
+
+
+def choose_model(parent, override=None, empty_seen=None,
+                 detectors=DETECTORS):
+    """The model for one parent and a note saying where it came from.
+
+    override: a model name from config, or None to detect. empty_seen:
+    {type: available} remembered from a time the parent had no mdevs (to
+    infer costs of a driver we do not know). ``detectors``: functions
+    ParentFacts -> (model, note) or None, tried in order; when none
+    answers, every type closes while anything is pending (costs unknown).
+    """
+    facts = ParentFacts(
+        parent, override, empty_seen,
+        existing={t.id: parent.count_mdevs(t.id) for t in parent.types},
+        available={t.id: t.available_instances for t in parent.types},
+        slots=len(parent.members) or None,
+        is_nvidia=bool(parent.types) and all(
+            nvidia.is_nvidia_type(t.id) for t in parent.types))
+    for detect in detectors:
+        found = detect(facts)
+        if found is not None:
+            return found
+    return Pool({}, {}), UNKNOWN_COSTS
 
 
 def empty_capacity(model, type_id):

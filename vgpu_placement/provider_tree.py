@@ -109,11 +109,8 @@ class ParentPlan:
         """True when the model's coupling is all in the shared counters
         (a pool model, or the equal-size one) and the operator says
         claims pay them ([capacity] claims_pay_counters)."""
-        model = self.model
-        return bool(self.claims_pay and self.counters) and not isinstance(
-            model, capacity.Mixed) and (
-                isinstance(model, capacity.Exclusive) or
-                (isinstance(model, capacity.Pool) and bool(model.pools)))
+        return bool(self.claims_pay and self.counters and
+                    self.model.counters_carry_all)
 
     def unpaid(self, usages):
         """{counter class: units} the claims granted here owe it: a
@@ -224,7 +221,7 @@ class ParentPlan:
             result[counter.resource_class] = Inventory(
                 total=counter.size, reserved=min(counter.size, unpaid),
                 max_unit=counter.size)
-        if isinstance(self.model, capacity.Mixed):
+        if self.model.kind == capacity.MIXED:
             self._mixed_burst_limits(result, usages, pending)
         return result
 
@@ -356,19 +353,10 @@ def counters_for(parent, model):
     which only the next report closes. Mixed-size mode: the framebuffer
     and VF counters' free are lowered so that any mix fits (ParentPlan).
     """
-    if isinstance(model, capacity.Exclusive):
-        pools = {'framebuffer': max(model.maxima[t] * model.sizes[t]
-                                    for t in model.sizes)}
-        costs = {'framebuffer': dict(model.sizes)}
-        if model.slots is not None:
-            pools['slots'] = model.slots
-            costs['slots'] = {t: 1 for t in model.sizes}
-    elif isinstance(model, capacity.Pool) and model.pools:
-        pools = dict(model.pools)
-        costs = {p: {t: c.get(p, 0) for t, c in model.costs.items()}
-                 for p in pools}
-    else:
+    found = model.counter_pools()
+    if found is None:
         return ()
+    pools, costs = found
     if getattr(model, 'max_instances', None) is not None:
         pools['instances'] = model.max_instances
         costs['instances'] = {t.id: 1 for t in parent.types}

@@ -81,8 +81,9 @@ class TreeBuilder:
     def choose_model(self, parent, empty_seen):
         override = self.model_choices.get(
             parent.name, self.model_choices.get('*'))
-        chosen, how = capacity.choose_model(parent, override,
-                                            empty_seen.get(parent.name))
+        chosen, how = capacity.choose_model(
+            parent, override, empty_seen.get(parent.name),
+            tuple(self.driver.model_detectors()) + capacity.DETECTORS)
         # Said once per parent and model: how its costs were found.
         self.say_once(logging.INFO, ('model', parent.name, chosen.kind, how),
                       'capacity of %s: %s model (%s)', parent.name,

@@ -64,6 +64,13 @@ class Driver(abc.ABC):
         VF as a PCI device, not an mdev."""
         return False
 
+    def model_detectors(self):
+        """Capacity-model detectors this driver knows for its parents
+        (capacity.ParentFacts -> (model, note) or None), tried before
+        capacity.DETECTORS: how a vendor's GPUs share their capacity
+        lives with the vendor's driver. None by default."""
+        return ()
+
     def readopt(self, parent, type_id, mdev_uuid, shown_uuid):
         """Mend a vGPU whose UUID the driver lost: where the host holds no
         UUID (vendor-specific VFIO) and the driver's own record of it is
