@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import make_conf
 from vgpu_placement.cmd import common
+from vgpu_placement.conf import checks
 from vgpu_placement import exceptions
 from vgpu_placement import provider_tree
 from vgpu_placement import redact
@@ -154,7 +155,7 @@ def test_host_empty_or_with_whitespace_or_control_characters(tmp_path, host):
     # read it, then check as load_conf does.
     conf = make_conf(host=host, state_path=str(tmp_path))
     with pytest.raises(exceptions.ConfigError) as err:
-        common.check_values(conf)
+        checks.check_values(conf)
     assert str(err.value).startswith('[DEFAULT] host:')
 
 
@@ -164,13 +165,13 @@ def test_host_empty_in_a_file(tmp_path):
 
 def test_host_long_enough_to_push_child_names_past_placement_limit(
         tmp_path):
-    longest = 'h' * common.HOST_MAX_LENGTH
+    longest = 'h' * checks.HOST_MAX_LENGTH
     # Every PCI parent's provider name still fits Placement's 200.
     assert len(provider_tree.provider_name(longest, '0000:84:00.0')) == 200
     assert load(tmp_path, '[DEFAULT]\nhost = %s\n' % longest).host == longest
     line = error(tmp_path, '[DEFAULT]\nhost = %s\n' % (longest + 'h'),
                  '[DEFAULT] host')
-    assert str(common.HOST_MAX_LENGTH) in line
+    assert str(checks.HOST_MAX_LENGTH) in line
 
 
 # -- [agent] intervals --------------------------------------------------------

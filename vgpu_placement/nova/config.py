@@ -15,9 +15,10 @@ import socket
 
 from oslo_config import cfg
 
-from vgpu_placement.cmd import common
 from vgpu_placement import conf as conf_mod
+from vgpu_placement.conf import checks
 from vgpu_placement import exceptions
+from vgpu_placement.placement import embedded
 from vgpu_placement import state_file
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def load(path, node):
     if written != node and written != socket.gethostname():
         LOG.warning('[DEFAULT] host %r of %s ignored inside nova-compute: '
                     'the host is Nova\'s node name %r', written, path, node)
-    common.check_values(conf)
+    checks.check_values(conf)
+    embedded.check_conf(conf)
     state_file.tighten_dir(conf.state_path)
     return conf

@@ -21,6 +21,7 @@ from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 
+from vgpu_placement.conf import checks
 from vgpu_placement import exceptions
 
 LOG = logging.getLogger(__name__)
@@ -38,6 +39,16 @@ def missing_modules():
     """The server modules that cannot be imported here (none imported)."""
     return [name for name in SERVER_MODULES
             if importlib.util.find_spec(name) is None]
+
+
+def check_conf(conf):
+    """With [embedded_placement] enabled: the server installed and its
+    database a file this user can write (ConfigError otherwise)."""
+    if not conf.embedded_placement.enabled:
+        return
+    check_installed()
+    checks.check_file('[embedded_placement] database',
+                      conf.embedded_placement.database, make_dirs=True)
 
 
 def check_installed():
