@@ -14,8 +14,8 @@ the outcome back, and the kernel tier's fixtures give the embedded
 Placement and the clean-up. ``python3 benches/uevent_latency.py`` runs the
 same on a host that is a kernel-tier guest (it refuses anywhere else).
 
-What runs is the agent's own loop (``cmd.agent.ReportLoop``) with the real
-Reporter (sysfs driver on /sys, the embedded Placement), in threads of
+What runs is the agent's own loop (``service.loop.ReportLoop``) with the
+real Reporter (sysfs driver on /sys, the embedded Placement), in threads of
 this process, for two host names in turn:
 
 * **uevents**: ``[agent] watch_uevents`` as shipped (UeventListener,
@@ -66,10 +66,10 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from vgpu_placement.cmd import agent  # noqa: E402
 from vgpu_placement.conf import agent as agent_conf  # noqa: E402
 from vgpu_placement.placement import client as client_mod  # noqa: E402
 from vgpu_placement import provider_tree  # noqa: E402
+from vgpu_placement.service import loop as service_loop  # noqa: E402
 from vgpu_placement import standalone  # noqa: E402
 from vgpu_placement import uevents  # noqa: E402
 
@@ -263,8 +263,8 @@ def _run_agent(make_conf, placement, host, watch, period):
         listener = uevents.UeventListener(events).start()
         if not listener.watching.wait(30):
             raise RuntimeError('the agent could not watch uevents')
-    loop = agent.ReportLoop(timed, period, period,
-                            timed.timed_wait(stop.wait), events=events)
+    loop = service_loop.ReportLoop(timed, period, period,
+                                   timed.timed_wait(stop.wait), events=events)
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()
     with timed.cond:            # the start's report: the tree exists

@@ -67,10 +67,10 @@ def test_a_uevent_gets_an_out_of_band_create_into_placement_at_once(
     another tool, then its kernel uevent, and Placement shows the new
     totals without waiting for the period."""
     from tests.functional.conftest import tree_in_placement
-    from vgpu_placement.cmd import agent
     from vgpu_placement import drivers
+    from vgpu_placement.service import loop as service_loop
+    from vgpu_placement.service import uevents
     from vgpu_placement import standalone
-    from vgpu_placement import uevents
 
     conf = sim_conf()
     reporter = standalone.reporter_for(conf)
@@ -89,7 +89,8 @@ def test_a_uevent_gets_an_out_of_band_create_into_placement_at_once(
     listener = uevents.UeventListener(events, open_socket=lambda: ours)
     listener.start()
     stop = threading.Event()
-    loop = agent.ReportLoop(reporter, 3600, 3600, stop.wait, events=events)
+    loop = service_loop.ReportLoop(
+        reporter, 3600, 3600, stop.wait, events=events)
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()
     mtty = '%s_mtty_mtty' % host
@@ -162,11 +163,11 @@ def test_a_claim_while_host_scans_are_skipped_changes_the_offers(
     from tests.functional.conftest import placement_ini
     from tests.functional.conftest import tree_in_placement
     from tests import sysfs_tree
-    from vgpu_placement.cmd import agent
     from vgpu_placement.fixtures import make_conf
-    from vgpu_placement import scan_gate
+    from vgpu_placement.service import loop as service_loop
+    from vgpu_placement.service import scan_gate
+    from vgpu_placement.service import uevents
     from vgpu_placement import standalone
-    from vgpu_placement import uevents
 
     sysfs_tree.kernel_samples(str(tmp_path / 'sys'))
     conf = make_conf(placement_ini(placement_db), host=host, driver='sysfs',
@@ -186,8 +187,8 @@ def test_a_claim_while_host_scans_are_skipped_changes_the_offers(
     # hear every uevent the kernel sent.
     gate = scan_gate.ScanGate(events, True, 600, clock,
                               kernel_seqnum=lambda: 0)
-    loop = agent.ReportLoop(reporter, 60, 300, lambda s: True, clock=clock,
-                            events=events, scans=gate)
+    loop = service_loop.ReportLoop(reporter, 60, 300, lambda s: True,
+                                   clock=clock, events=events, scans=gate)
 
     def cycle():
         now[0] += 60

@@ -290,7 +290,7 @@ def test_dry_run_writes_nothing(sim_conf, host, placement):
 @embedded_only
 def test_placement_down_then_back(tmp_path, host, placement_db):
     from tests.conftest import make_conf
-    from vgpu_placement.cmd import agent
+    from vgpu_placement.service import loop as service_loop
 
     server = embedded.LoopbackServer(placement_db)
     port = server.port
@@ -302,8 +302,8 @@ def test_placement_down_then_back(tmp_path, host, placement_db):
     with server:
         reporter = standalone.reporter_for(conf)
         reporter.report()
-    loop = agent.ReportLoop(reporter, interval=30, max_backoff=120,
-                            wait=None)
+    loop = service_loop.ReportLoop(reporter, interval=30, max_backoff=120,
+                                   wait=None)
     # Down: the loop keeps going and backs off; nothing is lost meanwhile.
     assert loop.run_once() == 30
     assert loop.run_once() == 60

@@ -22,9 +22,9 @@ from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import write_once
 from tests.kernel import kmod
 from tests.uevent_recorder import Recorder
-from vgpu_placement.cmd import agent
+from vgpu_placement.service import loop as service_loop
+from vgpu_placement.service import uevents
 from vgpu_placement import standalone
-from vgpu_placement import uevents
 
 WAIT = 120          # seconds: TCG is slow, a loaded machine slower
 
@@ -197,7 +197,8 @@ def test_a_burst_of_50_creates_is_reported_a_handful_of_times(
     watch = uevents.UeventListener(events).start()
     assert watch.watching.wait(WAIT)
     stop = threading.Event()
-    loop = agent.ReportLoop(counting, 3600, 3600, stop.wait, events=events)
+    loop = service_loop.ReportLoop(
+        counting, 3600, 3600, stop.wait, events=events)
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()
     try:

@@ -4,10 +4,10 @@ import logging
 import socket
 import threading
 
-from vgpu_placement.cmd import agent
 from vgpu_placement import exceptions
-from vgpu_placement import scan_gate
-from vgpu_placement import uevents
+from vgpu_placement.service import loop as service_loop
+from vgpu_placement.service import scan_gate
+from vgpu_placement.service import uevents
 
 UUID = '0a6ed2b4-6d1c-4b8e-9d57-3c1f5f0e2a11'
 
@@ -44,7 +44,8 @@ def test_backoff_doubles_to_the_cap_and_resets_when_placement_returns():
     def wait(seconds):
         waits.append(seconds)
         return not reporter.outcomes        # stop when the script ends
-    agent.ReportLoop(reporter, interval=10, max_backoff=50, wait=wait).run()
+    service_loop.ReportLoop(reporter, interval=10,
+                            max_backoff=50, wait=wait).run()
     assert waits == [10, 10, 20, 40, 50, 50, 10, 10]
     assert reporter.calls == 8
 
@@ -53,9 +54,9 @@ def test_other_errors_are_logged_and_the_loop_goes_on(caplog):
     reporter = ScriptedReporter([exceptions.ConfigError('[x] y', 'bad',
                                                         'fix'), Result()])
     waits = []
-    loop = agent.ReportLoop(reporter, 5, 60,
-                            lambda s: waits.append(s) or not
-                            reporter.outcomes)
+    loop = service_loop.ReportLoop(reporter, 5, 60,
+                                   lambda s: waits.append(s) or not
+                                   reporter.outcomes)
     loop.run()
     assert waits == [5, 5]
     assert '[x] y: bad; fix' in caplog.text
@@ -71,9 +72,9 @@ def test_reconcile_at_start_then_every_n_cycles_and_after_an_outage():
         if len(calls) == 2:
             raise down           # the second reconcile meets an outage
         return {'recreated': []}
-    loop = agent.ReportLoop(reporter, 10, 60,
-                            lambda s: not reporter.outcomes,
-                            reconcile=reconcile, reconcile_every=3)
+    loop = service_loop.ReportLoop(reporter, 10, 60,
+                                   lambda s: not reporter.outcomes,
+                                   reconcile=reconcile, reconcile_every=3)
     loop.run()
     # Start, then 3 report-only cycles, then the failing reconcile is
     # tried again on the very next cycle.
@@ -88,8 +89,8 @@ def test_unexpected_errors_back_off_and_the_loop_goes_on(caplog):
                                             "'²'"), KeyError('x'),
                                  Result(), Result()])
     waits = []
-    agent.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
-                     reporter.outcomes or len(waits) > 5).run()
+    service_loop.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
+                            reporter.outcomes or len(waits) > 5).run()
     assert waits == [10, 20, 10, 10]
     assert reporter.calls == 4
     assert 'report cycle failed unexpectedly' in caplog.text
@@ -104,9 +105,9 @@ def test_a_failing_reconcile_does_not_stop_the_report():
         raise exceptions.HostStateError('the ownership ledger x is lost')
     waits = []
     # Stops when the script ends, or after 4 cycles should it not.
-    agent.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
-                     reporter.outcomes or len(waits) > 3,
-                     reconcile=reconcile, reconcile_every=5).run()
+    service_loop.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
+                            reporter.outcomes or len(waits) > 3,
+                            reconcile=reconcile, reconcile_every=5).run()
     # Both cycles reported; the failed reconcile is tried again next cycle.
     assert reporter.calls == 2 and tried == [0, 1]
     assert waits == [10, 10]
@@ -116,8 +117,8 @@ def test_no_root_provider_yet_is_said_once_and_tried_each_period(caplog):
     missing = exceptions.RootProviderMissing('cn1')
     reporter = ScriptedReporter([missing, missing, missing, Result()])
     waits = []
-    agent.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
-                     reporter.outcomes or len(waits) > 5).run()
+    service_loop.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
+                            reporter.outcomes or len(waits) > 5).run()
     assert waits == [10, 10, 10, 10]        # no back-off: nova starts soon
     warned = [r for r in caplog.records if 'no root provider' in
               r.getMessage() and r.levelname == 'WARNING']
@@ -175,7 +176,7 @@ def test_uevents_report_at_once_without_moving_the_period_or_reconcile():
     events = ScriptedEvents(clock, [(2, batch('mtty')), (3, batch('mdpy')),
                                     (None, None), (4, batch('mtty')),
                                     (None, None)])
-    loop = agent.ReportLoop(
+    loop = service_loop.ReportLoop(
         reporter, 10, 60, lambda s: not reporter.outcomes, clock=clock,
         reconcile=lambda: reconciled.append(clock.now) or {},
         reconcile_every=2, events=events)
@@ -203,9 +204,9 @@ def test_an_owed_reconcile_runs_on_the_first_uevent_cycle():
             raise exceptions.HostStateError('the ownership ledger x is lost')
         return {}
     events = ScriptedEvents(clock, [(1, batch('mtty')), (1, batch('mtty'))])
-    agent.ReportLoop(reporter, 10, 60, lambda s: not reporter.outcomes,
-                     clock=clock, reconcile=reconcile, reconcile_every=5,
-                     events=events).run()
+    service_loop.ReportLoop(
+        reporter, 10, 60, lambda s: not reporter.outcomes, clock=clock,
+        reconcile=reconcile, reconcile_every=5, events=events).run()
     assert tried == [0, 1]          # retried at once, then not again
     assert reporter.calls == 3
 
@@ -222,8 +223,8 @@ def test_while_backing_off_uevents_wait_for_the_retry(caplog):
         clock.now += seconds
         return not reporter.outcomes
     events = ScriptedEvents(clock, [(1, batch('mtty')), (1, batch('mdpy'))])
-    agent.ReportLoop(reporter, 10, 60, wait, clock=clock,
-                     events=events).run()
+    service_loop.ReportLoop(reporter, 10, 60, wait, clock=clock,
+                            events=events).run()
     # Start; a uevent at 1 meets the outage: the retry waits its 10 s
     # (wait(10)), ignoring uevents; then uevents wake reports again.
     assert [w for w in waits if w] == [10]
@@ -250,8 +251,8 @@ def test_the_loop_wakes_on_a_kernel_uevent_through_a_socket(caplog):
     events = uevents.EventQueue(quiet=0.01, max_delay=1.0)
     listener = uevents.UeventListener(events, open_socket=lambda: ours)
     listener.start()
-    loop = agent.ReportLoop(reporter, interval=3600, max_backoff=3600,
-                            wait=stop.wait, events=events)
+    loop = service_loop.ReportLoop(reporter, interval=3600, max_backoff=3600,
+                                   wait=stop.wait, events=events)
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()
     try:
@@ -313,9 +314,9 @@ def scan_loop(queue, qualifies=True, full_scan_interval=600,
               (lambda: queue.heard))
     gate = scan_gate.ScanGate(queue, qualifies, full_scan_interval, clock,
                               kernel_seqnum=kernel, proof_wait=0)
-    loop = agent.ReportLoop(reporter, 60, 300, lambda s: True, clock=clock,
-                            events=queue, scans=gate, reconcile=reconcile,
-                            reconcile_every=reconcile_every)
+    loop = service_loop.ReportLoop(
+        reporter, 60, 300, lambda s: True, clock=clock, events=queue,
+        scans=gate, reconcile=reconcile, reconcile_every=reconcile_every)
     return loop, reporter, clock
 
 
@@ -426,13 +427,14 @@ def test_by_default_every_periodic_report_reads_the_host():
     from vgpu_placement.fixtures import make_conf
     queue = healthy_queue()
     conf = make_conf(agent__report_interval=45)
-    gate = agent.scan_gate_for(conf, queue, True)
+    gate = service_loop.scan_gate_for(conf, queue, True)
     assert gate.full_scan_interval == 45
     loop, reporter, clock = scan_loop(queue, full_scan_interval=45)
     assert [periodic(loop, clock, 45) for _ in range(3)] == [True] * 3
     conf = make_conf(agent__report_interval=45,
                      agent__full_scan_interval=450)
-    assert agent.scan_gate_for(conf, queue, True).full_scan_interval == 450
+    assert service_loop.scan_gate_for(
+        conf, queue, True).full_scan_interval == 450
 
 
 def test_a_driver_whose_changes_raise_no_uevent_reads_every_time():

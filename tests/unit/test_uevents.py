@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import make_conf
 from tests.uevent_recorder import Recorder
-from vgpu_placement import uevents
+from vgpu_placement.service import uevents
 
 UUID = '0a6ed2b4-6d1c-4b8e-9d57-3c1f5f0e2a11'
 MDEV_PATH = '/devices/virtual/mtty/mtty/' + UUID
@@ -256,7 +256,7 @@ def pair():
 
 
 def test_the_listener_keeps_host_changes_and_drops_bad_messages(pair, caplog):
-    caplog.set_level(logging.DEBUG, logger='vgpu_placement.uevents')
+    caplog.set_level(logging.DEBUG, logger='vgpu_placement.service.uevents')
     ours, kernel = pair
     recorder = Recorder()
     listener = uevents.UeventListener(recorder, open_socket=lambda: ours)

@@ -27,7 +27,7 @@ import logging
 import time
 
 from vgpu_placement import once
-from vgpu_placement import uevents
+from vgpu_placement.service import uevents
 
 LOG = logging.getLogger(__name__)
 
