@@ -98,6 +98,13 @@ class TreeReading:
     policies: dict               # type id -> type_config.TypePolicy
 
 
+def placed_children(cache):
+    """{child name: (provider uuid, managed?)} of a placement.cache
+    ProviderCache: the ``placed`` of a TreeReading."""
+    return {name: (rp_uuid, provider.managed)
+            for name, (rp_uuid, provider) in cache.children().items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Wanted:
     """One vGPU a consumer's allocations ask this host for."""

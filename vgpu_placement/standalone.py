@@ -76,10 +76,10 @@ class ReportedTree:
             snapshot, desired = self._read(refresh=False)
         else:
             snapshot, desired = self._report_first()
-        placed = {name: (rp_uuid, provider.managed) for name, (
-            rp_uuid, provider) in self.reporter.cache.children().items()}
-        return mdev_manager.TreeReading(snapshot, desired, placed,
-                                        self.reporter.policies(snapshot))
+        return mdev_manager.TreeReading(
+            snapshot, desired,
+            mdev_manager.placed_children(self.reporter.cache),
+            self.reporter.policies(snapshot))
 
     def _report_first(self):
         try:

@@ -75,8 +75,12 @@ class _ReportClientAdapter:
     """What PlacementClient asks of a keystoneauth Adapter, answered by
     Nova's report client (its session, auth, endpoint and retries)."""
 
+    # Nova's report client retries as nova.conf's [placement] says (not
+    # at all by default): PlacementClient adds no retry of its own.
+    connect_retries = 0
+
     def request(self, path, method, microversion=None, raise_exc=False,
-                json=None):
+                json=None, connect_retries=None):
         client = report.report_client_singleton()
         if method == 'GET':
             return client.get(path, version=microversion)
@@ -237,7 +241,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             snapshot, self._freed_claims(provider_tree, nodename))
         if allocations is None:
             vp.tree.refresh()
-        cached = vp.tree.cache.children()
+        cached = vp.tree.children()
         # Children of ours by name that we do not report yet: stock
         # Nova's, on a host it is taking over from Nova.
         taken = {provider_tree.data(c.name).uuid: c for c in desired.children
@@ -314,7 +318,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             LOG.warning('vgpu-placement: no adoption of stock Nova\'s mdevs '
                         'now: %s', e)
             return
-        looked_at = (frozenset(foreign), frozenset(vp.tree.cache.managed()))
+        looked_at = (frozenset(foreign), frozenset(vp.tree.managed()))
         if not foreign or (instance is None and
                            looked_at == self._nothing_to_adopt):
             return

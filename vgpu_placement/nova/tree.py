@@ -108,11 +108,14 @@ class NovaTree:
         # on this host: a migration holds its instance's allocations on
         # the source until the move is confirmed or reverted.
         self.migrations = migrations
-        # In memory only: the endpoint is Nova's business.
-        self.cache = cache_mod.ProviderCache('nova-compute')
-        self._sync = sync.TreeSync(client, self.cache)
-        # Spawns and the resource tracker's period read it concurrently.
-        self._lock = threading.Lock()
+        # Placement's view of the tree, read only (Nova's report client
+        # writes it), in memory only (the endpoint is Nova's business).
+        # Spawns, moves and the resource tracker's period use it from
+        # several threads: read and written only under _lock, through
+        # the methods below.
+        self._cache = cache_mod.ProviderCache('nova-compute')
+        self._sync = sync.TreeSync(client, self._cache)
+        self._lock = threading.RLock()
 
     def refresh(self):
         """Read Placement's tree (changed providers only); the root's uuid,
@@ -120,33 +123,43 @@ class NovaTree:
         with self._lock:
             return self._sync.refresh(self.root_name, create_root=False)
 
+    def children(self):
+        """{name: (uuid, CachedProvider)} of the tree last read."""
+        with self._lock:
+            return self._cache.children()
+
+    def managed(self):
+        """The uuids of the children the project manages, as last read."""
+        with self._lock:
+            return self._cache.managed()
+
     def usages(self, child):
         """{class: used} Placement holds on the desired ``child``.
 
         From the tree just read, read again when the child has claims not
         realized yet (placement.sync.TreeSync.current_usages)."""
-        found = self.cache.children().get(child.name)
-        if found is None:
-            return {}
         with self._lock:
+            found = self._cache.children().get(child.name)
+            if found is None:
+                return {}
             return self._sync.current_usages(found[0], child.plan)
 
     def retired_usages(self, rp_uuid):
         """{class: used} on a child no longer desired (kept while in use),
         read again while the tree read shows it in use."""
-        if self.cache.get(rp_uuid) is None:
-            return {}
         with self._lock:
+            if self._cache.get(rp_uuid) is None:
+                return {}
             return self._sync.current_usages(rp_uuid)
 
     def reading(self, held=()):
-        if not (held and self.cache.root_uuid and
-                all(rp in self.cache for rp in held)):
-            self.refresh()
+        with self._lock:
+            if not (held and self._cache.root_uuid and
+                    all(rp in self._cache for rp in held)):
+                self.refresh()
+            placed = mdev_manager.placed_children(self._cache)
         snapshot = self.builder.discover()
         desired = self.builder.desired_tree(snapshot)
-        placed = {name: (rp_uuid, provider.managed) for name, (
-            rp_uuid, provider) in self.cache.children().items()}
         return mdev_manager.TreeReading(snapshot, desired, placed,
                                         self.builder.policies(snapshot))
 
@@ -162,4 +175,9 @@ class NovaTree:
         """A predicate on provider uuids: a child of this host's tree that
         the project manages (the tree is read once if it does not know
         the provider)."""
-        return cache_mod.managed_predicate(self.cache, self.refresh)
+        ours = cache_mod.managed_predicate(self._cache, self.refresh)
+
+        def is_ours(rp_uuid):
+            with self._lock:
+                return ours(rp_uuid)
+        return is_ours
