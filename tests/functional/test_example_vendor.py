@@ -6,6 +6,7 @@ import logging
 import uuid
 
 import pytest
+import stevedore
 
 from tests.conftest import make_conf
 from tests.functional.conftest import placement_ini
@@ -30,6 +31,10 @@ def acme_installed(tmp_path, monkeypatch):
         '[vgpu_placement.drivers]\n'
         'acme = tests.example_vendor.driver:AcmeDriver\n')
     monkeypatch.syspath_prepend(str(site))
+    # stevedore keeps each namespace's entry points for the life of the
+    # process: one installed before the process starts is seen; this one
+    # comes after other tests loaded drivers here.
+    monkeypatch.setattr(stevedore.ExtensionManager, 'ENTRY_POINT_CACHE', {})
     assert 'acme' in drivers.available_drivers()
 
 
@@ -46,7 +51,9 @@ def offers(placement, host, gpu, type_id, desired):
 
 def test_a_vendor_package_and_an_entry_point_are_all_it_takes(
         acme_installed, tmp_path, host, placement_db, placement, caplog):
-    caplog.set_level(logging.INFO)
+    # The logger's own level: a command run earlier in this process may
+    # have set vgpu_placement's to WARN.
+    caplog.set_level(logging.INFO, logger='vgpu_placement')
     conf = make_conf(placement_ini(placement_db), driver='acme', host=host,
                      state_path=str(tmp_path / 'state'))
     reporter = standalone.reporter_for(conf)
