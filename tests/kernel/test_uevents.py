@@ -104,7 +104,7 @@ def test_a_parent_unregistering_and_registering_is_seen(listener, capsys):
 # print what the gate then decides.
 GATE_PROBE = r"""
 import json, sys
-from vgpu_placement import scan_gate, uevents
+from vgpu_placement.service import scan_gate, uevents
 queue = uevents.EventQueue(0.02, 1.0)
 listener = uevents.UeventListener(queue).start()
 assert listener.watching.wait(%(wait)d), 'no uevent socket'
