@@ -244,8 +244,9 @@ class TreeSync:
         since = self.cache.retired_since(rp_uuid)
         if since is None and not dry_run:
             self.cache.retire(rp_uuid, now)
+        retired_for = 0 if since is None else now - since
         if provider_tree.retire_action(
-                cached.usages, now - (now if since is None else since),
+                cached.usages, retired_for,
                 self.delete_retired_after) == provider_tree.KEEP_CLOSED:
             self._update(rp_uuid, lambda usages, current:
                          provider_tree.keep_in_use({}, usages, current),
