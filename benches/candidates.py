@@ -12,7 +12,8 @@ of one host, the time to get the offers is measured in two configurations:
            no limit: resources1=C:1&...&resourcesK=C:1&group_policy=isolate
   ours     the project's embedded Placement (tuned: max_allocation_candidates
            =1000, breadth-first, optimize_for_wide_provider_trees) and the
-           project's scheduler: vgpu_placement.scheduler.Scheduler.offers()
+           project's scheduler:
+           vgpu_placement.placement.scheduler.Scheduler.offers()
            for flavor.parse_extra_specs of K groups (resourcesN:C=1,
            traitN:TRAIT=required, group_policy=isolate), limit 50. K
            identical isolated groups are asked as ONE group (limit 50),
@@ -79,7 +80,7 @@ def naive_query(k, specs):
 
 def project_request(k, specs):
     """One vGPU's extra specs (group 1) repeated in groups 1..K."""
-    from vgpu_placement import flavor
+    from vgpu_placement.placement import flavor
     if k > 1:
         specs = flavor.on_different_parents(specs, k)
     return flavor.parse_extra_specs(specs)
@@ -87,7 +88,7 @@ def project_request(k, specs):
 
 def _child(args):
     """One configuration, one K: print a JSON line per request."""
-    from vgpu_placement import scheduler
+    from vgpu_placement.placement import scheduler
     tuned, shaped = CONFIGS[args.config]
     client = common.embedded_client(args._run, tuned=tuned)
     client.get('/resource_providers?name=warm-up')

@@ -27,7 +27,7 @@ static   Nova / Cyborg / KubeVirt today: each GPU (parent) pinned to one
 dynamic  this project's default: every type on every parent
          (CUSTOM_MDEV_<TYPE>), the capacity model detected per parent,
          shared counter classes for pool models, flavors from
-         vgpu_placement.flavor.extra_specs_for_type.
+         vgpu_placement.placement.flavor.extra_specs_for_type.
 
 Candidates are chosen to pack, not spread: a provider already holding the
 requested class first, then the one where the fewest more instances of the
@@ -61,15 +61,16 @@ sys.path.insert(0, ROOT)
 import os_resource_classes as orc  # noqa: E402
 
 from tests.conftest import make_conf  # noqa: E402
-from vgpu_placement import capacity  # noqa: E402
-from vgpu_placement.drivers import simulated  # noqa: E402
+from vgpu_placement.drivers.nvidia import mixed as nv_mixed  # noqa: E402
+from vgpu_placement.drivers.simulated import driver as simulated  # noqa
+from vgpu_placement.drivers.simulated import profiles as profiles_mod  # noqa
 from vgpu_placement import exceptions  # noqa: E402
-from vgpu_placement import flavor  # noqa: E402
-from vgpu_placement import ledger as ledger_mod  # noqa: E402
+from vgpu_placement.host import ledger as ledger_mod  # noqa: E402
+from vgpu_placement.model import exclusive  # noqa: E402
 from vgpu_placement.placement import client as client_mod  # noqa: E402
 from vgpu_placement.placement import embedded  # noqa: E402
-from vgpu_placement import profiles as profiles_mod  # noqa: E402
-from vgpu_placement import standalone  # noqa: E402
+from vgpu_placement.placement import flavor  # noqa: E402
+from vgpu_placement.service import standalone  # noqa: E402
 
 DEFAULT_PROFILES = ('kernel-samples', 'nvidia-t4x4', 'nvidia-a40x2-sriov',
                     'gvt-g-x2', 'nvidia-l40sx2-vfio', 'nvidia-a10x2-vfio',
@@ -286,7 +287,7 @@ def static_config_text(assignment):
 # -- one trace against Placement ----------------------------------------------
 
 def model_kind(model):
-    if isinstance(model, capacity.Exclusive) and model.slots:
+    if isinstance(model, exclusive.Exclusive) and model.slots:
         return 'sriov'
     return model.kind
 
@@ -294,7 +295,7 @@ def model_kind(model):
 # The model kind the dynamic configuration detects per profile rule, for
 # the zero-late-failure target (MIG-backed types are a Pool).
 RULE_KIND = {'pool': 'pool', 'sriov': 'sriov', 'vfio': 'sriov',
-             'vfio-mixed': capacity.MIXED, 'vfio-mig': 'pool'}
+             'vfio-mixed': nv_mixed.MIXED, 'vfio-mig': 'pool'}
 
 
 class TraceRun:

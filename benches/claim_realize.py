@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 from common import timed  # noqa: E402
-from vgpu_placement import flavor  # noqa: E402
-from vgpu_placement import scheduler  # noqa: E402
-from vgpu_placement import type_config  # noqa: E402
+from vgpu_placement.conf import type_config  # noqa: E402
+from vgpu_placement.placement import flavor  # noqa: E402
+from vgpu_placement.placement import scheduler  # noqa: E402
 
 
 class Counts:

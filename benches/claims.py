@@ -17,7 +17,7 @@ per path, alternating (a d, d a, ...), each path claiming back to back:
   (a) raw PUT     PUT /allocations/{consumer} of the candidates of a GET
                   /allocation_candidates made before the window (the raw
                   path gets its candidates for free), the next one on 409;
-  (d) project     a new vgpu_placement.scheduler.Scheduler per window (what
+  (d) project     a new placement.scheduler.Scheduler per window (what
       Scheduler   a scheduler service keeps): its GETs are timed, its
                   candidates remembered for --max-age seconds and claimed
                   from, its own claims added to the usage it remembers, a
@@ -26,7 +26,7 @@ per path, alternating (a d, d a, ...), each path claiming back to back:
 One claim at a time, interleaved claim by claim (a b c, b c a, ...):
 
   (a) raw PUT     as above, from a GET made before the round;
-  (b) project     vgpu_placement.scheduler.claim(), the one-shot path of
+  (b) project     placement.scheduler.claim(), the one-shot path of
       one-shot    `vgpu-placement claim`: GET /allocation_candidates with
                   the project's query and limit, rank, PUT;
   (c) raw GET+PUT GET /allocation_candidates with the same query + PUT of
@@ -144,8 +144,8 @@ def _agent_build(db):
     flavor's extra specs for AGENT_TYPE go to <db>.json."""
     import discovery
     from tests.conftest import make_conf
-    from vgpu_placement import flavor
-    from vgpu_placement import standalone
+    from vgpu_placement.placement import flavor
+    from vgpu_placement.service import standalone
     work = tempfile.mkdtemp(prefix='bench-agent-host-')
     try:
         tree = discovery.build_host(os.path.join(work, 'sys'), GPUS,
@@ -369,8 +369,8 @@ def package_shares(stats):
 
 def _measure(args):
     from vgpu_placement import exceptions
-    from vgpu_placement import flavor
-    from vgpu_placement import scheduler
+    from vgpu_placement.placement import flavor
+    from vgpu_placement.placement import scheduler
 
     client = common.embedded_client(args._measure, tuned=not args.untuned)
     check_tree(client, args.size)

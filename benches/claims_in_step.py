@@ -37,8 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 from vgpu_placement import exceptions  # noqa: E402
-from vgpu_placement import flavor  # noqa: E402
-from vgpu_placement import scheduler  # noqa: E402
+from vgpu_placement.placement import flavor  # noqa: E402
+from vgpu_placement.placement import scheduler  # noqa: E402
 
 PROFILES = ['kernel-samples', 'nvidia-t4', 'nvidia-a40-sriov']
 WAYS = [('before', False), ('after', True)]

@@ -249,6 +249,6 @@ def simulated_conf(profile, state_path, host, url=None, config_text='',
 
 def reporter_and_host(conf):
     """(Reporter, MdevManager) of one host, as vgpu-placement builds them."""
-    from vgpu_placement import standalone
+    from vgpu_placement.service import standalone
     reporter = standalone.reporter_for(conf)
     return reporter, standalone.manager_for(reporter)

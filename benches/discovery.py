@@ -33,11 +33,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from tests.conftest import make_conf  # noqa: E402
 from tests import sysfs_tree  # noqa: E402
-from vgpu_placement import capacity  # noqa: E402
-from vgpu_placement import discovered  # noqa: E402
-from vgpu_placement.drivers import sysfs  # noqa: E402
-from vgpu_placement import provider_tree  # noqa: E402
-from vgpu_placement import type_config  # noqa: E402
+from vgpu_placement.conf import type_config  # noqa: E402
+from vgpu_placement.drivers.mdev import sysfs  # noqa: E402
+from vgpu_placement.drivers.nvidia import models as nvidia_models  # noqa
+from vgpu_placement.model import detect  # noqa: E402
+from vgpu_placement.model import discovered  # noqa: E402
+from vgpu_placement.placement import provider_tree  # noqa: E402
 
 VFS = 32
 SIZES_GB = (1, 2, 3, 4, 6, 8, 12, 16, 24, 48)
@@ -104,7 +105,8 @@ def ours(conf, driver):
     policies = type_config.load_policies(conf, snapshot)
     return provider_tree.build_tree(
         'bench', snapshot, policies,
-        choose_model=lambda p: capacity.choose_model(p)[0])
+        choose_model=lambda p: detect.choose_model(
+            p, vendor=nvidia_models.DETECTORS)[0])
 
 
 median_time = common.median_time

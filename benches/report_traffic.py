@@ -204,8 +204,8 @@ def tree_of(reporter, host):
 
 
 def run_ours(tmp, key, extra_ini, claim_class):
-    from vgpu_placement import provider_tree
-    from vgpu_placement import standalone
+    from vgpu_placement.placement import provider_tree
+    from vgpu_placement.service import standalone
 
     host = 'ours-%s' % key
     profile = os.path.join(tmp, 'profile-8xT4.yaml')

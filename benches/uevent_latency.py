@@ -68,10 +68,10 @@ if ROOT not in sys.path:
 
 from vgpu_placement.conf import agent as agent_conf  # noqa: E402
 from vgpu_placement.placement import client as client_mod  # noqa: E402
-from vgpu_placement import provider_tree  # noqa: E402
+from vgpu_placement.placement import provider_tree  # noqa: E402
 from vgpu_placement.service import loop as service_loop  # noqa: E402
+from vgpu_placement.service import standalone  # noqa: E402
 from vgpu_placement.service import uevents  # noqa: E402
-from vgpu_placement import standalone  # noqa: E402
 
 BUS = '/sys/class/mdev_bus'
 DEVICES = '/sys/bus/mdev/devices'

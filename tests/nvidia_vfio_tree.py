@@ -12,7 +12,7 @@ one EPERM, a type the GPU cannot take EIO.
 import errno
 import os
 
-from vgpu_placement.drivers import simulated
+from vgpu_placement.drivers.simulated import driver as simulated
 
 HEADER = 'ID    : vGPU Name\n'
 

@@ -96,10 +96,10 @@ class SimulatedHost(fixtures.Fixture):
 
     @functools.cached_property
     def reporter(self):
-        from vgpu_placement import standalone
+        from vgpu_placement.service import standalone
         return standalone.reporter_for(self.conf)
 
     @functools.cached_property
     def host(self):
-        from vgpu_placement import standalone
+        from vgpu_placement.service import standalone
         return standalone.manager_for(self.reporter)

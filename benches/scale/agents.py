@@ -38,7 +38,7 @@ class HostSim:
     """
 
     def __init__(self, index, name, conf, builds):
-        from vgpu_placement import standalone
+        from vgpu_placement.service import standalone
         self.index, self.name, self.conf = index, name, conf
         self.agent = standalone.reporter_for(conf)
         self.slots = threading.Semaphore(builds)
@@ -246,7 +246,7 @@ class AgentProcess:
 
     def check_host(self, h):
         """Placement vs the bench's instances vs mdevs vs ledger."""
-        from vgpu_placement import ledger as ledger_mod
+        from vgpu_placement.host import ledger as ledger_mod
         host = h.compute
         ours = host._our_providers()            # a report first
         here = host.allocations_here(ours)      # consumer -> rp -> rc -> n

@@ -58,8 +58,8 @@ def load_mix(profile, mix_arg, type_ids):
 def flavors_for(profile, mix_arg):
     """(flavors {type: extra specs}, weights {type: w}, mix source, models
     {parent: kind}) from a throw-away simulated host of the profile."""
-    from vgpu_placement import flavor
-    from vgpu_placement import standalone
+    from vgpu_placement.placement import flavor
+    from vgpu_placement.service import standalone
     tmp = tempfile.mkdtemp(prefix='scale-run-flavors-')
     try:
         # The endpoint is never contacted: the tree is built offline.

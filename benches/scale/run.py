@@ -135,7 +135,7 @@ class Run:
     def provider_map(self):
         """{provider uuid: host index} for every provider of our hosts."""
         from tests.conftest import make_conf
-        from vgpu_placement import standalone
+        from vgpu_placement.service import standalone
         client = standalone.placement_client(make_conf(config.ini(self.url)))
         index = {n: i for i, n in enumerate(self.names)}
         rps = client.get('/resource_providers')['resource_providers']

@@ -48,7 +48,7 @@ class SchedulerProcess:
     def claim_one(self, phase, hold_s, wait_inflight):
         from vgpu_placement import exceptions
         from vgpu_placement.placement import consumers
-        from vgpu_placement import scheduler
+        from vgpu_placement.placement import scheduler
         type_id = self.rng.choices(self.types, self.weights)[0]
         consumer = str(uuid.uuid4())
         if wait_inflight:
@@ -116,11 +116,11 @@ class SchedulerProcess:
         child_signals()
         logs = logs_mod.count_logs()
         from tests.conftest import make_conf
-        from vgpu_placement import flavor
-        from vgpu_placement import standalone
+        from vgpu_placement.placement import flavor
+        from vgpu_placement.service import standalone
         conf = make_conf(config.ini(self.url))
         self.client = standalone.placement_client(conf)
-        from vgpu_placement import scheduler
+        from vgpu_placement.placement import scheduler
         self.scheduler = scheduler.Scheduler(self.client,
                                              max_age=self.args.remember)
         listener = threading.Thread(target=self.listen, daemon=True)

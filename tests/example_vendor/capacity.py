@@ -6,7 +6,7 @@ the project that cap (an empty GPU shows 4 small and 2 large, which reads
 as one pool where a large costs 2 smalls), so the driver contributes this
 detector.
 """
-from vgpu_placement import capacity
+from vgpu_placement.model import pool as pool_model
 
 SLICES = 8
 MAX_VGPUS = 4
@@ -14,10 +14,10 @@ COSTS = {'acme-small': 1, 'acme-large': 4}
 
 
 def detect(facts):
-    """capacity.ParentFacts -> (model, note) for an ACME GPU, else None."""
+    """model.detect.ParentFacts -> (model, note) for an ACME GPU, else None."""
     ids = {t.id for t in facts.parent.types}
     if facts.override is not None or not ids or not ids <= set(COSTS):
         return None
-    return capacity.Pool({'slices': SLICES},
-                         {t: {'slices': COSTS[t]} for t in ids},
-                         MAX_VGPUS, 'ACME A1 slices'), 'ACME A1 slices'
+    return pool_model.Pool({'slices': SLICES},
+                           {t: {'slices': COSTS[t]} for t in ids},
+                           MAX_VGPUS, 'ACME A1 slices'), 'ACME A1 slices'

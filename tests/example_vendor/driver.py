@@ -2,16 +2,16 @@
 own interface (``$state_path/acme-host.json``: {vGPU UUID: [GPU, type]}).
 
 A real driver reads and writes the vendor's sysfs files the same way: read
-with ``vgpu_placement.sysfs_read``, check every path written with
-``vgpu_placement.sysfs_paths``, write through a privileged entry point, and
+with ``vgpu_placement.sysfs.read``, check every path written with
+``vgpu_placement.sysfs.paths``, write through a privileged entry point, and
 raise the typed errors of ``vgpu_placement.exceptions`` errno for errno.
 """
 import os
 
 from tests.example_vendor import capacity as acme_capacity
-from vgpu_placement import discovered
 from vgpu_placement.drivers import base
 from vgpu_placement import exceptions
+from vgpu_placement.model import discovered
 from vgpu_placement import state_file
 
 GPUS = ('acme0', 'acme1')

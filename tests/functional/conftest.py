@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import make_conf
 from vgpu_placement import fixtures as vp_fixtures
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement import standalone
+from vgpu_placement.service import standalone
 
 EXTERNAL = os.environ.get('VGPU_PLACEMENT_TEST_PLACEMENT')
 embedded_only = pytest.mark.skipif(

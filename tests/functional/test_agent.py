@@ -69,8 +69,8 @@ def test_a_uevent_gets_an_out_of_band_create_into_placement_at_once(
     from tests.functional.conftest import tree_in_placement
     from vgpu_placement import drivers
     from vgpu_placement.service import loop as service_loop
+    from vgpu_placement.service import standalone
     from vgpu_placement.service import uevents
-    from vgpu_placement import standalone
 
     conf = sim_conf()
     reporter = standalone.reporter_for(conf)
@@ -166,8 +166,8 @@ def test_a_claim_while_host_scans_are_skipped_changes_the_offers(
     from vgpu_placement.fixtures import make_conf
     from vgpu_placement.service import loop as service_loop
     from vgpu_placement.service import scan_gate
+    from vgpu_placement.service import standalone
     from vgpu_placement.service import uevents
-    from vgpu_placement import standalone
 
     sysfs_tree.kernel_samples(str(tmp_path / 'sys'))
     conf = make_conf(placement_ini(placement_db), host=host, driver='sysfs',
@@ -233,8 +233,8 @@ def test_a_reused_scan_follows_the_ledger_without_reading_the_host(
     from tests.functional.conftest import claim
     from tests.functional.conftest import tree_in_placement
     from tests import sysfs_tree
-    from vgpu_placement import ledger as ledger_mod
-    from vgpu_placement import standalone
+    from vgpu_placement.host import ledger as ledger_mod
+    from vgpu_placement.service import standalone
 
     tree = sysfs_tree.kernel_samples(str(tmp_path / 'sys'))
     mdev = str(uuid.uuid4())
@@ -270,7 +270,7 @@ def test_a_reused_scan_never_writes_back_over_a_fresher_report(
     stale offer back."""
     from tests.functional.conftest import tree_in_placement
     from tests import sysfs_tree
-    from vgpu_placement import standalone
+    from vgpu_placement.service import standalone
 
     tree = sysfs_tree.kernel_samples(str(tmp_path / 'sys'))
     conf = sysfs_conf(tmp_path, host, placement_db)

@@ -18,8 +18,8 @@ from tests.functional.conftest import EXTERNAL
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
 from vgpu_placement.placement import embedded
-from vgpu_placement import standalone
-from vgpu_placement import traits as traits_mod
+from vgpu_placement.placement import traits as traits_mod
+from vgpu_placement.service import standalone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -37,14 +37,14 @@ import pytest
 
 from tests.conftest import make_conf
 from tests.functional.conftest import placement_ini
-from vgpu_placement import capacity
-from vgpu_placement.drivers import simulated
+from vgpu_placement.drivers.simulated import driver as simulated
 from vgpu_placement import exceptions
-from vgpu_placement import flavor
-from vgpu_placement import ledger as ledger_mod
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.model import pool as pool_model
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement import provider_tree
-from vgpu_placement import standalone
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.service import standalone
 
 PLACEMENT_DB = {}
 
@@ -212,9 +212,9 @@ class HostUnderClaims(RuleBasedStateMachine):
         if not counted:
             return
         first = data.draw(st.sampled_from(sorted(counted)))
-        pool = isinstance(counted[first].plan.model, capacity.Pool)
+        pool = isinstance(counted[first].plan.model, pool_model.Pool)
         kinds = sorted(t for t, c in counted.items()
-                       if isinstance(c.plan.model, capacity.Pool))
+                       if isinstance(c.plan.model, pool_model.Pool))
         got = [self.claim(first, True)] + [
             self.claim(data.draw(st.sampled_from(kinds)) if pool else first,
                        True) for _ in range(size - 1)]

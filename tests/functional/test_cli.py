@@ -15,10 +15,10 @@ import pytest
 from tests.functional.conftest import embedded_only
 from tests.functional.conftest import placement_ini
 from tests import sysfs_tree
-from vgpu_placement.drivers import simulated
-from vgpu_placement import flavor
-from vgpu_placement import profiles
-from vgpu_placement import provider_tree
+from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import profiles
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import provider_tree
 
 
 def run(args, conf_path=None, check=True):

@@ -12,10 +12,10 @@ from tests.conftest import make_conf
 from tests.functional.conftest import placement_ini
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import drivers
-from vgpu_placement import flavor
-from vgpu_placement import provider_tree
-from vgpu_placement import scheduler
-from vgpu_placement import standalone
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.placement import scheduler
+from vgpu_placement.service import standalone
 
 
 @pytest.fixture

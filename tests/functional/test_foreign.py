@@ -5,9 +5,9 @@ import uuid
 import pytest
 
 from tests.functional.test_host import claim_here
-from vgpu_placement import flavor
-from vgpu_placement import scheduler
-from vgpu_placement import standalone
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import scheduler
+from vgpu_placement.service import standalone
 
 
 def new():

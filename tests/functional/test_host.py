@@ -14,15 +14,15 @@ from tests.functional.conftest import EXTERNAL
 from tests.functional.conftest import served_conf
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
-from vgpu_placement import flavor
-from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import mdev_manager
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.host import mdev_manager
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import consumers
 from vgpu_placement.placement import embedded
-from vgpu_placement import provider_tree
-from vgpu_placement import scheduler
-from vgpu_placement import standalone
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.placement import scheduler
+from vgpu_placement.service import standalone
 
 
 def new():

@@ -20,10 +20,10 @@ import pytest
 from tests.conftest import make_conf
 from tests.functional.conftest import embedded_only
 from tests.functional.conftest import served_conf
-from vgpu_placement import flavor
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
-from vgpu_placement import scheduler
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import scheduler
 
 
 class ManglingProxy:

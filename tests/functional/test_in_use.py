@@ -18,10 +18,10 @@ from tests.functional.test_host import host_mdevs
 from tests.functional.test_host import mtty2
 from tests.functional.test_host import served  # noqa: F401 (fixture)
 from vgpu_placement import exceptions
-from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import mdev_manager
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.host import mdev_manager
 from vgpu_placement.placement import consumers
-from vgpu_placement import standalone
+from vgpu_placement.service import standalone
 
 
 def new():
@@ -86,7 +86,7 @@ def test_type_dropped_from_config_keeps_its_mdevs_and_says_so_once(
         config_text=('[devices]\nenabled_mdev_types = mtty-1\n'
                      '[mdev_mtty-1]\nmdev_class = CUSTOM_MDEV_MTTY_1\n'))))
     with caplog.at_level(logging.WARNING,
-                         logger='vgpu_placement.mdev_manager'):
+                         logger='vgpu_placement.host.mdev_manager'):
         first = later.reconcile()
         second = later.reconcile()
     assert first['kept'] == [mdev] and first['removed'] == []

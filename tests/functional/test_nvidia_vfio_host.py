@@ -20,14 +20,14 @@ from tests.functional.conftest import placement_ini
 from tests.functional.conftest import served_conf
 from tests.functional.conftest import tree_in_placement
 from tests import nvidia_vfio_tree
-from vgpu_placement.drivers import simulated
-from vgpu_placement import flavor
-from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import mdev_manager
+from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import profiles
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.host import mdev_manager
 from vgpu_placement.placement import embedded
-from vgpu_placement import profiles
-from vgpu_placement import scheduler
-from vgpu_placement import standalone
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import scheduler
+from vgpu_placement.service import standalone
 
 PF = '0000:41:00.0'
 VFS = ['0000:41:00.4', '0000:41:00.5', '0000:41:00.6', '0000:41:00.7']

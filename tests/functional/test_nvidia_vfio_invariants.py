@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 import pytest
 
 from tests.functional import test_capacity_invariants as base
-from vgpu_placement import capacity
-from vgpu_placement.drivers import simulated
+from vgpu_placement.drivers.nvidia import mixed as nv_mixed
+from vgpu_placement.drivers.simulated import driver as simulated
 from vgpu_placement import exceptions
-from vgpu_placement import provider_tree
+from vgpu_placement.model import pool as pool_model
+from vgpu_placement.placement import provider_tree
 
 
 def gpu_truth(spec, vgpus, pending, type_spec):
@@ -96,8 +97,8 @@ class VfioHostUnderClaims(base.HostUnderClaims):
             return
         first = data.draw(st.sampled_from(sorted(counted)))
         model = counted[first].plan.model
-        mix = isinstance(model, capacity.Pool) and not isinstance(
-            model, capacity.Mixed)
+        mix = isinstance(model, pool_model.Pool) and not isinstance(
+            model, nv_mixed.Mixed)
         got = [self.claim(first, True)] + [
             self.claim(data.draw(st.sampled_from(sorted(counted))) if mix
                        else first, True) for _ in range(size - 1)]
@@ -111,7 +112,7 @@ class VfioHostUnderClaims(base.HostUnderClaims):
         host reports (several PUTs, no report between); the host then
         makes them in an order hypothesis draws: none may fail."""
         mixed = sorted(t for c in self.desired.children
-                       if isinstance(c.plan.model, capacity.Mixed)
+                       if isinstance(c.plan.model, nv_mixed.Mixed)
                        for t in c.plan.classes)
         if not mixed:
             return
@@ -175,7 +176,7 @@ def test_mixed_size_offers_are_safe_in_every_order():
     [spec], _ = simulated.load_profile(
         'etc/vgpu-placement/profiles/nvidia-l40s-vfio-mixed.yaml')
     shapes = {t.id: (t.placement_size, t.placement_ids) for t in spec.types}
-    mixed = capacity.Mixed({}, {}, shapes=shapes, existing={}, slots=32)
+    mixed = nv_mixed.Mixed({}, {}, shapes=shapes, existing={}, slots=32)
     q16, q8 = 'nvidia-1154', 'nvidia-1152'
     assert mixed.free_after({q16: 1}, [q16]) == {q16: 1}
     # 8Q first takes 0: the 16Qs then need 0 and 32; one only fits.

@@ -6,13 +6,13 @@ import pytest
 from tests.functional.conftest import claim
 from tests.functional.conftest import embedded_only
 from tests.functional.conftest import tree_in_placement
+from vgpu_placement.conf import type_config
 from vgpu_placement import exceptions
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import embedded
-from vgpu_placement import provider_tree
-from vgpu_placement import standalone
-from vgpu_placement import traits as traits_mod
-from vgpu_placement import type_config
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.placement import traits as traits_mod
+from vgpu_placement.service import standalone
 
 
 def expected_totals(snapshot, host):

@@ -10,12 +10,12 @@ import pytest
 from tests.conftest import make_conf
 from tests.functional.conftest import claim
 from tests.functional.conftest import placement_ini
-from vgpu_placement import flavor
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import consumers
-from vgpu_placement import provider_tree
-from vgpu_placement import scheduler
-from vgpu_placement import standalone
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.placement import scheduler
+from vgpu_placement.service import standalone
 
 # Three T4-like cards (equal-size mode): 4Q fits 4 per card, 2Q 8.
 THREE_CARDS = """

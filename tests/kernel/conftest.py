@@ -23,10 +23,10 @@ import re
 
 import pytest
 
-from vgpu_placement import discovered
-from vgpu_placement import provider_tree
-from vgpu_placement import standalone
-from vgpu_placement import tree_builder
+from vgpu_placement.host import tree_builder
+from vgpu_placement.model import discovered
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.service import standalone
 
 IN_GUEST = os.environ.get('VGPU_KERNEL_TIER') == '1'
 

@@ -8,8 +8,8 @@ from tests.kernel.conftest import create_file
 from tests.kernel.conftest import DEVICES
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import write_once
-from vgpu_placement import discovered
-from vgpu_placement import standalone
+from vgpu_placement.model import discovered
+from vgpu_placement.service import standalone
 
 
 def test_foreign_mdev_is_listed_and_counted(driver, reporter, host,
@@ -59,7 +59,7 @@ def test_claims_pending_beside_a_hand_made_mdev_all_realize(reporter):
     kernel can create: every claim then realizes, none fails late."""
     from tests.kernel.test_realize import claim_here
     from tests.kernel.test_realize import spec
-    from vgpu_placement import scheduler
+    from vgpu_placement.placement import scheduler
     foreign = str(uuid.uuid4())
     write_once(create_file('mtty', 'mtty-2'), foreign)
     ports = available('mtty', 'mtty-1')

@@ -15,10 +15,10 @@ import pytest
 from tests.kernel.conftest import count_step
 from tests.kernel.conftest import kernel_view
 from vgpu_placement import conf as conf_mod
-from vgpu_placement.drivers import sysfs
+from vgpu_placement.drivers.mdev import sysfs
 from vgpu_placement import exceptions
 from vgpu_placement import privsep
-from vgpu_placement import sysfs_paths
+from vgpu_placement.sysfs import paths as sysfs_paths
 
 CONTEXT = privsep.sysfs_pctxt.pypath.encode()
 CAP_DAC_OVERRIDE = 1 << 1

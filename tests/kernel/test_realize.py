@@ -4,7 +4,7 @@ against the real kernel.
 Claims go to the session's embedded Placement with the extra specs
 ``flavor-spec`` gives (the type's class, its cost in its parent's shared
 counter, the type trait), restricted to this test's host; the host side is
-``vgpu_placement.mdev_manager.MdevManager``. What the kernel then shows is
+``vgpu_placement.host.mdev_manager.MdevManager``. What the kernel then shows is
 read straight from sysfs (``kernel_view``), and what Placement holds with a
 client of the test's own.
 
@@ -32,13 +32,13 @@ from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import resource_class
 from tests.kernel.conftest import write_once
 from tests.kernel import kmod
-from vgpu_placement import flavor
-from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import mdev_manager
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.host import mdev_manager
 from vgpu_placement.placement import embedded
-from vgpu_placement import provider_tree
-from vgpu_placement import scheduler
-from vgpu_placement import standalone
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.placement import scheduler
+from vgpu_placement.service import standalone
 
 DEFAULT_SEED = 396
 SEED = int(os.environ.get('VGPU_KERNEL_REALIZE_SEED', DEFAULT_SEED))

@@ -5,8 +5,8 @@ from tests.kernel.conftest import count_step
 from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import resource_class
 from tests.kernel.conftest import type_totals
-from vgpu_placement import provider_tree
-from vgpu_placement import standalone
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.service import standalone
 
 CREATES = (('mtty', 'mtty-2'), ('mtty', 'mtty-1'), ('mtty', 'mtty-1'),
            ('mbochs', 'mbochs-large'), ('mbochs', 'mbochs-small'),

@@ -23,8 +23,8 @@ from tests.kernel.conftest import write_once
 from tests.kernel import kmod
 from tests.uevent_recorder import Recorder
 from vgpu_placement.service import loop as service_loop
+from vgpu_placement.service import standalone
 from vgpu_placement.service import uevents
-from vgpu_placement import standalone
 
 WAIT = 120          # seconds: TCG is slow, a loaded machine slower
 

@@ -37,7 +37,7 @@ from nova.tests.functional.libvirt import base as libvirt_base
 from nova.tests.functional.libvirt import test_vgpu
 
 from tests.nova import fakemdev
-from vgpu_placement.drivers import simulated
+from vgpu_placement.drivers.simulated import driver as simulated
 
 CONF = nova.conf.CONF
 STOCK_DRIVER = 'libvirt.LibvirtDriver'
@@ -47,7 +47,7 @@ IMAGE = '155d900f-4e14-4e4c-a73d-069cbf4541e6'  # in Nova's GlanceFixture
 API_PASTE = os.path.join(sys.prefix, 'etc', 'nova', 'api-paste.ini')
 
 
-# -- GPU specs (vgpu_placement.drivers.simulated.ParentSpec) ---------------
+# -- GPU specs (drivers.simulated.driver.ParentSpec) -------------------------
 
 def _type(type_id, cost=None, max=0, size=0, name=None):
     return simulated.TypeSpec(id=type_id, name=name or type_id,

@@ -8,7 +8,7 @@ and starts a guest whatever mdev its XML names; Nova's own vGPU tests mock
 adds, per fake host (one ``MdevConnection`` each):
 
 - GPUs described by the project's simulated-host specs
-  (``vgpu_placement.drivers.simulated.ParentSpec``): ``availableInstances``
+  (``drivers.simulated.driver.ParentSpec``): ``availableInstances``
   of every type is what that kernel driver would print given the mdevs that
   exist, so creating one type can shrink another (pool, equal-size rules);
 - the libvirt node-device API for mdevs: create (transient), define
@@ -27,7 +27,7 @@ from lxml import etree
 
 from nova.tests.fixtures import libvirt as fakelibvirt
 
-from vgpu_placement.drivers import simulated
+from vgpu_placement.drivers.simulated import driver as simulated
 
 # libvirt's virConnectListAllNodeDeviceFlags (fakelibvirt lacks the first).
 LIST_ACTIVE = 1 << 30

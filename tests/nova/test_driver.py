@@ -6,7 +6,7 @@ vgpu_placement.VgpuPlacementLibvirtDriver`` and a project config of its
 own per host (``driver = libvirt`` on Nova's fake libvirt connection), and
 checks after each operation the mdevs on the fake host(s) and the
 allocations in Placement. Flavors are what ``vgpu-placement flavor-spec``
-prints (vgpu_placement.flavor).
+prints (vgpu_placement.placement.flavor).
 
 GPUs: one pool of 4 units per GPU; acme-1 takes 1 unit, acme-2 takes 2
 (the capacity is inferred from the empty GPU: acme-1 shows 4, acme-2
@@ -25,10 +25,10 @@ from oslo_utils import uuidutils
 
 from tests.nova import base
 from tests.nova import fakemdev
-from vgpu_placement import flavor as flavor_mod
-from vgpu_placement import mdev_manager
+from vgpu_placement.host import mdev_manager
 import vgpu_placement.nova
-from vgpu_placement import provider_tree
+from vgpu_placement.placement import flavor as flavor_mod
+from vgpu_placement.placement import provider_tree
 
 GPU1, GPU2 = '0000:81:00.0', '0000:81:01.0'
 

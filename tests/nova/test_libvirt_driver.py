@@ -40,8 +40,8 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 
 from tests.nova import fakemdev
 from vgpu_placement import conf as conf_mod
-from vgpu_placement.drivers import libvirt as lv_driver
-from vgpu_placement.drivers import simulated
+from vgpu_placement.drivers.mdev import libvirt as lv_driver
+from vgpu_placement.drivers.simulated import driver as simulated
 from vgpu_placement import exceptions
 
 # libvirt's virConnectListAllNodeDeviceFlags value (libvirt-domain...h):

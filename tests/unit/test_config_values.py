@@ -13,7 +13,7 @@ from tests.conftest import make_conf
 from vgpu_placement.cmd import common
 from vgpu_placement.conf import checks
 from vgpu_placement import exceptions
-from vgpu_placement import provider_tree
+from vgpu_placement.placement import provider_tree
 from vgpu_placement import redact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(

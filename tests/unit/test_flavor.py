@@ -1,7 +1,7 @@
 """Flavor extra specs: parsed into a Placement request, or one clear error."""
 import pytest
 
-from vgpu_placement import flavor
+from vgpu_placement.placement import flavor
 
 
 def test_granular_groups_traits_and_policy_make_the_query():

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vgpu_placement import exceptions
-from vgpu_placement import mdev_manager
+from vgpu_placement.host import mdev_manager
 
 UUID = '5ad7c6b6-1e0f-4b56-9a4e-2f2c9c3d8e01'
 

@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from vgpu_placement import exceptions
-from vgpu_placement import ledger as ledger_mod
+from vgpu_placement.host import ledger as ledger_mod
 
 
 def record(uuid='6b1d8f2a-52c4-5e0b-9c7e-3f4a1d2b8e61'):

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import make_conf
 from tests import sysfs_tree
 from vgpu_placement import drivers
-from vgpu_placement.drivers import libvirt as lv_driver
+from vgpu_placement.drivers.mdev import libvirt as lv_driver
 from vgpu_placement import exceptions
 
 # -- captures -----------------------------------------------------------------

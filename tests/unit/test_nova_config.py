@@ -17,10 +17,10 @@ import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
-from vgpu_placement import discovered
-from vgpu_placement.drivers import sysfs
-from vgpu_placement import provider_tree
-from vgpu_placement import type_config
+from vgpu_placement.conf import type_config
+from vgpu_placement.drivers.mdev import sysfs
+from vgpu_placement.model import discovered
+from vgpu_placement.placement import provider_tree
 
 # The four GPUs of Nova's "How to discover a GPU type" listing, and an A40
 # whose SR-IOV virtual functions each offer one nvidia-558.

@@ -11,14 +11,15 @@ import pytest
 from tests.conftest import make_conf
 from tests import nvidia_vfio_tree
 from tests import sysfs_tree
-from vgpu_placement import capacity
-from vgpu_placement import discovered
-from vgpu_placement.drivers import nvidia_vfio
-from vgpu_placement.drivers import nvml as nvml_mod
-from vgpu_placement.drivers import simulated
+from vgpu_placement.drivers.nvidia import models as nvidia_models
+from vgpu_placement.drivers.nvidia import names as nvidia
+from vgpu_placement.drivers.nvidia import nvml as nvml_mod
+from vgpu_placement.drivers.nvidia import vfio as nvidia_vfio
+from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import profiles
 from vgpu_placement import exceptions
-from vgpu_placement import nvidia
-from vgpu_placement import profiles
+from vgpu_placement.model import detect
+from vgpu_placement.model import discovered
 
 PF = '0000:26:00.0'
 VFS = ['0000:26:00.4', '0000:26:00.5', '0000:26:00.6', '0000:26:00.7']
@@ -87,7 +88,7 @@ def test_capture_reads_as_one_gpu_with_every_type(tmp_path):
     # Four free VFs list it; the name says 16 GB; 48 GB is the largest.
     assert (t.name, t.available_instances) == ('NVIDIA L40S-16Q', 4)
     assert t.description == 'framebuffer=16384M, max_instance=3'
-    model_, how = capacity.choose_model(gpu)
+    model_, how = detect.choose_model(gpu, vendor=nvidia_models.DETECTORS)
     assert how == 'equal-size rule from type descriptions'
     assert model_.free_after({}, ['nvidia-1154', 'nvidia-1145']) == {
         'nvidia-1154': 3, 'nvidia-1145': 4}      # 4: the VFs
@@ -276,7 +277,7 @@ def test_nvml_mixed_size_mode_gives_the_placement_model(tmp_path,
     driver.create_mdev(VFS[0], 'nvidia-1152', str(uuid.uuid4()))   # 8Q
     [gpu] = discovered.group_virtual_functions(driver.discover()).parents
     assert [m.placement_id for m in gpu.mdevs] == [0]
-    chosen, how = capacity.choose_model(gpu)
+    chosen, how = detect.choose_model(gpu, vendor=nvidia_models.DETECTORS)
     assert how == 'mixed-size placements'
     free = chosen.free_after({'nvidia-1152': 1},
                              ['nvidia-1154', 'nvidia-1150', 'nvidia-1156'])

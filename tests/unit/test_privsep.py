@@ -17,11 +17,12 @@ import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
-from vgpu_placement.drivers import sysfs
+from vgpu_placement.drivers.mdev import sysfs
+from vgpu_placement.drivers.nvidia import privileged as nv_priv
 from vgpu_placement import exceptions
 from vgpu_placement import privsep
 from vgpu_placement.privsep import sysfs as priv
-from vgpu_placement import sysfs_paths
+from vgpu_placement.sysfs import paths as sysfs_paths
 
 
 def read(path):
@@ -72,8 +73,8 @@ def test_entry_points_take_only_the_canonical_uuid(tree, bad):
     tree.add_mdev('mtty', 'mtty-1', mdev)
     for call in (lambda: priv.create_mdev(tree.root, 'mtty', 'mtty-1', bad),
                  lambda: priv.remove_mdev(tree.root, bad),
-                 lambda: priv.set_vgpu_params(tree.root, bad,
-                                              {'disable_vnc': 1})):
+                 lambda: nv_priv.set_vgpu_params(tree.root, bad,
+                                                 {'disable_vnc': 1})):
         with pytest.raises(OSError) as err:
             call()
         assert err.value.errno == errno.EINVAL
@@ -97,7 +98,7 @@ def test_vgpu_params_only_allow_listed_integers(tree, params):
     os.mkdir(os.path.join(mdev_dir, 'nvidia'))
     tree.write(os.path.join(mdev_dir, 'nvidia'), 'vgpu_params', '')
     with pytest.raises(OSError) as err:
-        priv.set_vgpu_params(tree.root, mdev, params)
+        nv_priv.set_vgpu_params(tree.root, mdev, params)
     assert err.value.errno == errno.EINVAL
     assert all_written(tree) == {}
 
@@ -110,8 +111,8 @@ def test_each_entry_point_writes_its_one_file(tree):
     mdev_dir = tree.add_mdev('mdpy', 'mdpy-hd', other)
     os.mkdir(os.path.join(mdev_dir, 'nvidia'))
     tree.write(os.path.join(mdev_dir, 'nvidia'), 'vgpu_params', '')
-    priv.set_vgpu_params(tree.root, other,
-                         {'frame_rate_limiter': 0, 'disable_vnc': 1})
+    nv_priv.set_vgpu_params(tree.root, other,
+                            {'frame_rate_limiter': 0, 'disable_vnc': 1})
     assert read(os.path.join(mdev_dir, 'nvidia', 'vgpu_params')) == \
         'disable_vnc=1 frame_rate_limiter=0'
     priv.remove_mdev(tree.root, other)
@@ -336,11 +337,11 @@ def vfio(tmp_path):
 
 
 def test_set_vgpu_type_writes_the_vfs_one_file(vfio):
-    priv.set_vgpu_type(vfio.root, VF, '1155')
+    nv_priv.set_vgpu_type(vfio.root, VF, '1155')
     assert vfio.read(VF, 'current_vgpu_type') == '1155'
     # One write(2) at offset 0, as sysfs takes it (a plain file keeps the
     # bytes beyond).
-    priv.set_vgpu_type(vfio.root, VF, '0')
+    nv_priv.set_vgpu_type(vfio.root, VF, '0')
     assert vfio.read(VF, 'current_vgpu_type')[0] == '0'
 
 
@@ -350,7 +351,7 @@ def test_set_vgpu_type_writes_the_vfs_one_file(vfio):
     (VF, '1\n0'), ('0000:41:00.5', '1')])
 def test_set_vgpu_type_checks_the_vf_and_the_value_itself(vfio, vf, value):
     with pytest.raises(OSError) as err:
-        priv.set_vgpu_type(vfio.root, vf, value)
+        nv_priv.set_vgpu_type(vfio.root, vf, value)
     assert err.value.errno == errno.EINVAL
     assert vfio.read(VF, 'current_vgpu_type') == '0\n'
 
@@ -363,5 +364,5 @@ def test_set_vgpu_type_refuses_a_vf_linked_outside_the_devices(vfio,
     link = os.path.join(vfio.root, 'bus', 'pci', 'devices', '0000:41:00.6')
     os.symlink(str(outside.parent), link)
     with pytest.raises(sysfs_paths.RefusedWrite):
-        priv.set_vgpu_type(vfio.root, '0000:41:00.6', '1')
+        nv_priv.set_vgpu_type(vfio.root, '0000:41:00.6', '1')
     assert (outside / 'current_vgpu_type').read_text() == '0\n'

@@ -4,9 +4,10 @@ import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
-from vgpu_placement.drivers import sysfs
-from vgpu_placement import provider_tree
-from vgpu_placement import type_config
+from vgpu_placement.conf import type_config
+from vgpu_placement.drivers.mdev import sysfs
+from vgpu_placement.drivers.nvidia import models as nvidia_models
+from vgpu_placement.placement import provider_tree
 
 
 @pytest.mark.parametrize('device,name', [
@@ -27,7 +28,8 @@ def build(tmp_path, tree_setup, owned_all=True, **options):
     owned = frozenset(m.uuid for m in snap.mdevs()) if owned_all else \
         frozenset()
     return snap, provider_tree.build_tree(
-        'cn1', snap, type_config.load_policies(conf, snap), owned=owned)
+        'cn1', snap, type_config.load_policies(conf, snap), owned=owned,
+        detectors=nvidia_models.DETECTORS)
 
 
 def test_total_is_existing_plus_available(tmp_path):
@@ -109,7 +111,8 @@ def test_max_instances_caps_the_host_and_never_below_existing(tmp_path):
     conf = make_conf(conf_text, sysfs__root=str(tmp_path))
     snap = sysfs.SysfsDriver(conf).discover()
     got = provider_tree.build_tree(
-        'cn1', snap, type_config.load_policies(conf, snap))
+        'cn1', snap, type_config.load_policies(conf, snap),
+        detectors=nvidia_models.DETECTORS)
     totals = {c.device: c.inventories({}).get('VGPU')
               for c in got.children}
     assert sum(i.total for i in totals.values() if i) == 2
@@ -139,14 +142,15 @@ def test_mdevs_nobody_claimed_are_reserved(tmp_path):
 
 
 def _vfio_tree(tmp_path, profile):
-    from vgpu_placement import discovered
-    from vgpu_placement.drivers import simulated
+    from vgpu_placement.drivers.simulated import driver as simulated
+    from vgpu_placement.model import discovered
     conf = make_conf(driver='simulated', simulated__profile=profile,
                      state_path=str(tmp_path))
     snap = discovered.group_virtual_functions(
         simulated.SimulatedDriver(conf).discover())
     [child] = provider_tree.build_tree(
-        'cn1', snap, type_config.load_policies(conf, snap)).children
+        'cn1', snap, type_config.load_policies(conf, snap),
+        detectors=nvidia_models.DETECTORS).children
     return child
 
 
@@ -163,7 +167,7 @@ def test_mixed_size_counters_offer_the_burst_limits(
     limits that keep any mix of claims granted before the next report
     creatable, below the plain free (48 slots, 32 VFs, less what is
     granted)."""
-    from vgpu_placement import capacity
+    from vgpu_placement.drivers.nvidia import mixed as nv_mixed
     child = _vfio_tree(tmp_path, 'nvidia-l40s-vfio-mixed')
     plan = child.plan
     [fb] = [c for c in plan.counters if c.pool == 'framebuffer']
@@ -176,7 +180,7 @@ def test_mixed_size_counters_offer_the_burst_limits(
     offered = {t: free[rc] for t, rc in plan.classes.items()}
     plain = (fb.size - usages[fb.resource_class],
              vf.size - usages[vf.resource_class])
-    limits = capacity.mixed_burst_limits(
+    limits = nv_mixed.mixed_burst_limits(
         plan.model, plan.pending(usages), offered, plain[1], plain[0])
     got = (free[fb.resource_class], free[vf.resource_class])
     assert got == limits and got != plain
@@ -287,8 +291,8 @@ def test_claims_pay_counters_off_tracks_every_claim(tmp_path):
 
 def _t4_plan(tmp_path, mdevs=()):
     """A T4-like GPU (equal-size rule) with ``mdevs`` [(type, ours?)]."""
-    from vgpu_placement import discovered
-    from vgpu_placement.drivers import simulated
+    from vgpu_placement.drivers.simulated import driver as simulated
+    from vgpu_placement.model import discovered
     conf = make_conf(driver='simulated', simulated__profile='nvidia-t4',
                      state_path=str(tmp_path))
     driver = simulated.SimulatedDriver(conf)
@@ -302,7 +306,7 @@ def _t4_plan(tmp_path, mdevs=()):
     snap = discovered.group_virtual_functions(driver.discover())
     desired = provider_tree.build_tree(
         'cn1', snap, type_config.load_policies(conf, snap),
-        owned=frozenset(owned))
+        owned=frozenset(owned), detectors=nvidia_models.DETECTORS)
     return next(c for c in desired.children if c.device == parent).plan
 
 

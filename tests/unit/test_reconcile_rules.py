@@ -5,8 +5,8 @@ import itertools
 
 import pytest
 
-from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import reconcile_rules as rules
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.host import reconcile_rules as rules
 
 A, C, R = ledger_mod.ACTIVE, ledger_mod.CREATING, ledger_mod.REMOVING
 

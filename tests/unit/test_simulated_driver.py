@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.conftest import make_conf
-from vgpu_placement.drivers import simulated
+from vgpu_placement.drivers.simulated import driver as simulated
 from vgpu_placement import exceptions
 
 

@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from tests.conftest import make_conf
-from vgpu_placement import empty_parents
+from vgpu_placement.host import empty_parents
 from vgpu_placement.placement import cache as placement_cache
-from vgpu_placement import standalone
+from vgpu_placement.service import standalone
 from vgpu_placement import state_file
 
 SECRET_URL = 'http://user:s3cret@127.0.0.1:1/placement'

@@ -8,10 +8,10 @@ import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
-from vgpu_placement import discovered
-from vgpu_placement.drivers import sysfs
+from vgpu_placement.drivers.mdev import sysfs
 from vgpu_placement import exceptions
-from vgpu_placement import sysfs_read
+from vgpu_placement.model import discovered
+from vgpu_placement.sysfs import read as sysfs_read
 
 
 def driver_for(root):

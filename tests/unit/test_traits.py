@@ -1,7 +1,7 @@
 import os_traits
 
-from vgpu_placement import discovered
-from vgpu_placement import traits
+from vgpu_placement.model import discovered
+from vgpu_placement.placement import traits
 
 NVIDIA = ('num_heads=4, frl_config=60, framebuffer=2048M, '
           'max_resolution=4096x2160, max_instance=4')

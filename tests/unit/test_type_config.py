@@ -6,11 +6,11 @@ import pytest
 
 from tests.conftest import make_conf
 from tests import sysfs_tree
-from vgpu_placement import discovered
+from vgpu_placement.conf import type_config
 from vgpu_placement import drivers
-from vgpu_placement.drivers import sysfs
+from vgpu_placement.drivers.mdev import sysfs
 from vgpu_placement import exceptions
-from vgpu_placement import type_config
+from vgpu_placement.model import discovered
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def test_a_shared_counter_class_is_not_a_type_class(snapshot, value):
 
 
 def test_a_counter_class_name_comes_from_provider_tree():
-    from vgpu_placement import provider_tree
+    from vgpu_placement.placement import provider_tree
     for single in (True, False):
         assert provider_tree.counter_class('mtty', 'ports', single)\
             .startswith(type_config.COUNTER_CLASS_PREFIX)
@@ -242,7 +242,7 @@ def test_types_whose_default_classes_clash_are_left_out_not_the_host(
     """A driver naming two types alike (MTTY-1 and mtty-1, both
     CUSTOM_MDEV_MTTY_1 by default): neither is reported, said once; the
     other types of the host are."""
-    from vgpu_placement import discovered
+    from vgpu_placement.model import discovered
     types = tuple(discovered.MdevType(t, t, '', 'vfio-pci', 2)
                   for t in ('MTTY-1', 'mtty-1', 'mtty-2'))
     snapshot = discovered.HostSnapshot((

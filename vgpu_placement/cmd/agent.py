@@ -20,8 +20,8 @@ import threading
 
 from vgpu_placement.cmd import common
 from vgpu_placement.service import loop as service_loop
+from vgpu_placement.service import standalone
 from vgpu_placement.service import uevents
-from vgpu_placement import standalone
 
 LOG = logging.getLogger('vgpu_placement.agent')
 

@@ -6,14 +6,14 @@ import sys
 from vgpu_placement.cmd import common
 from vgpu_placement.cmd import demo
 from vgpu_placement.cmd import views
-from vgpu_placement import discovered
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
-from vgpu_placement import flavor
-from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import mdev_manager
-from vgpu_placement import scheduler
-from vgpu_placement import standalone
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.host import mdev_manager
+from vgpu_placement.model import discovered
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import scheduler
+from vgpu_placement.service import standalone
 
 
 def cmd_discover(args):

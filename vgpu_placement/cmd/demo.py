@@ -20,12 +20,12 @@ import uuid
 
 from vgpu_placement.cmd import common
 from vgpu_placement.cmd import views
+from vgpu_placement.drivers.simulated import profiles
 from vgpu_placement import exceptions
-from vgpu_placement import flavor
-from vgpu_placement import profiles
-from vgpu_placement import provider_tree
-from vgpu_placement import scheduler
-from vgpu_placement import standalone
+from vgpu_placement.placement import flavor
+from vgpu_placement.placement import provider_tree
+from vgpu_placement.placement import scheduler
+from vgpu_placement.service import standalone
 
 DEMO_HOST = 'demo-host'
 

@@ -1,6 +1,6 @@
 """Turn snapshots and Placement views into JSON-able data and tables."""
 from vgpu_placement.cmd import common
-from vgpu_placement import provider_tree
+from vgpu_placement.placement import provider_tree
 
 
 def snapshot_data(snapshot):

@@ -1,8 +1,8 @@
 """The driver interface."""
 import abc
 
-from vgpu_placement import discovered
 from vgpu_placement import exceptions
+from vgpu_placement.model import discovered
 
 
 def checked_uuid(value, action, target):
@@ -66,8 +66,8 @@ class Driver(abc.ABC):
 
     def model_detectors(self):
         """Capacity-model detectors this driver knows for its parents
-        (capacity.ParentFacts -> (model, note) or None), tried before
-        capacity.DETECTORS: how a vendor's GPUs share their capacity
+        (model.detect.ParentFacts -> (model, note) or None), tried before
+        model.detect.GENERIC: how a vendor's GPUs share their capacity
         lives with the vendor's driver. None by default."""
         return ()
 

@@ -48,17 +48,17 @@ from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import host as libvirt_host
 
 from vgpu_placement import drivers
-from vgpu_placement.drivers import libvirt as lv_driver
+from vgpu_placement.drivers.mdev import libvirt as lv_driver
 from vgpu_placement import exceptions
-from vgpu_placement import ledger as ledger_mod
-from vgpu_placement import mdev_manager
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import tree_builder
 from vgpu_placement.nova import config
 from vgpu_placement.nova import takeover
 from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement import provider_tree as ptree
-from vgpu_placement import traits as traits_mod
-from vgpu_placement import tree_builder
+from vgpu_placement.placement import provider_tree as ptree
+from vgpu_placement.placement import traits as traits_mod
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF

@@ -11,12 +11,12 @@ memory.
 import logging
 import threading
 
-from vgpu_placement import mdev_manager
+from vgpu_placement.host import mdev_manager
 from vgpu_placement.nova import takeover
 from vgpu_placement.placement import cache as cache_mod
+from vgpu_placement.placement import provider_tree as ptree
 from vgpu_placement.placement import sync
-from vgpu_placement import provider_tree as ptree
-from vgpu_placement import traits as traits_mod
+from vgpu_placement.placement import traits as traits_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ Contract:
 """
 import dataclasses
 
+from vgpu_placement.placement import traits as traits_mod
 from vgpu_placement import redact
 from vgpu_placement import state_file
-from vgpu_placement import traits as traits_mod
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,9 +19,9 @@ import os_traits
 
 from vgpu_placement import exceptions
 from vgpu_placement.placement import cache as cache_mod
+from vgpu_placement.placement import provider_tree
 from vgpu_placement.placement import shapes
-from vgpu_placement import provider_tree
-from vgpu_placement import traits as traits_mod
+from vgpu_placement.placement import traits as traits_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -2,9 +2,11 @@
 import os
 import sys
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+# A checkout (or an editable install): etc/ beside the package.
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))))
 SEARCH_PATH = (
-    os.path.join(os.path.dirname(_HERE), 'etc', 'vgpu-placement', 'profiles'),
+    os.path.join(_CHECKOUT, 'etc', 'vgpu-placement', 'profiles'),
     os.path.join(sys.prefix, 'etc', 'vgpu-placement', 'profiles'),
     '/etc/vgpu-placement/profiles',
 )

@@ -7,8 +7,8 @@ import os_resource_classes as orc
 import os_traits
 
 from vgpu_placement import exceptions
-from vgpu_placement import parse
-from vgpu_placement import traits as traits_mod
+from vgpu_placement.model import parse
+from vgpu_placement.placement import traits as traits_mod
 
 
 def extra_specs_for_type(desired, type_id, group='1', count=1):

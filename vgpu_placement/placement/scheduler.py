@@ -24,11 +24,11 @@ import dataclasses
 import logging
 import time
 
+from vgpu_placement.conf import type_config
 from vgpu_placement import exceptions
-from vgpu_placement import flavor
 from vgpu_placement.placement import consumers
+from vgpu_placement.placement import flavor
 from vgpu_placement.placement import shapes
-from vgpu_placement import type_config
 
 LOG = logging.getLogger(__name__)
 

@@ -13,14 +13,14 @@ offers), and the cache file is written only when it changed.
 import dataclasses
 import logging
 
-from vgpu_placement import capacity
 from vgpu_placement.conf import base as conf_base
-from vgpu_placement import discovered
 from vgpu_placement import exceptions
+from vgpu_placement.model import base as model_base
+from vgpu_placement.model import discovered
 from vgpu_placement import once
 from vgpu_placement.placement import client as client_mod
+from vgpu_placement.placement import provider_tree
 from vgpu_placement.placement import sync
-from vgpu_placement import provider_tree
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def kernel_disagreements(desired, cache):
     for child in desired.children:
         cached = children.get(child.name, (None, None))[1]
         usages = cached.usages if cached else {}
-        for type_id, predicted, observed in capacity.disagreements(
+        for type_id, predicted, observed in model_base.disagreements(
                 child.plan.offers(usages)):
             if child.plan.grouped and observed > predicted:
                 # Summed over virtual functions, the kernel's counts are

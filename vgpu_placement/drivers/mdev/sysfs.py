@@ -15,14 +15,16 @@ typed errors are the same as a direct write's.
 import logging
 import os
 
-from vgpu_placement import discovered
 from vgpu_placement.drivers import base
+from vgpu_placement.drivers.nvidia import models as nvidia_models
+from vgpu_placement.drivers.nvidia import names as nvidia
+from vgpu_placement.drivers.nvidia import privileged as nvidia_privileged
 from vgpu_placement import exceptions
-from vgpu_placement import nvidia
+from vgpu_placement.model import discovered
 from vgpu_placement import privsep
 from vgpu_placement.privsep import sysfs as priv_sysfs
-from vgpu_placement import sysfs_paths
-from vgpu_placement import sysfs_read
+from vgpu_placement.sysfs import paths as sysfs_paths
+from vgpu_placement.sysfs import read as sysfs_read
 
 LOG = logging.getLogger(__name__)
 
@@ -285,6 +287,11 @@ class SysfsDriver(base.Driver):
                 'cannot read the boot id from %s: %s'
                 % (self.conf.sysfs.boot_id_file, e.strerror))
 
+    def model_detectors(self):
+        """NVIDIA's GPUs on the mdev bus: their capacity is shared as
+        drivers/nvidia/models.py says."""
+        return nvidia_models.DETECTORS
+
     def vendor_param_keys(self, type_id):
         return nvidia.VGPU_PARAMS if nvidia.is_nvidia_type(type_id) \
             else frozenset()
@@ -298,7 +305,7 @@ class SysfsDriver(base.Driver):
             raise exceptions.InvalidMdevRequest(
                 'set vendor parameters on', 'mdev ' + mdev_uuid,
                 'not allowed for type %s' % type_id)
-        self._privileged(priv_sysfs.set_vgpu_params,
+        self._privileged(nvidia_privileged.set_vgpu_params,
                          'set vendor parameters on', 'mdev ' + mdev_uuid,
                          os.path.abspath(self.root), mdev_uuid,
                          {k: int(v) for k, v in params.items()},

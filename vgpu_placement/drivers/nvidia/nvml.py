@@ -15,7 +15,7 @@ follow NVIDIA's NVML header (doc/source/reference/nvidia-vgpu.rst,
 """
 import dataclasses
 
-from vgpu_placement import discovered
+from vgpu_placement.model import discovered
 
 
 @dataclasses.dataclass(frozen=True)

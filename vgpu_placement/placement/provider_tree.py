@@ -17,10 +17,11 @@ import uuid
 
 import os_resource_classes as orc
 
-from vgpu_placement import capacity
-from vgpu_placement import discovered
-from vgpu_placement import traits as traits_mod
-from vgpu_placement import type_config
+from vgpu_placement.conf import type_config
+from vgpu_placement.model import base as model_base
+from vgpu_placement.model import detect
+from vgpu_placement.model import discovered
+from vgpu_placement.placement import traits as traits_mod
 
 # uuid5 namespace for providers we create: the same name gives the same uuid.
 PROVIDER_NAMESPACE = uuid.UUID('0d7f2b7e-8a3c-5d46-9a51-6c1f4e2b9d30')
@@ -84,8 +85,8 @@ class ParentPlan:
                 for t, rc in self.classes.items()}
 
     def offers(self, usages):
-        return capacity.offers(self.model, self.existing,
-                               self.pending(usages), self.available)
+        return model_base.offers(self.model, self.existing,
+                                 self.pending(usages), self.available)
 
     def request(self, type_id):
         """{class: amount} one vGPU of type_id asks of this parent: its
@@ -160,7 +161,7 @@ class ParentPlan:
         outside = self.unaccounted(usages)
         types = sorted(self.available)
         predicted = self.model.free_after(self.existing, types) or {}
-        sizes = getattr(self.model, 'sizes', None)    # equal-size only
+        sizes = self.model.one_size_at_a_time()
         in_use = set() if sizes is None else {
             sizes.get(t) for t, n in self.existing.items() if n} | {
             sizes.get(t) for t, n in self.pending(usages).items()
@@ -172,7 +173,8 @@ class ParentPlan:
                 type_id, 0)
             total = min(cap, outside[type_id] + alone)
             if total == 0 and cap > 0:
-                total = min(cap, capacity.empty_capacity(self.model, type_id))
+                total = min(cap, model_base.empty_capacity(
+                    self.model, type_id))
             if total == 0:
                 continue
             shortfall = max(0, predicted.get(type_id, 0) -
@@ -208,7 +210,8 @@ class ParentPlan:
             if total == 0 and cap > 0:
                 # Nothing fits now: keep the class, closed, at the size it
                 # has on an empty parent, so it reopens without churn.
-                total = min(cap, capacity.empty_capacity(self.model, type_id))
+                total = min(cap, model_base.empty_capacity(
+                    self.model, type_id))
             if total == 0:
                 continue
             result[rc] = Inventory(total=total, reserved=min(
@@ -221,35 +224,31 @@ class ParentPlan:
             result[counter.resource_class] = Inventory(
                 total=counter.size, reserved=min(counter.size, unpaid),
                 max_unit=counter.size)
-        if self.model.kind == capacity.MIXED:
-            self._mixed_burst_limits(result, usages, pending)
+        self._window_limits(result, usages, pending)
         return result
 
-    def _mixed_burst_limits(self, result, usages, pending):
-        """Lower the framebuffer and VF counters' free to what any mix of
+    def _window_limits(self, result, usages, pending):
+        """Lower each counter's free to what the model says any mix of
         claims Placement can grant before the next report leaves room
-        for, in any order (capacity.mixed_burst_limits)."""
-        counters = {c.pool: c for c in self.counters}
-        if 'framebuffer' not in counters:
+        for (Model.window_limits: NVIDIA's mixed-size mode)."""
+        if not self.counters:
             return
 
         def free(rc):
             return result[rc].free(usages.get(rc, 0))
         offered = {t: free(rc) for t, rc in self.classes.items()
                    if rc in result}
-        slots = counters.get('slots')
-        limits = capacity.mixed_burst_limits(
-            self.model, pending, offered,
-            slots and free(slots.resource_class),
-            free(counters['framebuffer'].resource_class),
-            costs=counters['framebuffer'].costs)
-        for counter, limit in zip((counters['framebuffer'], slots), limits):
-            if counter is None:
+        limits = self.model.window_limits(
+            pending, offered,
+            {c.pool: free(c.resource_class) for c in self.counters},
+            {c.pool: c.costs for c in self.counters}) or {}
+        for counter in self.counters:
+            if limits.get(counter.pool) is None:
                 continue
             inv = result[counter.resource_class]
             result[counter.resource_class] = dataclasses.replace(
                 inv, reserved=min(counter.size, max(
-                    inv.reserved, counter.size - limit -
+                    inv.reserved, counter.size - limits[counter.pool] -
                     usages.get(counter.resource_class, 0))))
 
 
@@ -370,11 +369,13 @@ def counters_for(parent, model):
 
 
 def build_tree(host, snapshot, policies, choose_model=None, counters=True,
-               owned=frozenset(), claims_pay=True, freed=None):
+               owned=frozenset(), claims_pay=True, freed=None,
+               detectors=()):
     """The desired tree: one child per parent reporting at least one type.
 
     choose_model(parent) -> capacity model (default: detect from the
-    parent). counters: add shared counter classes for pool models.
+    parent, with the driver's ``detectors`` first). counters: add shared
+    counter classes for pool models.
     owned: UUIDs of the mdevs that realize claims (the ledger's); every
     other mdev is capacity consumed by someone else. claims_pay: where
     claims pay their counters, the inventories follow the host, not the
@@ -382,7 +383,7 @@ def build_tree(host, snapshot, policies, choose_model=None, counters=True,
     was freed for good}}: on an equal-size GPU they keep no size open.
     """
     choose_model = choose_model or (
-        lambda parent: capacity.choose_model(parent)[0])
+        lambda parent: detect.choose_model(parent, vendor=detectors)[0])
     caps = host_caps(snapshot, policies)
     children = []
     for parent in snapshot.parents:

@@ -41,16 +41,17 @@ import os
 import re
 import uuid
 
-from vgpu_placement import discovered
 from vgpu_placement.drivers import base
-from vgpu_placement.drivers import nvml as nvml_mod
-from vgpu_placement.drivers import sysfs
+from vgpu_placement.drivers.mdev import sysfs
+from vgpu_placement.drivers.nvidia import models as nvidia_models
+from vgpu_placement.drivers.nvidia import names as nvidia
+from vgpu_placement.drivers.nvidia import nvml as nvml_mod
+from vgpu_placement.drivers.nvidia import privileged as nvidia_privileged
 from vgpu_placement import exceptions
-from vgpu_placement import nvidia
-from vgpu_placement.privsep import sysfs as priv_sysfs
+from vgpu_placement.model import discovered
 from vgpu_placement import state_file
-from vgpu_placement import sysfs_paths
-from vgpu_placement import sysfs_read
+from vgpu_placement.sysfs import paths as sysfs_paths
+from vgpu_placement.sysfs import read as sysfs_read
 
 LOG = logging.getLogger(__name__)
 
@@ -362,7 +363,7 @@ class NvidiaVfioDriver(base.Driver):
         (which checks the VF, the value and every path component again);
         its refusals and the driver's errno become the typed errors."""
         try:
-            priv_sysfs.set_vgpu_type(self.root, vf, value)
+            nvidia_privileged.set_vgpu_type(self.root, vf, value)
         except sysfs_paths.RefusedWrite as e:
             raise exceptions.MdevError(action, target, str(e))
         except OSError as e:
@@ -451,6 +452,11 @@ class NvidiaVfioDriver(base.Driver):
 
     def boot_id(self):
         return self.mdev.boot_id()
+
+    def model_detectors(self):
+        """NVIDIA's GPUs: their capacity is shared as
+        drivers/nvidia/models.py says."""
+        return nvidia_models.DETECTORS
 
     def vendor_param_keys(self, type_id):
         return self.mdev.vendor_param_keys(type_id)

@@ -11,10 +11,11 @@ import os_resource_classes as orc
 from oslo_config import cfg
 
 from vgpu_placement.conf import devices as devices_conf
-from vgpu_placement import discovered
 from vgpu_placement import exceptions
+from vgpu_placement.model import base as model_base
+from vgpu_placement.model import discovered
+from vgpu_placement.model import parse
 from vgpu_placement import once
-from vgpu_placement import parse
 
 LOG = logging.getLogger(__name__)
 # For what a process would otherwise log at every report.
@@ -286,16 +287,15 @@ def check_collisions(policies, snapshot):
 
 def load_model_choices(conf):
     """{parent or '*': model name} from [capacity] models."""
-    from vgpu_placement import capacity
     choices = {}
     for entry in conf.capacity.models:
         parent, sep, name = entry.rpartition('=')
-        if not sep or name not in capacity.MODELS or not (
+        if not sep or name not in model_base.MODELS or not (
                 parent == '*' or discovered.is_valid_name(parent)):
             raise exceptions.ConfigError(
                 '[capacity] models', 'bad entry %r' % entry,
                 'write <parent>=<model> with model one of %s'
-                % ', '.join(capacity.MODELS))
+                % ', '.join(model_base.MODELS))
         if parent in choices:
             raise exceptions.ConfigError(
                 '[capacity] models', '%s is listed twice' % parent,

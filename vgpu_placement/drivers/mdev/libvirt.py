@@ -39,13 +39,14 @@ import os
 import re
 import xml.etree.ElementTree as ElementTree
 
-from vgpu_placement import discovered
 from vgpu_placement.drivers import base
-from vgpu_placement.drivers import sysfs
+from vgpu_placement.drivers.mdev import sysfs
+from vgpu_placement.drivers.nvidia import models as nvidia_models
 from vgpu_placement import exceptions
-from vgpu_placement import parse
-from vgpu_placement import sysfs_paths
-from vgpu_placement import sysfs_read
+from vgpu_placement.model import discovered
+from vgpu_placement.model import parse
+from vgpu_placement.sysfs import paths as sysfs_paths
+from vgpu_placement.sysfs import read as sysfs_read
 
 LOG = logging.getLogger(__name__)
 
@@ -622,6 +623,11 @@ class LibvirtDriver(base.Driver):
 
     def boot_id(self):
         return self._sysfs.boot_id()
+
+    def model_detectors(self):
+        """NVIDIA's GPUs on the mdev bus: their capacity is shared as
+        drivers/nvidia/models.py says."""
+        return nvidia_models.DETECTORS
 
     def vendor_param_keys(self, type_id):
         return self._sysfs.vendor_param_keys(type_id)

@@ -7,7 +7,7 @@ port pool, mbochs' memory pool, the mdev core's instance counter, GVT-g's
 pools and id limit, NVIDIA's equal-size rule, NVIDIA SR-IOV virtual
 functions holding one vGPU each; NVIDIA's vendor-specific VFIO layout,
 in equal-size, mixed-size and MIG-backed modes); it is deliberately
-separate from vgpu_placement.capacity, which predicts what this host will
+separate from vgpu_placement.model.capacity, which predicts what this host will
 say.
 
 Vendor-specific VFIO (rules vfio, vfio-mixed, vfio-mig), as the R525
@@ -27,11 +27,12 @@ import uuid
 
 import yaml
 
-from vgpu_placement import discovered
 from vgpu_placement.drivers import base
+from vgpu_placement.drivers.nvidia import models as nvidia_models
+from vgpu_placement.drivers.nvidia import names as nvidia
+from vgpu_placement.drivers.simulated import profiles
 from vgpu_placement import exceptions
-from vgpu_placement import nvidia
-from vgpu_placement import profiles
+from vgpu_placement.model import discovered
 from vgpu_placement import state_file
 
 RULES = ('pool', 'independent', 'exclusive', 'sriov', 'vfio', 'vfio-mixed',
@@ -511,6 +512,11 @@ class SimulatedDriver(base.Driver):
     def boot_id(self):
         with state_file.locked(self.state_path):
             return self._load_state()['boot_id']
+
+    def model_detectors(self):
+        """NVIDIA's GPUs (the simulated ones too): their capacity is shared as
+        drivers/nvidia/models.py says."""
+        return nvidia_models.DETECTORS
 
     def vendor_param_keys(self, type_id):
         return nvidia.VGPU_PARAMS if nvidia.is_nvidia_type(type_id) \

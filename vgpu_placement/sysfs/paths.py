@@ -20,7 +20,7 @@ import errno
 import os
 import stat
 
-from vgpu_placement import discovered
+from vgpu_placement.model import discovered
 
 # A FIFO or device in place of an attribute must not block (nor become our
 # controlling terminal); a link in its place is not followed.

@@ -31,7 +31,7 @@ boot), and the record made active in this boot.
 """
 import dataclasses
 
-from vgpu_placement import ledger as ledger_mod
+from vgpu_placement.host import ledger as ledger_mod
 
 UNKNOWN = 'unknown'
 REMOVE = 'remove'

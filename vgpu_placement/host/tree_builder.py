@@ -9,15 +9,15 @@ the standalone Reporter and the Nova driver each write the tree their way.
 """
 import logging
 
-from vgpu_placement import capacity
-from vgpu_placement import discovered
-from vgpu_placement import empty_parents
+from vgpu_placement.conf import type_config
 from vgpu_placement import exceptions
-from vgpu_placement import ledger as ledger_mod
+from vgpu_placement.host import empty_parents
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.model import detect
+from vgpu_placement.model import discovered
 from vgpu_placement import once
 from vgpu_placement.placement import consumers
-from vgpu_placement import provider_tree
-from vgpu_placement import type_config
+from vgpu_placement.placement import provider_tree
 
 LOG = logging.getLogger(__name__)
 
@@ -81,9 +81,9 @@ class TreeBuilder:
     def choose_model(self, parent, empty_seen):
         override = self.model_choices.get(
             parent.name, self.model_choices.get('*'))
-        chosen, how = capacity.choose_model(
+        chosen, how = detect.choose_model(
             parent, override, empty_seen.get(parent.name),
-            tuple(self.driver.model_detectors()) + capacity.DETECTORS)
+            vendor=self.driver.model_detectors())
         # Said once per parent and model: how its costs were found.
         self.say_once(logging.INFO, ('model', parent.name, chosen.kind, how),
                       'capacity of %s: %s model (%s)', parent.name,

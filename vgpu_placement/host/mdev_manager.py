@@ -29,13 +29,13 @@ import re
 import uuid
 from xml.sax import saxutils
 
-from vgpu_placement import discovered
 from vgpu_placement import exceptions
-from vgpu_placement import ledger as ledger_mod
+from vgpu_placement.host import ledger as ledger_mod
+from vgpu_placement.host import reconcile_rules
+from vgpu_placement.model import discovered
 from vgpu_placement import once
 from vgpu_placement.placement import consumers
-from vgpu_placement import provider_tree
-from vgpu_placement import reconcile_rules
+from vgpu_placement.placement import provider_tree
 from vgpu_placement import state_file
 
 LOG = logging.getLogger(__name__)

@@ -10,14 +10,14 @@ Nova instead.
 import logging
 import os
 
-from vgpu_placement import discovered
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
-from vgpu_placement import mdev_manager
+from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import tree_builder
+from vgpu_placement.model import discovered
 from vgpu_placement.placement import cache as cache_mod
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement import report
-from vgpu_placement import tree_builder
+from vgpu_placement.placement import report
 
 LOG = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import errno
 import os
 import stat
 
-from vgpu_placement import parse
-from vgpu_placement import sysfs_paths
+from vgpu_placement.model import parse
+from vgpu_placement.sysfs import paths as sysfs_paths
 
 # Errors that mean "this entry went away while we looked at it".
 VANISHED = (errno.ENOENT, errno.ENODEV, errno.ENOTDIR)

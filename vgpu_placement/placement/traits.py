@@ -10,7 +10,7 @@ import re
 
 import os_traits
 
-from vgpu_placement import parse
+from vgpu_placement.model import parse
 
 _PAIR_RE = re.compile(r'([a-z_]+)\s*[=:]\s*([^,\n]+)')
 _RES_RE = re.compile(r'\b(\d{2,5})x(\d{2,5})\b')
