@@ -62,8 +62,8 @@ import os_resource_classes as orc  # noqa: E402
 
 from tests.conftest import make_conf  # noqa: E402
 from vgpu_placement.drivers.nvidia import mixed as nv_mixed  # noqa: E402
-from vgpu_placement.drivers.simulated import driver as simulated  # noqa
-from vgpu_placement.drivers.simulated import profiles as profiles_mod  # noqa
+from vgpu_placement.drivers.simulated import profile as sim_profile  # noqa
+from vgpu_placement.drivers.simulated import rules as sim_rules  # noqa: E402
 from vgpu_placement import exceptions  # noqa: E402
 from vgpu_placement.host import ledger as ledger_mod  # noqa: E402
 from vgpu_placement.model import exclusive  # noqa: E402
@@ -89,9 +89,9 @@ class Profile:
         if os.sep not in arg and os.path.exists(local):
             self.path = local
         else:
-            self.path = profiles_mod.find(arg)
+            self.path = sim_profile.find(arg)
         self.name = os.path.splitext(os.path.basename(self.path))[0]
-        self.specs, _mdevs = simulated.load_profile(self.path)
+        self.specs, _mdevs = sim_profile.load_profile(self.path)
         if _mdevs:
             raise SystemExit('%s: profiles with pre-existing mdevs are not '
                              'supported by this bench' % self.path)
@@ -110,7 +110,7 @@ class Profile:
         units = bench.get('units')
         self.unit_of = {}       # parent name -> pool name or 'framebuffer'
         for spec in self.specs:
-            if spec.rule == 'exclusive' or spec.rule in simulated.VF_RULES:
+            if spec.rule == 'exclusive' or spec.rule in sim_profile.VF_RULES:
                 self.unit_of[spec.name] = 'framebuffer'
             elif isinstance(units, dict) and spec.name in units:
                 self.unit_of[spec.name] = units[spec.name]
@@ -120,7 +120,7 @@ class Profile:
                 self.unit_of[spec.name] = sorted(spec.pools)[0]
         self.spec_by_kernel_parent = {
             kp: spec for spec in self.specs
-            for kp, _ in simulated.kernel_parents(spec)}
+            for kp, _ in sim_rules.kernel_parents(spec)}
 
     # The simulated kernel's arithmetic, for the planner and the units.
     def single_type_capacity(self, spec, type_id):
@@ -129,8 +129,8 @@ class Profile:
         if type_spec is None:
             return 0
         mdevs = []
-        while simulated.refuse_create(spec, mdevs, type_spec) is None and (
-                spec.rule not in simulated.VF_RULES or
+        while sim_rules.refuse_create(spec, mdevs, type_spec) is None and (
+                spec.rule not in sim_profile.VF_RULES or
                 len(mdevs) < spec.vfs):
             mdevs.append(type_id)
         return len(mdevs)
@@ -168,8 +168,8 @@ class Profile:
             # replays it): the bench fills free VFs in name order.
             held = [m.type_id for m in sorted(mdevs, key=lambda m: m.parent)
                     if self.spec_by_kernel_parent[m.parent] is spec]
-            if simulated.refuse_create(spec, held, type_spec) is None and (
-                    spec.rule not in simulated.VF_RULES or
+            if sim_rules.refuse_create(spec, held, type_spec) is None and (
+                    spec.rule not in sim_profile.VF_RULES or
                     len(held) < spec.vfs):
                 return True
         return False
@@ -403,7 +403,7 @@ class TraceRun:
         spec = next(s for s in self.profile.specs if s.name == device)
         mdev = str(uuid.uuid4())
         try:
-            if spec.rule in simulated.VF_RULES:
+            if spec.rule in sim_profile.VF_RULES:
                 free = sorted(p.name for p in driver.discover().parents
                               if p.physfn == device and not p.mdevs)
                 if not free:

@@ -12,7 +12,7 @@ one EPERM, a type the GPU cannot take EIO.
 import errno
 import os
 
-from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import rules as sim_rules
 
 HEADER = 'ID    : vGPU Name\n'
 
@@ -74,7 +74,7 @@ class FakeModule:
         vgpus = list(self.vgpus.values())
         text = creatable_text(
             (int(t.id.split('-')[1]), t.name) for t in self.spec.types
-            if simulated.vfio_where(self.spec, vgpus, t) is not None)
+            if sim_rules.vfio_where(self.spec, vgpus, t) is not None)
         for vf in self.vfs:
             self.tree.write(vf, 'creatable_vgpu_types', text)
 
@@ -101,7 +101,7 @@ class FakeModule:
             if vf in self.vgpus:
                 raise OSError(errno.EPERM, os.strerror(errno.EPERM))
             type_spec = self.spec.type('nvidia-%d' % value)
-            where = type_spec and simulated.vfio_where(
+            where = type_spec and sim_rules.vfio_where(
                 self.spec, list(self.vgpus.values()), type_spec)
             if not where:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))

@@ -37,7 +37,7 @@ import pytest
 
 from tests.conftest import make_conf
 from tests.functional.conftest import placement_ini
-from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import rules as sim_rules
 from vgpu_placement import exceptions
 from vgpu_placement.host import ledger as ledger_mod
 from vgpu_placement.model import pool as pool_model
@@ -52,7 +52,7 @@ PLACEMENT_DB = {}
 def true_free(spec, consumed, type_spec):
     """What the simulated kernel would still allow for type_spec once the
     mdevs in ``consumed`` (type ids, created or granted) all exist."""
-    n = simulated.available_instances(spec, consumed, type_spec)
+    n = sim_rules.available_instances(spec, consumed, type_spec)
     if spec.max_instances is not None:
         n = min(n, spec.max_instances - len(consumed))
     if spec.rule == 'sriov':
@@ -122,7 +122,7 @@ class HostUnderClaims(RuleBasedStateMachine):
         if spec.rule != 'sriov':
             return device
         busy = {m.parent for m in self.reporter.driver.discover().mdevs()}
-        return next(vf for vf in simulated.vf_names(spec) if vf not in busy)
+        return next(vf for vf in sim_rules.vf_names(spec) if vf not in busy)
 
     def consumed(self, device):
         """Type ids of every mdev on the device and every claim granted

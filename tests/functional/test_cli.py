@@ -15,8 +15,7 @@ import pytest
 from tests.functional.conftest import embedded_only
 from tests.functional.conftest import placement_ini
 from tests import sysfs_tree
-from vgpu_placement.drivers.simulated import driver as simulated
-from vgpu_placement.drivers.simulated import profiles
+from vgpu_placement.drivers.simulated import profile as sim_profile
 from vgpu_placement.placement import flavor
 from vgpu_placement.placement import provider_tree
 
@@ -291,7 +290,8 @@ def test_demo_runs_on_a_mixed_size_vendor_vfio_profile(tmp_path):
     assert len({vf for _t, vf in made}) == 8
     # Mixed-size mode: vGPUs of different framebuffer sizes share it, and
     # the framebuffer counter shrinks by exactly their sizes.
-    specs, _ = simulated.load_profile(profiles.find('nvidia-l40s-vfio-mixed'))
+    specs, _ = sim_profile.load_profile(
+        sim_profile.find('nvidia-l40s-vfio-mixed'))
     size = {t.id: t.size // 1024 for t in specs[0].types}
     assert len({size[t] for t, _vf in made}) > 1, made
     # The framebuffer counter offers at most what is left (less where a

@@ -20,8 +20,7 @@ from tests.functional.conftest import placement_ini
 from tests.functional.conftest import served_conf
 from tests.functional.conftest import tree_in_placement
 from tests import nvidia_vfio_tree
-from vgpu_placement.drivers.simulated import driver as simulated
-from vgpu_placement.drivers.simulated import profiles
+from vgpu_placement.drivers.simulated import profile as sim_profile
 from vgpu_placement.host import ledger as ledger_mod
 from vgpu_placement.host import mdev_manager
 from vgpu_placement.placement import embedded
@@ -40,7 +39,8 @@ class VfioWorld:
 
     def __init__(self, tmp_path, host, placement_db, monkeypatch):
         self.tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
-        [spec], _ = simulated.load_profile(profiles.find('nvidia-l40s-vfio'))
+        [spec], _ = sim_profile.load_profile(
+            sim_profile.find('nvidia-l40s-vfio'))
         self.tree.add_gpu(PF, VFS, nvidia_vfio_tree.HEADER)
         self.module = nvidia_vfio_tree.FakeModule(self.tree, spec, VFS)
         self.module.install(monkeypatch)

@@ -24,7 +24,8 @@ import pytest
 
 from tests.functional import test_capacity_invariants as base
 from vgpu_placement.drivers.nvidia import mixed as nv_mixed
-from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import profile as sim_profile
+from vgpu_placement.drivers.simulated import rules as sim_rules
 from vgpu_placement import exceptions
 from vgpu_placement.model import pool as pool_model
 from vgpu_placement.placement import provider_tree
@@ -35,12 +36,12 @@ def gpu_truth(spec, vgpus, pending, type_spec):
     claims (type ids, in order) are made after its vGPUs."""
     made = list(vgpus)
     for type_id in pending:
-        where = simulated.vfio_where(spec, made, spec.type(type_id))
+        where = sim_rules.vfio_where(spec, made, spec.type(type_id))
         if where is None:
             return 0
         made.append({'type': type_id, 'placement': where[0],
                      'gi': where[1]})
-    n = simulated.count_creatable(spec, made, type_spec)
+    n = sim_rules.count_creatable(spec, made, type_spec)
     return max(0, min(n, spec.vfs - len(made)))
 
 
@@ -59,10 +60,10 @@ class VfioHostUnderClaims(base.HostUnderClaims):
     def free_target(self, device):
         spec = self.specs[device]
         busy = {m.parent for m in self.reporter.driver.discover().mdevs()}
-        return next(vf for vf in simulated.vf_names(spec) if vf not in busy)
+        return next(vf for vf in sim_rules.vf_names(spec) if vf not in busy)
 
     def _vgpus(self, device):
-        names = {n for n, _ in simulated.kernel_parents(self.specs[device])}
+        names = {n for n, _ in sim_rules.kernel_parents(self.specs[device])}
         state = self.reporter.driver._load_state()
         return [m for m in state['mdevs'] if m['parent'] in names]
 
@@ -173,7 +174,7 @@ def test_offers_stay_safe_and_tight(profile):
 def test_mixed_size_offers_are_safe_in_every_order():
     """The pure model on the example where order matters: with 16Q and 8Q
     granted, a second 16Q is safe only if the 8Q is not made first."""
-    [spec], _ = simulated.load_profile(
+    [spec], _ = sim_profile.load_profile(
         'etc/vgpu-placement/profiles/nvidia-l40s-vfio-mixed.yaml')
     shapes = {t.id: (t.placement_size, t.placement_ids) for t in spec.types}
     mixed = nv_mixed.Mixed({}, {}, shapes=shapes, existing={}, slots=32)

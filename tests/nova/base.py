@@ -37,7 +37,7 @@ from nova.tests.functional.libvirt import base as libvirt_base
 from nova.tests.functional.libvirt import test_vgpu
 
 from tests.nova import fakemdev
-from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import profile as sim_profile
 
 CONF = nova.conf.CONF
 STOCK_DRIVER = 'libvirt.LibvirtDriver'
@@ -50,13 +50,13 @@ API_PASTE = os.path.join(sys.prefix, 'etc', 'nova', 'api-paste.ini')
 # -- GPU specs (drivers.simulated.driver.ParentSpec) -------------------------
 
 def _type(type_id, cost=None, max=0, size=0, name=None):
-    return simulated.TypeSpec(id=type_id, name=name or type_id,
-                              description='', cost=cost or {}, max=max,
-                              size=size)
+    return sim_profile.TypeSpec(id=type_id, name=name or type_id,
+                                description='', cost=cost or {}, max=max,
+                                size=size)
 
 
 def _gpu(address, rule, types, pools=None):
-    return simulated.ParentSpec(
+    return sim_profile.ParentSpec(
         name=address, rule=rule, pools=pools or {}, max_instances=None,
         full_errno=28, types=tuple(sorted(types, key=lambda t: t.id)))
 
@@ -84,7 +84,7 @@ def exclusive_gpu(address, type_size_max, names=None):
 
 def gpus_from_profile(path):
     """The PCI-addressed parents of a project host profile (YAML)."""
-    parents, _ = simulated.load_profile(path)
+    parents, _ = sim_profile.load_profile(path)
     return [p for p in parents if p.rule != 'sriov' and ':' in p.name]
 
 

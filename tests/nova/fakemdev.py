@@ -27,7 +27,7 @@ from lxml import etree
 
 from nova.tests.fixtures import libvirt as fakelibvirt
 
-from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import rules as sim_rules
 
 # libvirt's virConnectListAllNodeDeviceFlags (fakelibvirt lacks the first).
 LIST_ACTIVE = 1 << 30
@@ -84,7 +84,7 @@ class FakeGPU(fakelibvirt.FakePCIDevice):
     def available(self, type_spec):
         existing = [m.type_id for m in self.connection.active_mdevs()
                     if m.parent_address == self.spec.name]
-        return simulated.available_instances(self.spec, existing, type_spec)
+        return sim_rules.available_instances(self.spec, existing, type_spec)
 
     def XMLDesc(self, flags):
         root = etree.fromstring(self.pci_device)
@@ -284,7 +284,7 @@ class MdevConnection(fakelibvirt.Connection):
                          fakelibvirt.VIR_ERR_INTERNAL_ERROR)
         existing = [m.type_id for m in self.active_mdevs()
                     if m.parent_address == mdev.parent_address]
-        refused = simulated.refuse_create(
+        refused = sim_rules.refuse_create(
             gpu.spec, existing, gpu.spec.type(mdev.type_id))
         if refused:
             # What mdevctl/libvirt print when the kernel's create fails.

@@ -41,7 +41,7 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 from tests.nova import fakemdev
 from vgpu_placement import conf as conf_mod
 from vgpu_placement.drivers.mdev import libvirt as lv_driver
-from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import profile as sim_profile
 from vgpu_placement import exceptions
 
 # libvirt's virConnectListAllNodeDeviceFlags value (libvirt-domain...h):
@@ -52,7 +52,7 @@ GPU1, GPU2 = '0000:81:00.0', '0000:81:01.0'
 
 
 def _gpu(address, rule, types_, pools=None):
-    return simulated.ParentSpec(
+    return sim_profile.ParentSpec(
         name=address, rule=rule, pools=pools or {}, max_instances=None,
         full_errno=errno.ENOSPC, types=tuple(types_))
 
@@ -61,8 +61,8 @@ def pool_gpu(address):
     """Two types sharing one pool of 4 units: nvidia-11 takes 1,
     nvidia-12 takes 2 (creating one shrinks the other)."""
     return _gpu(address, 'pool', [
-        simulated.TypeSpec('nvidia-11', 'GRID M60-0B', '', {'fb': 1}, 0, 0),
-        simulated.TypeSpec('nvidia-12', 'GRID M60-1B', '', {'fb': 2}, 0, 0),
+        sim_profile.TypeSpec('nvidia-11', 'GRID M60-0B', '', {'fb': 1}, 0, 0),
+        sim_profile.TypeSpec('nvidia-12', 'GRID M60-1B', '', {'fb': 2}, 0, 0),
     ], pools={'fb': 4})
 
 

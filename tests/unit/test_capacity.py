@@ -8,6 +8,7 @@ from tests.conftest import make_conf
 from vgpu_placement.drivers.nvidia import mixed as nv_mixed
 from vgpu_placement.drivers.nvidia import models as nvidia_models
 from vgpu_placement.drivers.simulated import driver as simulated
+from vgpu_placement.drivers.simulated import profile as sim_profile
 from vgpu_placement.model import base as model_base
 from vgpu_placement.model import detect
 from vgpu_placement.model import discovered
@@ -333,7 +334,7 @@ def test_mixed_burst_budget_on_the_l40s_profile_and_out_of_states():
     """The L40S-like card: two 16Q and a 1B each fit alone, not together
     (the 1B made first takes slot 0, the 16Qs then need 0 and 32). With
     too few states to search, the budget is smaller, never larger."""
-    [spec], _ = simulated.load_profile(
+    [spec], _ = sim_profile.load_profile(
         'etc/vgpu-placement/profiles/nvidia-l40s-vfio-mixed.yaml')
     model = _mixed({t.id: (t.placement_size, t.placement_ids)
                     for t in spec.types}, slots=spec.vfs)

@@ -15,8 +15,7 @@ from vgpu_placement.drivers.nvidia import models as nvidia_models
 from vgpu_placement.drivers.nvidia import names as nvidia
 from vgpu_placement.drivers.nvidia import nvml as nvml_mod
 from vgpu_placement.drivers.nvidia import vfio as nvidia_vfio
-from vgpu_placement.drivers.simulated import driver as simulated
-from vgpu_placement.drivers.simulated import profiles
+from vgpu_placement.drivers.simulated import profile as sim_profile
 from vgpu_placement import exceptions
 from vgpu_placement.model import detect
 from vgpu_placement.model import discovered
@@ -70,7 +69,7 @@ def driver_for(tmp_path, nvml=None):
 def l40s_host(tmp_path, profile='nvidia-l40s-vfio', monkeypatch=None):
     tree = nvidia_vfio_tree.VfioTree(tmp_path / 'sys')
     tree.add_gpu(PF, VFS, L40S_CAPTURE)
-    [spec], _ = simulated.load_profile(profiles.find(profile))
+    [spec], _ = sim_profile.load_profile(sim_profile.find(profile))
     module = nvidia_vfio_tree.FakeModule(tree, spec, VFS)
     if monkeypatch is not None:
         module.install(monkeypatch)

@@ -18,9 +18,10 @@ import shutil
 import tempfile
 import uuid
 
+from vgpu_placement.drivers.simulated import profile as sim_profile
+
 from vgpu_placement.cmd import common
 from vgpu_placement.cmd import views
-from vgpu_placement.drivers.simulated import profiles
 from vgpu_placement import exceptions
 from vgpu_placement.placement import flavor
 from vgpu_placement.placement import provider_tree
@@ -44,7 +45,7 @@ def add_arguments(parser):
 
 def _checked_profile(name):
     """A shipped profile's name, or a one-line error naming them."""
-    shipped = profiles.shipped()
+    shipped = sim_profile.shipped()
     if name not in shipped:
         raise exceptions.VgpuPlacementError(
             '--profile %s is not a shipped profile; one of: %s'
