@@ -246,12 +246,13 @@ class AgentProcess:
 
     def check_host(self, h):
         """Placement vs the bench's instances vs mdevs vs ledger."""
+        from vgpu_placement.host import facts as host_facts
         from vgpu_placement.host import ledger as ledger_mod
         host = h.compute
-        ours = host._our_providers()            # a report first
+        ours = host.our_providers()            # a report first
         here = host.allocations_here(ours)      # consumer -> rp -> rc -> n
         wanted = {w.uuid: (c, w) for c, allocs in here.items()
-                  for w in host.wanted(c, allocs, ours)}
+                  for w in host_facts.wanted(c, allocs, ours)}
         mdevs = {m.uuid: m for m in host.driver.discover().mdevs()}
         records = {r.uuid: r for r in host.ledger.records()}
         held = set(h.held)

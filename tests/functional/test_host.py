@@ -14,8 +14,10 @@ from tests.functional.conftest import EXTERNAL
 from tests.functional.conftest import served_conf
 from tests.functional.conftest import tree_in_placement
 from vgpu_placement import exceptions
+from vgpu_placement.host import context as host_context
+from vgpu_placement.host import facts as host_facts
 from vgpu_placement.host import ledger as ledger_mod
-from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import reconcile as host_reconcile
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import consumers
 from vgpu_placement.placement import embedded
@@ -91,9 +93,10 @@ def test_claim_realize_release_round_trip(world, placement):
     got = claim_here(h, mtty2(), consumer)
     assert got.attempts == 1
     [done] = h.realize(consumer)
-    assert done.uuid == mdev_manager.mdev_uuid_for(consumer, 0)
+    assert done.uuid == host_facts.mdev_uuid_for(consumer, 0)
     assert host_mdevs(h)[done.uuid].type_id == 'mtty-2'
-    assert "<address uuid=\"%s\"/>" % done.uuid in done.as_dict()['xml']
+    assert "<address uuid=\"%s\"/>" % done.uuid in h.driver.hostdev_xml(
+        done.uuid, done.parent)
     agree(h, placement)
     # Realize again (a retry): the same mdev, nothing new.
     assert h.realize(consumer) == [done]
@@ -226,7 +229,7 @@ def test_orphans_removed_and_missing_realized(world, placement):
     claim_here(h, mtty2(), waiting)
     summary = h.reconcile()
     assert summary['removed'] == [orphan.uuid]
-    assert summary['realized'] == [mdev_manager.mdev_uuid_for(waiting, 0)]
+    assert summary['realized'] == [host_facts.mdev_uuid_for(waiting, 0)]
     agree(h, placement)
     placement_reflects_the_host(h, placement)
 
@@ -383,14 +386,14 @@ def test_concurrent_realize_in_several_processes(served):
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 7, outs
     mdevs = host_mdevs(h)
-    assert sorted(mdevs) == sorted(mdev_manager.mdev_uuid_for(c, 0)
+    assert sorted(mdevs) == sorted(host_facts.mdev_uuid_for(c, 0)
                                    for c in consumers)
     assert {r.consumer for r in h.ledger.records()} == set(consumers)
 
 
-REALIZE_POINTS = [p for p in mdev_manager.CRASH_POINTS
+REALIZE_POINTS = [p for p in host_context.CRASH_POINTS
                   if p.startswith('realize:')]
-RELEASE_POINTS = [p for p in mdev_manager.CRASH_POINTS
+RELEASE_POINTS = [p for p in host_context.CRASH_POINTS
                   if not p.startswith('realize:')]
 
 
@@ -405,7 +408,7 @@ def test_crash_during_realize_then_reconcile(served, point, placement):
                   env={'VGPU_PLACEMENT_CRASH_AT': point})
     assert crashed.returncode == 99, crashed.stderr
     assert cli(conf, 'reconcile').returncode == 0
-    assert list(host_mdevs(h)) == [mdev_manager.mdev_uuid_for(consumer, 0)]
+    assert list(host_mdevs(h)) == [host_facts.mdev_uuid_for(consumer, 0)]
     agree(h, placement)
 
 
@@ -422,7 +425,7 @@ def test_crash_during_release_then_reconcile(served, point, placement):
                   env={'VGPU_PLACEMENT_CRASH_AT': point})
     assert crashed.returncode == 99, crashed.stderr
     assert cli(conf, 'reconcile').returncode == 0
-    assert list(host_mdevs(h)) == [mdev_manager.mdev_uuid_for(keeper, 0)]
+    assert list(host_mdevs(h)) == [host_facts.mdev_uuid_for(keeper, 0)]
     assert placement.get('/allocations/%s' % consumer)['allocations'] == {}
     agree(h, placement)
 
@@ -522,7 +525,7 @@ def test_an_mdev_another_tool_made_for_a_consumer_is_adopted(world,
     assert done.uuid == made
     assert sorted(host_mdevs(h)) == sorted([made, wrong_type])
     summary = h.reconcile()
-    assert not any(summary[k] for k in mdev_manager.ACTIONS), summary
+    assert not any(summary[k] for k in host_reconcile.ACTIONS), summary
     # Recreated with its UUID after a reboot; the other tool's is not ours.
     h.driver.reboot()
     assert h.reconcile()['recreated'] == [made]
@@ -658,11 +661,11 @@ def test_reconcile_realizes_only_consumers_said_to_be_here(world):
     h.ledger.note_departed(left)
     summary = h.reconcile(realize_for=lambda consumer: consumer != lost)
     assert sorted(summary['not_here']) == sorted(
-        mdev_manager.mdev_uuid_for(c, 0) for c in (lost, left))
+        host_facts.mdev_uuid_for(c, 0) for c in (lost, left))
     assert host_mdevs(h) == {}
     h.client.delete('/allocations/%s' % left)
     summary = h.reconcile()
-    assert summary['realized'] == [mdev_manager.mdev_uuid_for(lost, 0)]
+    assert summary['realized'] == [host_facts.mdev_uuid_for(lost, 0)]
     assert h.ledger.departed() == []
 
 

@@ -18,8 +18,10 @@ from tests.functional.test_host import host_mdevs
 from tests.functional.test_host import mtty2
 from tests.functional.test_host import served  # noqa: F401 (fixture)
 from vgpu_placement import exceptions
+from vgpu_placement.host import facts as host_facts
 from vgpu_placement.host import ledger as ledger_mod
 from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import reconcile as host_reconcile
 from vgpu_placement.placement import consumers
 from vgpu_placement.service import standalone
 
@@ -63,7 +65,7 @@ def test_unreadable_for_one_scan_keeps_mdevs_and_records(world, placement,
     # Placement's view of the parent was left as it was, not retired.
     assert tree_in_placement(placement, h.name) == tree_before
     # Readable again: nothing to do, the instance still has its vGPU.
-    assert not any(h.reconcile()[k] for k in mdev_manager.ACTIONS)
+    assert not any(h.reconcile()[k] for k in host_reconcile.ACTIONS)
     assert owned(h)[mdev].state == ledger_mod.ACTIVE
 
 
@@ -112,7 +114,7 @@ def test_reconcile_does_not_undo_a_realize_that_finished_meanwhile(world):
         return facts
     h.allocations_here = facts_then_realize
     summary = h.reconcile()
-    mdev = mdev_manager.mdev_uuid_for(consumer, 0)
+    mdev = host_facts.mdev_uuid_for(consumer, 0)
     assert summary['removed'] == []
     assert mdev in host_mdevs(h) and owned(h)[mdev].state == \
         ledger_mod.ACTIVE
@@ -182,7 +184,7 @@ def test_release_frees_only_what_the_project_claimed(world, placement):
         'resource_provider_generation': inv['resource_provider_generation'],
         'inventories': {'VCPU': {'total': 8}, 'MEMORY_MB': {'total': 4096}}})
     consumer = new()
-    child = next(uuid_ for uuid_, (c, _t) in h._our_providers().items()
+    child = next(uuid_ for uuid_, (c, _t) in h.our_providers().items()
                  if c.device == 'mtty')
     placement.put('/allocations/%s' % consumer, {
         'allocations': {
@@ -213,14 +215,14 @@ def check_agreement(h, placement, instances):
     """Host, ledger and Placement agree: every consumer holding vGPU
     allocations here has exactly its mdevs, owned and active; no other
     mdev of ours exists."""
-    ours = h._our_providers()
+    ours = h.our_providers()
     mdevs = host_mdevs(h)
     records = owned(h)
     expected = set()
     for consumer in instances:
         held = consumers.allocations(placement, consumer)[
             'allocations']
-        expected |= {w.uuid for w in h.wanted(consumer, held, ours)}
+        expected |= {w.uuid for w in host_facts.wanted(consumer, held, ours)}
     assert set(records) == expected
     assert set(mdevs) == expected
     assert all(r.state == ledger_mod.ACTIVE for r in records.values())
@@ -306,7 +308,7 @@ def test_allocations_not_told_apart_make_no_new_mdev(world, placement):
     the wrong GPU."""
     h = world()
     consumer = new()
-    by_device = {c.device: u for u, (c, _t) in h._our_providers().items()}
+    by_device = {c.device: u for u, (c, _t) in h.our_providers().items()}
     placement.put('/allocations/%s' % consumer, {
         'allocations': {
             by_device['mdpy']: {'resources': {'CUSTOM_MDEV_MDPY_HD': 1,
@@ -324,7 +326,7 @@ def test_allocations_not_told_apart_make_no_new_mdev(world, placement):
     assert host_mdevs(h) == {}
     h.driver.plug_parent('mdpy')
     summary = h.reconcile()
-    first, second = (mdev_manager.mdev_uuid_for(consumer, i) for i in (0, 1))
+    first, second = (host_facts.mdev_uuid_for(consumer, i) for i in (0, 1))
     assert sorted(summary['realized']) == sorted([first, second])
     assert {u: (m.parent, m.type_id) for u, m in host_mdevs(h).items()} == {
         first: ('mdpy', 'mdpy-hd'), second: ('mtty', 'mtty-2')}
@@ -368,7 +370,7 @@ def test_allocations_a_stand_in_holds_keep_the_owners_mdevs(world, placement,
         # Kept for the instance (a revert needs it), none made for the
         # migration's consumer.
         assert set(host_mdevs(h)) == {mdev} and set(owned(h)) == {mdev}
-        assert not any(summary[key] for key in mdev_manager.ACTIONS)
+        assert not any(summary[key] for key in host_reconcile.ACTIONS)
     else:
         # Nobody said whose the migration's allocation is: the mdev is an
         # orphan of the instance, and the migration's consumer gets its own.

@@ -21,8 +21,9 @@ from tests.functional.conftest import served_conf
 from tests.functional.conftest import tree_in_placement
 from tests import nvidia_vfio_tree
 from vgpu_placement.drivers.simulated import profile as sim_profile
+from vgpu_placement.host import facts as host_facts
 from vgpu_placement.host import ledger as ledger_mod
-from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import reconcile as host_reconcile
 from vgpu_placement.placement import embedded
 from vgpu_placement.placement import flavor
 from vgpu_placement.placement import scheduler
@@ -114,7 +115,7 @@ def test_realize_release_reconcile_after_reboot(vfio_world, placement):
     # Each vGPU is a VF with the type written to it, under the UUID
     # derived from its instance.
     for consumer, r in done.items():
-        assert r.uuid == mdev_manager.mdev_uuid_for(consumer, 0)
+        assert r.uuid == host_facts.mdev_uuid_for(consumer, 0)
         assert r.type_id == TYPE and r.device == PF and r.parent in VFS
         assert world.current()[r.parent] == 1150
     assert done[kept].parent != done[gone].parent
@@ -124,7 +125,7 @@ def test_realize_release_reconcile_after_reboot(vfio_world, placement):
     # The guest gets the VF itself.
     vf = done[kept].parent
     assert h.driver.guest_gets_parent(vf)
-    xml = done[kept].as_dict(is_vf=True)['xml']
+    xml = h.driver.hostdev_xml(done[kept].uuid, vf)
     assert "type='pci' managed='no'" in xml
     assert "bus='0x%s' slot='0x%s' function='0x%s'" % (
         vf[5:7], vf[8:10], vf[11]) in xml
@@ -157,7 +158,7 @@ def test_realize_release_reconcile_after_reboot(vfio_world, placement):
     assert gpu_usage(placement, h) == 1
     # Nothing more to do, and the last release empties the GPU.
     again = world.host().reconcile()
-    assert not any(again.get(k) for k in mdev_manager.ACTIONS), again
+    assert not any(again.get(k) for k in host_reconcile.ACTIONS), again
     assert h.release(kept) == ([done[kept].uuid], True)
     assert world.current() == {vf: 0 for vf in VFS}
     assert gpu_usage(placement, h) == 0
@@ -180,7 +181,7 @@ def test_a_lost_uuid_file_never_gives_a_guest_a_second_vgpu(
     else:
         memory.write_text('{"vgpus": [')
     shown = {m.uuid for m in world.host().driver.discover().mdevs()}
-    assert mdev_manager.mdev_uuid_for(running, 0) not in shown
+    assert host_facts.mdev_uuid_for(running, 0) not in shown
     # Meanwhile the other instance's allocation goes without a release.
     placement.delete('/allocations/%s' % deleted)
 
@@ -188,15 +189,15 @@ def test_a_lost_uuid_file_never_gives_a_guest_a_second_vgpu(
     # The running guest's vGPU is still the one on its VF, and only it;
     # the deleted instance's vGPU is removed, not left as no one's.
     assert summary['recreated'] == [] and summary['realized'] == []
-    assert summary['removed'] == [mdev_manager.mdev_uuid_for(deleted, 0)]
+    assert summary['removed'] == [host_facts.mdev_uuid_for(deleted, 0)]
     assert world.current() == {vf: 1150 if vf == vfs[running] else 0
                                for vf in VFS}
     h = world.host()
     assert {m.uuid: m.parent for m in h.driver.discover().mdevs()} == {
-        mdev_manager.mdev_uuid_for(running, 0): vfs[running]}
+        host_facts.mdev_uuid_for(running, 0): vfs[running]}
     assert 'found again' in caplog.text
     assert h.release(running) == (
-        [mdev_manager.mdev_uuid_for(running, 0)], True)
+        [host_facts.mdev_uuid_for(running, 0)], True)
     assert world.current() == {vf: 0 for vf in VFS}
     assert gpu_usage(placement, h) == 0
 

@@ -32,8 +32,9 @@ from tests.kernel.conftest import kernel_view
 from tests.kernel.conftest import resource_class
 from tests.kernel.conftest import write_once
 from tests.kernel import kmod
+from vgpu_placement.host import facts as host_facts
 from vgpu_placement.host import ledger as ledger_mod
-from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import reconcile as host_reconcile
 from vgpu_placement.placement import embedded
 from vgpu_placement.placement import flavor
 from vgpu_placement.placement import provider_tree
@@ -126,7 +127,7 @@ def mdev_inode(mdev_uuid):
     return os.stat(os.path.join(DEVICES, mdev_uuid)).st_ino
 
 
-NOTHING = {key: [] for key in mdev_manager.ACTIONS + mdev_manager.LEFT}
+NOTHING = {key: [] for key in host_reconcile.ACTIONS + host_reconcile.LEFT}
 
 
 # -- 1 ------------------------------------------------------------------------
@@ -143,9 +144,9 @@ def test_claim_realize_release_round_trip_on_the_kernel(
         'CUSTOM_MDEV_MTTY_2': 1, 'CUSTOM_VGPU_UNITS_MTTY': 2}}
 
     [done] = h.realize(consumer)
-    mdev = mdev_manager.mdev_uuid_for(consumer, 0)
-    assert done == mdev_manager.Realized(mdev, 'mtty-2', 'mtty', 'mtty')
-    assert 'uuid="%s"' % mdev in done.as_dict()['xml']
+    mdev = host_facts.mdev_uuid_for(consumer, 0)
+    assert done == host_facts.Realized(mdev, 'mtty-2', 'mtty', 'mtty')
+    assert 'uuid="%s"' % mdev in h.driver.hostdev_xml(mdev, done.parent)
     # The kernel has it, of that type, on that parent, and nothing else.
     view = kernel_view()
     assert view['mdevs'] == {mdev: ('mtty', 'mtty-2')}
@@ -266,14 +267,14 @@ class Walk:
         client; the inventories of all from the reporter's copy)."""
         assert self.results[-1].disagreements == [], self.where
         view = kernel_view()
-        mine = {mdev_manager.mdev_uuid_for(c, 0): (PARENT_OF[t], t)
+        mine = {host_facts.mdev_uuid_for(c, 0): (PARENT_OF[t], t)
                 for c, t in self.realized.items()}
         assert view['mdevs'] == mine, self.where
         assert view['available'] == self.expected_available(), self.where
         assert {r.uuid: (r.consumer, r.parent, r.type, r.state)
                 for r in self.h.ledger.records()} == {
-            mdev_manager.mdev_uuid_for(c, 0): (c, PARENT_OF[t], t,
-                                               ledger_mod.ACTIVE)
+            host_facts.mdev_uuid_for(c, 0): (c, PARENT_OF[t], t,
+                                             ledger_mod.ACTIVE)
             for c, t in self.realized.items()}, self.where
         self.check_inventories(view, reporter=self.reporter)
         self.check_placement([parent], reported=True)
@@ -305,7 +306,7 @@ class Walk:
         # NoCapacity here would be a claim Placement granted and the
         # kernel cannot create.
         done = self.h.realize(consumer)
-        assert done == [mdev_manager.Realized(mdev_manager.mdev_uuid_for(
+        assert done == [host_facts.Realized(host_facts.mdev_uuid_for(
             consumer, 0), type_id, parent, parent)], self.where
         self.realized[consumer] = type_id
         self.note('realize')
@@ -317,7 +318,7 @@ class Walk:
             self.pending.pop(consumer)
         freed, released = self.h.release(consumer)
         assert released, self.where
-        assert freed == ([mdev_manager.mdev_uuid_for(consumer, 0)]
+        assert freed == ([host_facts.mdev_uuid_for(consumer, 0)]
                          if was_realized else []), self.where
         assert self.placement.get('/allocations/%s' % consumer)[
             'allocations'] == {}, self.where
@@ -451,8 +452,8 @@ def test_reconcile_recreates_what_fits_when_one_mdev_cannot_come_back(
     while True:
         on_mdpy, on_mtty = new(), new()
         # The ledger is walked in UUID order: mdpy's record comes first.
-        if mdev_manager.mdev_uuid_for(on_mdpy, 0) < \
-                mdev_manager.mdev_uuid_for(on_mtty, 0):
+        if host_facts.mdev_uuid_for(on_mdpy, 0) < \
+                host_facts.mdev_uuid_for(on_mtty, 0):
             break
     for consumer, type_id in ((on_mdpy, 'mdpy-hd'), (on_mtty, 'mtty-2')):
         claim_here(reporter, spec(desired, type_id), consumer)
@@ -471,11 +472,11 @@ def test_reconcile_recreates_what_fits_when_one_mdev_cannot_come_back(
     count_step()
 
     summary = h.reconcile()
-    mine = mdev_manager.mdev_uuid_for(on_mtty, 0)
+    mine = host_facts.mdev_uuid_for(on_mtty, 0)
     view = kernel_view()
     assert sorted(view['mdevs']) == sorted(foreign + [mine])
     assert summary['recreated'] == [mine]
-    assert summary['failed'] == [mdev_manager.mdev_uuid_for(on_mdpy, 0)]
+    assert summary['failed'] == [host_facts.mdev_uuid_for(on_mdpy, 0)]
     count_step()
 
 
@@ -557,7 +558,7 @@ def test_crash_after_create_then_reconcile(served, reporter, placement):
     desired = reporter.report().desired
     consumer = new()
     claim_here(reporter, spec(desired, 'mtty-2'), consumer)
-    mdev = mdev_manager.mdev_uuid_for(consumer, 0)
+    mdev = host_facts.mdev_uuid_for(consumer, 0)
 
     crashed = subprocess.run(
         [sys.executable, '-m', 'vgpu_placement.cmd.cli', '--config-file',
@@ -621,7 +622,7 @@ def test_transient_unreadable_type_keeps_every_in_use_mdev(reporter,
         undo()
     assert kernel_view()['mdevs'] == before
     assert h.ledger.records() == records
-    assert not any(summary[key] for key in mdev_manager.ACTIONS), summary
+    assert not any(summary[key] for key in host_reconcile.ACTIONS), summary
     count_step()
     # Readable again: nothing to do.
     assert h.reconcile() == NOTHING

@@ -25,7 +25,7 @@ from oslo_utils import uuidutils
 
 from tests.nova import base
 from tests.nova import fakemdev
-from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import facts as host_facts
 import vgpu_placement.nova
 from vgpu_placement.placement import flavor as flavor_mod
 from vgpu_placement.placement import provider_tree
@@ -148,7 +148,7 @@ class DriverTestBase(base.NovaVGPUTestCase):
             server_id).items() if rp in gpus}
 
     def expected(self, server_id, n=1):
-        return [mdev_manager.mdev_uuid_for(server_id, i) for i in range(n)]
+        return [host_facts.mdev_uuid_for(server_id, i) for i in range(n)]
 
     def resources(self, hostname, type_id):
         """{class: n} one vGPU of the type takes (its flavor's group)."""
@@ -577,7 +577,7 @@ class MoveTest(DriverTestBase):
         server = self.live_migrate(server, 'host1', 'host2',
                                    expected='failed')
         self.assertEqual(
-            {mdev_manager.mdev_uuid_for(server['id'], 0): (GPU1, 'acme-2')},
+            {host_facts.mdev_uuid_for(server['id'], 0): (GPU1, 'acme-2')},
             seen['dest'])
         self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual(before, {h: self.mdevs_of(h)

@@ -1,17 +1,18 @@
-"""The libvirt <hostdev> elements realize prints: an mdev's, or a VF's on
-NVIDIA's vendor-specific VFIO layout."""
+"""The libvirt <hostdev> elements a driver gives the guest: an mdev's, or
+a VF's on NVIDIA's vendor-specific VFIO layout."""
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from vgpu_placement.drivers import base
+from vgpu_placement.drivers import hostdev
 from vgpu_placement import exceptions
-from vgpu_placement.host import mdev_manager
 
 UUID = '5ad7c6b6-1e0f-4b56-9a4e-2f2c9c3d8e01'
 
 
 def test_an_mdev_is_an_mdev_hostdev():
-    element = ET.fromstring(mdev_manager.hostdev_xml(UUID))
+    element = ET.fromstring(hostdev.mdev_xml(UUID))
     assert element.attrib == {'mode': 'subsystem', 'type': 'mdev',
                               'model': 'vfio-pci', 'managed': 'no'}
     assert element.find('source/address').attrib == {'uuid': UUID}
@@ -22,7 +23,7 @@ def test_an_mdev_is_an_mdev_hostdev():
     ('0001:c1:1f.7', ('0001', 'c1', '1f', '7')),
 ])
 def test_a_vf_is_an_unmanaged_pci_hostdev(vf, parts):
-    element = ET.fromstring(mdev_manager.hostdev_xml(UUID, vf))
+    element = ET.fromstring(hostdev.pci_xml(vf))
     # managed='no': the VF stays bound to nvidia, its VFIO provider.
     assert element.attrib == {'mode': 'subsystem', 'type': 'pci',
                               'managed': 'no'}
@@ -40,14 +41,21 @@ def test_a_vf_is_an_unmanaged_pci_hostdev(vf, parts):
 ])
 def test_what_is_not_a_pci_address_is_refused_in_one_line(bad):
     with pytest.raises(exceptions.VgpuPlacementError) as e:
-        mdev_manager.pci_hostdev_xml(bad)
+        hostdev.pci_xml(bad)
     assert 'is not a PCI address' in str(e.value)
     assert len(str(e.value).splitlines()) == 1
 
 
-def test_realized_as_dict_gives_the_vf_only_when_told():
-    r = mdev_manager.Realized(UUID, 'nvidia-1150', '0000:41:00.0',
-                              '0000:41:00.4')
-    assert "type='mdev'" in r.as_dict()['xml']
-    assert "type='pci'" in r.as_dict(is_vf=True)['xml']
-    assert r.as_dict(is_vf=True)['parent'] == '0000:41:00.4'
+class _Layout(base.Driver):
+    """A driver whose guests get the parent VF itself, on VFs only."""
+    discover = create_mdev = remove_mdev = boot_id = None
+
+    def guest_gets_parent(self, parent):
+        return parent.endswith('.4')
+
+
+def test_the_driver_chooses_the_vf_or_the_mdev_for_the_guest():
+    driver = _Layout(conf=None)
+    assert "type='pci'" in driver.hostdev_xml(UUID, '0000:41:00.4')
+    assert "type='mdev'" in driver.hostdev_xml(UUID, '0000:41:00.0')
+    assert "type='mdev'" in driver.hostdev_xml(UUID, 'mtty')

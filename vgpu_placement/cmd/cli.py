@@ -9,7 +9,6 @@ from vgpu_placement.cmd import views
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
 from vgpu_placement.host import ledger as ledger_mod
-from vgpu_placement.host import mdev_manager
 from vgpu_placement.model import discovered
 from vgpu_placement.placement import flavor
 from vgpu_placement.placement import scheduler
@@ -127,15 +126,14 @@ def cmd_realize(args):
     done = host.realize(instance)
     # The driver knows the layout: on NVIDIA's vendor-specific VFIO the
     # vGPU is its VF, which the guest gets as a PCI hostdev.
-    is_vf = {r.uuid: host.driver.guest_gets_parent(r.parent) for r in done}
+    xml = {r.uuid: host.driver.hostdev_xml(r.uuid, r.parent) for r in done}
     if args.format == 'json':
         common.print_json({'instance': instance, 'mdevs': [
-            r.as_dict(is_vf=is_vf[r.uuid]) for r in done]})
+            dict(r.as_dict(), xml=xml[r.uuid]) for r in done]})
         return
     for r in done:
         print('%s  %s on %s' % (r.uuid, r.type_id, r.parent))
-        print('  ' + mdev_manager.hostdev_xml(
-            r.uuid, r.parent if is_vf[r.uuid] else None))
+        print('  ' + xml[r.uuid])
 
 
 def cmd_release(args):

@@ -1,6 +1,7 @@
 """The driver interface."""
 import abc
 
+from vgpu_placement.drivers import hostdev
 from vgpu_placement import exceptions
 from vgpu_placement.model import discovered
 
@@ -63,6 +64,15 @@ class Driver(abc.ABC):
         VF on NVIDIA's vendor-specific VFIO layout): the guest gets that
         VF as a PCI device, not an mdev."""
         return False
+
+    def hostdev_xml(self, mdev_uuid, parent):
+        """libvirt's <hostdev> for a realized vGPU on kernel parent
+        ``parent``: the parent VF itself where the guest gets it
+        (guest_gets_parent), else the mdev. The one answer the CLI and
+        the Nova driver both give the guest."""
+        if self.guest_gets_parent(parent):
+            return hostdev.pci_xml(parent)
+        return hostdev.mdev_xml(mdev_uuid)
 
     def model_detectors(self):
         """Capacity-model detectors this driver knows for its parents

@@ -34,9 +34,11 @@ class TreeBuilder:
         self._ledger = None         # read only: which mdevs are ours
         self._policies = None       # (the host's shape, its policies)
 
-    def discover(self):
-        """The host as reported: SR-IOV virtual functions grouped."""
-        return discovered.group_virtual_functions(self.driver.discover())
+    def discover(self, host=None):
+        """The host as reported: SR-IOV virtual functions grouped.
+        ``host``: a read of the driver's already made, used as it is."""
+        return discovered.group_virtual_functions(
+            self.driver.discover() if host is None else host)
 
     def _read_ledger(self, read, nothing):
         """``read(ledger)``, or ``nothing`` when the host has no ledger or

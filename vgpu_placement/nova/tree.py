@@ -2,16 +2,15 @@
 
 ``put_tree`` writes the desired tree into the ProviderTree Nova hands
 ``update_provider_tree`` (Nova's report client then writes Placement: it is
-the only writer on a Nova host). ``NovaTree`` is the tree a
-``mdev_manager.MdevManager`` reads there (see mdev_manager.MdevManager's
-docstring): Placement's view of this host's providers, read, never
-written, through placement.sync.TreeSync into a ProviderCache kept in
-memory.
+the only writer on a Nova host). ``NovaTree`` is the tree the host side
+reads there (see host.context.HostContext): Placement's view of this
+host's providers, read, never written, through placement.sync.TreeSync
+into a ProviderCache kept in memory.
 """
 import logging
 import threading
 
-from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import facts as host_facts
 from vgpu_placement.nova import takeover
 from vgpu_placement.placement import cache as cache_mod
 from vgpu_placement.placement import provider_tree as ptree
@@ -152,16 +151,28 @@ class NovaTree:
                 return {}
             return self._sync.current_usages(rp_uuid)
 
-    def reading(self, held=()):
+    def placed(self, held=()):
+        """{child name: (uuid, managed?)}, the tree read again first
+        unless it knows every provider of ``held``."""
         with self._lock:
             if not (held and self._cache.root_uuid and
                     all(rp in self._cache for rp in held)):
                 self.refresh()
-            placed = mdev_manager.placed_children(self._cache)
-        snapshot = self.builder.discover()
+            return host_facts.placed_children(self._cache)
+
+    def reading(self, held=(), host=None):
+        """A host.facts.TreeReading; ``host``: a host read (the driver's
+        discover) to build it from, the tree as last read (the caller's
+        placed() read it); else the host is read."""
+        if host is None:
+            placed = self.placed(held)
+        else:
+            with self._lock:
+                placed = host_facts.placed_children(self._cache)
+        snapshot = self.builder.discover(host)
         desired = self.builder.desired_tree(snapshot)
-        return mdev_manager.TreeReading(snapshot, desired, placed,
-                                        self.builder.policies(snapshot))
+        return host_facts.TreeReading(snapshot, desired, placed,
+                                      self.builder.policies(snapshot))
 
     def changed(self, host=None):
         """Nothing to do: Nova's resource tracker reports the tree on its

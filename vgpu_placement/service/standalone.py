@@ -12,6 +12,7 @@ import os
 
 from vgpu_placement import drivers
 from vgpu_placement import exceptions
+from vgpu_placement.host import facts as host_facts
 from vgpu_placement.host import mdev_manager
 from vgpu_placement.host import tree_builder
 from vgpu_placement.model import discovered
@@ -68,17 +69,33 @@ class ReportedTree:
     def __init__(self, reporter):
         self.reporter = reporter
 
-    def reading(self, held=()):
-        """A mdev_manager.TreeReading; ``held``: provider uuids the caller
-        needs mapped."""
+    def _knows(self, held):
         cache = self.reporter.cache
-        if held and cache.root_uuid and all(rp in cache for rp in held):
+        return bool(held) and bool(cache.root_uuid) and all(
+            rp in cache for rp in held)
+
+    def placed(self, held=()):
+        """{child name: (uuid, managed?)}, Placement's tree read first
+        unless the cache knows every provider of ``held`` (no host
+        read)."""
+        self.reporter.read_tree(refresh=not self._knows(held))
+        return host_facts.placed_children(self.reporter.cache)
+
+    def reading(self, held=(), host=None):
+        """A host.facts.TreeReading; ``held``: provider uuids the caller
+        needs mapped; ``host``: a host read to build it from, the tree as
+        the cache has it (the caller's placed() read it)."""
+        if host is not None:
+            snapshot = discovered.group_virtual_functions(host)
+            desired = self.reporter.desired_tree(snapshot)
+            self.reporter.read_tree(refresh=False)
+        elif self._knows(held):
             snapshot, desired = self._read(refresh=False)
         else:
             snapshot, desired = self._report_first()
-        return mdev_manager.TreeReading(
+        return host_facts.TreeReading(
             snapshot, desired,
-            mdev_manager.placed_children(self.reporter.cache),
+            host_facts.placed_children(self.reporter.cache),
             self.reporter.policies(snapshot))
 
     def _report_first(self):
