@@ -50,9 +50,10 @@ class HostContext:
       again when it does not know every provider of ``held``),
       ``reading(held=(), host=None) -> facts.TreeReading`` (``host``: a
       host read to build it from, else the tree reads the host),
-      ``changed(host=None)`` after mdevs changed (``host``: a read made
-      after the change), ``is_ours()`` (a predicate on provider uuids:
-      ours to release) and ``stand_ins()`` ({consumer: consumer it holds
+      ``changed(host=None, providers=None)`` after mdevs changed
+      (``host``: a read made after the change; ``providers``: the names
+      of the only providers that changed), ``is_ours()`` (a predicate
+      on provider uuids: ours to release) and ``stand_ins()`` ({consumer: consumer it holds
       for}: allocations one holds count as the other's, as a Nova
       migration holds its instance's on the source of a resize);
       service.standalone.ReportedTree and nova.tree.NovaTree are two;

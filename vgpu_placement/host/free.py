@@ -17,9 +17,11 @@ def free(ctx, consumer, report=True):
     consumer no longer needs them here.
     """
     with ctx.consumer_lock(consumer):
+        records = ctx.ledger.records(consumer)
         freed = free_records(ctx, consumer)
     if report and freed:
-        ctx.tree.changed()
+        ctx.tree.changed(providers={ctx.provider_name(r.device)
+                                    for r in records})
     return freed
 
 
@@ -35,16 +37,24 @@ def release(ctx, consumer):
     with ctx.consumer_lock(consumer):
         # Owed first: a crash from here on is finished by reconcile.
         ctx.ledger.owe_release(consumer)
+        changed = {ctx.provider_name(r.device)
+                   for r in ctx.ledger.records(consumer)}
         freed = free_records(ctx, consumer)
         context.crash_point('release:freed')
         try:
-            consumers.release(ctx.client, consumer, ctx.tree.is_ours())
+            dropped = consumers.release(ctx.client, consumer,
+                                        ctx.tree.is_ours())
         except exceptions.PlacementUnavailable:
             LOG.warning('Placement unreachable: release of %s is owed '
                         'and will be retried', consumer)
             return freed, False
         ctx.ledger.released(consumer)
-    ctx.tree.changed()
+    # Its allocations may have been on providers without mdevs of ours
+    # (none made yet): those changed too.
+    changed |= {name for name, (rp_uuid, _managed)
+                in ctx.tree.placed(held=dropped).items()
+                if rp_uuid in dropped}
+    ctx.tree.changed(providers=changed)
     return freed, True
 
 

@@ -45,7 +45,7 @@ def realize(ctx, consumer, allocations=None):
             raise _nothing_here(ctx, consumer)
         boot_id = ctx.driver.boot_id()
         reading = wants = None
-        done, to_check = {}, []
+        done, to_check, moved = {}, [], False
         while providers:
             provider = providers.pop(0)
             try:
@@ -74,14 +74,18 @@ def realize(ctx, consumer, allocations=None):
                     ctx, consumer, wants[0], reading.ours(), refused,
                     boot_id)
                 done[realized.uuid] = realized
-                raw = None          # the tree reads the host itself
+                moved = True
                 if made:
                     to_check.append(realized)
         if to_check:
             raw = finish(ctx, to_check, reading.vendor_params, boot_id)
-    # That last host read came after the last change: the report needs
-    # no other.
-    ctx.tree.changed(raw)
+    if moved:
+        # A claim moved between providers: the whole tree is reported.
+        ctx.tree.changed()
+    else:
+        # That last host read came after the last change: the report
+        # needs no other, and only these providers changed.
+        ctx.tree.changed(raw, {w.provider for w in wants})
     return [done[w.uuid] for w in wants]
 
 

@@ -174,7 +174,7 @@ class NovaTree:
         return host_facts.TreeReading(snapshot, desired, placed,
                                       self.builder.policies(snapshot))
 
-    def changed(self, host=None):
+    def changed(self, host=None, providers=None):
         """Nothing to do: Nova's resource tracker reports the tree on its
         period, and the counters Placement holds already account for a
         claim whose mdev was just made or freed."""

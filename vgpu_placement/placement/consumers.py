@@ -190,9 +190,13 @@ def release(client, consumer, is_ours, rounds=5):
     """Drop the consumer's allocations on the providers ``is_ours(uuid)``
     accepts; what it holds elsewhere (VCPU, MEMORY_MB on Nova's compute
     node) stays, with its project, user and consumer type. Guarded by the
-    consumer generation, retried on a race. True when something was
-    dropped."""
+    consumer generation, retried on a race. Returns the uuids of the
+    providers it was dropped from (none: nothing to drop)."""
+    dropped = []
+
     def kept(current):
+        dropped[:] = sorted(rp for rp in current if is_ours(rp))
         after = {rp: a for rp, a in current.items() if not is_ours(rp)}
         return None if len(after) == len(current) else after
-    return _rewrite(client, consumer, kept, rounds, 'releasing')
+    return dropped if _rewrite(client, consumer, kept, rounds,
+                               'releasing') else []

@@ -177,7 +177,7 @@ class Reporter:
         return found
 
     def report(self, dry_run=False, delete_retired=False, rescan=True,
-               host=None):
+               host=None, providers=None):
         """One sync. delete_retired: delete every retired provider that
         holds no allocation now, whatever its age (an operator's
         request). rescan=False: reuse the last scan if it can stand (only
@@ -187,7 +187,10 @@ class Reporter:
         the host change): then the host is read again rather than the
         reused scan written back over theirs. ``host``: the driver's
         read of the host, made by the caller after its own change (a
-        realize): reported as it is, not read again."""
+        realize): reported as it is, not read again. ``providers``: the
+        names of the only providers this process just changed (with
+        ``host``): only those are synced (TreeSync.run_children), the
+        rest of the tree is the next full report's."""
         snapshot, desired, scanned = self._host(rescan, host)
         before = dataclasses.replace(self.client.count)
         tree_sync = sync.TreeSync(
@@ -198,8 +201,12 @@ class Reporter:
         if not scanned and not dry_run and self._written_by_others(
                 tree_sync, desired):
             snapshot, desired, scanned = self._host(True)
+        changes = None
         try:
-            changes = tree_sync.run(desired, dry_run=dry_run)
+            if providers and host is not None and not dry_run:
+                changes = tree_sync.run_children(desired, providers)
+            if changes is None:
+                changes = tree_sync.run(desired, dry_run=dry_run)
         finally:
             if not dry_run:
                 self.save_cache()

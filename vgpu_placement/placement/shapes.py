@@ -101,6 +101,8 @@ INVENTORIES = {'resource_provider_generation': int,
                'inventories': {str: {'total': int, 'reserved': int}}}
 TRAITS = {'resource_provider_generation': int, 'traits': [str]}
 USAGES = {'usages': {str: int}}
+PROVIDER_USAGES = {'resource_provider_generation': int,
+                   'usages': {str: int}}
 # GET /allocations/{consumer}: a consumer Placement does not know has no
 # generation, project or user.
 CONSUMER_ALLOCATIONS = {'allocations': {str: RESOURCES},

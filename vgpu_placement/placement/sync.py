@@ -264,6 +264,32 @@ class TreeSync:
             LOG.info('provider %s got allocations, kept', cached.name)
             self.cache.update(rp_uuid, generation=None)
 
+    def run_children(self, desired, names):
+        """Sync only the children ``names`` of ``desired``, after a change
+        of this process's on their parents alone (a realize, a free):
+        each one's usages and generation read again (one GET: claims
+        change only those), inventories and traits as the cache has them,
+        written where they differ (a conflict reads the provider whole).
+        The rest of the tree is the next full run's. Returns the changes,
+        or None when the cache does not hold each of them (run() then).
+        """
+        existing = self.cache.children()
+        if not self.cache.root_uuid or not names or any(
+                name not in existing or desired.child(name) is None or
+                name in desired.unknown for name in names):
+            return None
+        changes = []
+        for name in sorted(names):
+            rp_uuid = existing[name][0]
+            got = self.client.get('/resource_providers/%s/usages' % rp_uuid,
+                                  shape=shapes.PROVIDER_USAGES)
+            self.cache.update(rp_uuid, usages=got['usages'],
+                              generation=got['resource_provider_generation'])
+            want = desired.child(name)
+            self._update(rp_uuid, want.inventories, want.traits, changes,
+                         False)
+        return changes
+
     def run(self, desired, dry_run=False):
         """Sync and return the list of Change made (or, dry, to make)."""
         root_uuid = self.refresh(desired.root_name,

@@ -117,17 +117,20 @@ class ReportedTree:
         self.reporter.read_tree(refresh)
         return snapshot, desired
 
-    def changed(self, host=None):
+    def changed(self, host=None, providers=None):
         """Re-report after mdevs changed; ``host``: a host read (the
         driver's discover) made after the change, reported instead of
-        reading again.
+        reading again; ``providers``: the names of the only providers
+        that changed (synced alone: Reporter.report's ``providers``).
 
         The change is done whatever happens here: if the report keeps
         losing generation races to claims, or Placement went away, the
         agent's next report brings Placement up to date.
         """
         try:
-            self.reporter.report(host=host)
+            if providers and host is None:
+                host = self.reporter.driver.discover()
+            self.reporter.report(host=host, providers=providers)
         except exceptions.VgpuPlacementError as e:
             LOG.warning('report after the change deferred to the agent: %s',
                         e)
