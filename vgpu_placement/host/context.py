@@ -53,9 +53,10 @@ class HostContext:
       ``changed(host=None, providers=None)`` after mdevs changed
       (``host``: a read made after the change; ``providers``: the names
       of the only providers that changed), ``is_ours()`` (a predicate
-      on provider uuids: ours to release) and ``stand_ins()`` ({consumer: consumer it holds
-      for}: allocations one holds count as the other's, as a Nova
-      migration holds its instance's on the source of a resize);
+      on provider uuids: ours to release) and ``stand_ins()``
+      ({consumer: consumer it holds for}: allocations one holds count as
+      the other's, as a Nova migration holds its instance's on the
+      source of a resize);
       service.standalone.ReportedTree and nova.tree.NovaTree are two;
     * ``client``: a PlacementClient for consumer reads and releases
       (placement.consumers);
