@@ -653,7 +653,7 @@ class PeriodicReconcileTest(DriverTestBase):
         self._run_periodics()
         self.assertIn(made.uuid, self.mdevs_of('host1'))   # not due yet
         now = driver._clock()
-        driver._clock = lambda: now + driver._reconcile_interval
+        driver._clock = lambda: now + driver._reconcile_schedule.interval
         self._run_periodics()
         self.assertNotIn(made.uuid, self.mdevs_of('host1'))
         self.assertEqual([], driver.vgpu_host.ledger.records(stray))

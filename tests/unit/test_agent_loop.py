@@ -62,7 +62,16 @@ def test_other_errors_are_logged_and_the_loop_goes_on(caplog):
     assert '[x] y: bad; fix' in caplog.text
 
 
-def test_reconcile_at_start_then_every_n_cycles_and_after_an_outage():
+def waiting(clock, stop):
+    """A loop's ``wait``: the fake clock moves by the time waited, a
+    little late, as a real one would; True (stop) when ``stop()``."""
+    def wait(seconds):
+        clock.now += seconds + 0.01
+        return stop()
+    return wait
+
+
+def test_reconcile_at_start_then_every_interval_and_after_an_outage():
     down = exceptions.PlacementUnavailable('down')
     reporter = ScriptedReporter([Result()] * 6)
     calls = []
@@ -72,9 +81,10 @@ def test_reconcile_at_start_then_every_n_cycles_and_after_an_outage():
         if len(calls) == 2:
             raise down           # the second reconcile meets an outage
         return {'recreated': []}
-    loop = service_loop.ReportLoop(reporter, 10, 60,
-                                   lambda s: not reporter.outcomes,
-                                   reconcile=reconcile, reconcile_every=3)
+    clock = FakeClock()
+    loop = service_loop.ReportLoop(
+        reporter, 10, 60, waiting(clock, lambda: not reporter.outcomes),
+        reconcile=reconcile, reconcile_interval=30, clock=clock)
     loop.run()
     # Start, then 3 report-only cycles, then the failing reconcile is
     # tried again on the very next cycle.
@@ -104,13 +114,15 @@ def test_a_failing_reconcile_does_not_stop_the_report():
         tried.append(reporter.calls)
         raise exceptions.HostStateError('the ownership ledger x is lost')
     waits = []
+    clock = FakeClock()
     # Stops when the script ends, or after 4 cycles should it not.
-    service_loop.ReportLoop(reporter, 10, 60, lambda s: waits.append(s) or not
-                            reporter.outcomes or len(waits) > 3,
-                            reconcile=reconcile, reconcile_every=5).run()
+    service_loop.ReportLoop(
+        reporter, 10, 60, waiting(clock, lambda: waits.append(1) or not
+                                  reporter.outcomes or len(waits) > 3),
+        reconcile=reconcile, reconcile_interval=50, clock=clock).run()
     # Both cycles reported; the failed reconcile is tried again next cycle.
     assert reporter.calls == 2 and tried == [0, 1]
-    assert waits == [10, 10]
+    assert len(waits) == 2
 
 
 def test_no_root_provider_yet_is_said_once_and_tried_each_period(caplog):
@@ -179,16 +191,16 @@ def test_uevents_report_at_once_without_moving_the_period_or_reconcile():
     loop = service_loop.ReportLoop(
         reporter, 10, 60, lambda s: not reporter.outcomes, clock=clock,
         reconcile=lambda: reconciled.append(clock.now) or {},
-        reconcile_every=2, events=events)
+        reconcile_interval=20, events=events)
     loop.run()
     # Start (t=0): reconcile + report; uevents at 2 and 5 report at once;
     # the periodic report stays at 10, then 20; one at 14 in between;
     # then it waits for the next (the script ends: stop).
     assert events.timeouts == [10, 8, 5, 10, 6, 10]
     assert report_times == [0, 2, 5, 10, 14, 20]
-    # Reconciles at start, then once 2 periodic cycles made one due (the
-    # uevent cycles did not count), at the first cycle after: 14.
-    assert reconciled == [0, 14]
+    # Reconciles at start, then once 20 s have passed (the uevent cycles
+    # before did not make one due), at the first cycle after: 20.
+    assert reconciled == [0, 20]
     # Each periodic report drops what it covers.
     assert events.cleared == 3
 
@@ -206,7 +218,7 @@ def test_an_owed_reconcile_runs_on_the_first_uevent_cycle():
     events = ScriptedEvents(clock, [(1, batch('mtty')), (1, batch('mtty'))])
     service_loop.ReportLoop(
         reporter, 10, 60, lambda s: not reporter.outcomes, clock=clock,
-        reconcile=reconcile, reconcile_every=5, events=events).run()
+        reconcile=reconcile, reconcile_interval=50, events=events).run()
     assert tried == [0, 1]          # retried at once, then not again
     assert reporter.calls == 3
 
@@ -305,7 +317,7 @@ def healthy_queue():
 
 
 def scan_loop(queue, qualifies=True, full_scan_interval=600,
-              reconcile=None, reconcile_every=None, sent=None):
+              reconcile=None, reconcile_interval=None, sent=None):
     """``sent``: a one-item list, the kernel's sequence number (moved by
     the test); by default always what the queue has heard."""
     clock = FakeClock()
@@ -316,7 +328,8 @@ def scan_loop(queue, qualifies=True, full_scan_interval=600,
                               kernel_seqnum=kernel, proof_wait=0)
     loop = service_loop.ReportLoop(
         reporter, 60, 300, lambda s: True, clock=clock, events=queue,
-        scans=gate, reconcile=reconcile, reconcile_every=reconcile_every)
+        scans=gate, reconcile=reconcile,
+        reconcile_interval=reconcile_interval)
     return loop, reporter, clock
 
 
@@ -456,7 +469,7 @@ def test_a_reconcile_reads_the_host_and_its_cycle_reuses_that_read():
         reconciles.append(loop.reporter.report())
         return {}
     loop, reporter, clock = scan_loop(queue, reconcile=reconcile,
-                                      reconcile_every=3)
+                                      reconcile_interval=180)
     read = [periodic(loop, clock) for _ in range(7)]
     assert len(reconciles) == 3 and all(r.scanned for r in reconciles)
     # The reports themselves never read: each reconcile did, just before.

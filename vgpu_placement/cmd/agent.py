@@ -52,14 +52,13 @@ def _start(args):
     signal.signal(signal.SIGINT, on_signal)
     LOG.info('agent started for host %s (every %ds)', conf.host,
              conf.agent.report_interval)
-    every = max(1, conf.agent.reconcile_interval //
-                conf.agent.report_interval)
     scans = service_loop.scan_gate_for(
         conf, events, reporter.driver.host_changes_raise_uevents)
     LOG.info('%s', scans.describe())
     loop = service_loop.ReportLoop(
         reporter, conf.agent.report_interval, conf.agent.max_backoff,
-        stop.wait, reconcile=host.reconcile, reconcile_every=every,
+        stop.wait, reconcile=host.reconcile,
+        reconcile_interval=conf.agent.reconcile_interval,
         events=events, scans=scans)
     worker = threading.Thread(target=loop.run, name='report-loop',
                               daemon=True)

@@ -26,7 +26,8 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
   mdevs a host reboot lost, with the same UUIDs, before Nova resumes the
   guests; it runs again from the resource tracker's periodic report every
   ``[agent] reconcile_interval`` of the project's file (an mdev left by a
-  move that failed half-way is removed then);
+  move that failed half-way is removed then), and at the next one after
+  a reconcile that failed (host.schedule, as the agent does);
 * taking over a host from stock Nova's vGPU support (vgpu_placement.nova.
   takeover): its allocations move to the project's classes through Nova's
   reshape at the first start, and the mdevs its servers use are adopted
@@ -52,6 +53,7 @@ from vgpu_placement.drivers.mdev import libvirt as lv_driver
 from vgpu_placement import exceptions
 from vgpu_placement.host import ledger as ledger_mod
 from vgpu_placement.host import mdev_manager
+from vgpu_placement.host import schedule
 from vgpu_placement.host import tree_builder
 from vgpu_placement.nova import config
 from vgpu_placement.nova import takeover
@@ -114,8 +116,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         # (foreign mdevs, managed providers) of the last adoption pass
         # over every guest that found nothing to adopt.
         self._nothing_to_adopt = None
-        self._reconciled_at = None
-        self._reconcile_interval = None
+        self._reconcile_schedule = None     # set up by init_host
 
     # -- setting up -----------------------------------------------------
     def _vp_setup(self):
@@ -139,7 +140,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                                  migrations=self._migrations_in_progress)
         self._vp = mdev_manager.MdevManager(node, driver, tree, client,
                                             conf.state_path)
-        self._reconcile_interval = conf.agent.reconcile_interval
+        self._reconcile_schedule = schedule.ReconcileSchedule(
+            conf.agent.reconcile_interval, lambda: self._clock())
         LOG.info('vgpu-placement: driver %s, state in %s, host %s',
                  conf.driver, conf.state_path, node)
 
@@ -203,7 +205,6 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _reconcile(self):
         tree = self.vgpu_host.tree
-        self._reconciled_at = self._clock()
         try:
             if tree.refresh() is None:
                 LOG.info('vgpu-placement: no provider tree for %s in '
@@ -218,11 +219,13 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         except exceptions.VgpuPlacementError as e:
             # Nova starts anyway; a guest whose mdev is missing fails to
             # start with libvirt's "mediated device ... not found".
-            LOG.error('vgpu-placement: reconcile at start failed: %s', e)
+            LOG.error('vgpu-placement: reconcile failed (tried again at '
+                      'the next report): %s', e)
             return
+        self._reconcile_schedule.finished()
         done = {k: v for k, v in summary.items() if v}
         if done:
-            LOG.info('vgpu-placement: reconcile at start: %s', done)
+            LOG.info('vgpu-placement: reconciled: %s', done)
 
     # -- reporting --------------------------------------------------------
     def update_provider_tree(self, provider_tree, nodename,
@@ -230,9 +233,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         super().update_provider_tree(provider_tree, nodename,
                                      allocations=allocations)
         vp = self.vgpu_host
-        if allocations is None and self._reconciled_at is not None and \
-                self._clock() - self._reconciled_at >= \
-                self._reconcile_interval:
+        if allocations is None and self._reconcile_schedule is not None \
+                and self._reconcile_schedule.due():
             # Before the host is read: what it changes is in this report.
             self._reconcile()
         builder = vp.tree.builder

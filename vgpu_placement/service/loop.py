@@ -27,6 +27,7 @@ import logging
 import time
 
 from vgpu_placement import exceptions
+from vgpu_placement.host import schedule
 from vgpu_placement.service import scan_gate
 
 LOG = logging.getLogger('vgpu_placement.agent')
@@ -43,7 +44,7 @@ class ReportLoop:
     """
 
     def __init__(self, reporter, interval, max_backoff, wait,
-                 reconcile=None, reconcile_every=None, events=None,
+                 reconcile=None, reconcile_interval=None, events=None,
                  clock=time.monotonic, scans=None):
         self.reporter = reporter
         self.events = events
@@ -56,8 +57,10 @@ class ReportLoop:
         self.error_delay = None         # set while cycles fail otherwise
         self.waiting_for_root = False   # said once: no root provider yet
         self.reconcile = reconcile      # callable, or None: report only
-        self.reconcile_every = reconcile_every or 1
-        self.cycles_to_reconcile = 0    # 0: reconcile on this cycle
+        # Cycles come every interval, give or take: half of one early
+        # still counts, so reconcile runs on every Nth cycle.
+        self.reconcile_schedule = schedule.ReconcileSchedule(
+            reconcile_interval or interval, clock, early=interval / 2)
 
     def _reconcile(self):
         """Reconcile; a failure other than an outage is said and left for
@@ -75,7 +78,7 @@ class ReportLoop:
         except Exception:
             LOG.exception('reconcile failed unexpectedly')
             return
-        self.cycles_to_reconcile = self.reconcile_every - 1
+        self.reconcile_schedule.finished()
         if mark is not None and self.reporter.scan_count != scans_before:
             # It read the host through the reporter after the mark: this
             # cycle's report may reuse that read.
@@ -84,15 +87,11 @@ class ReportLoop:
         if changed:
             LOG.warning('reconciled: %s', changed)
 
-    def _one_cycle(self, periodic):
-        # Only periodic cycles count towards the next reconcile, so
-        # uevents add none; one that is due (at start, after a failure,
-        # every reconcile_every periods) runs at the first cycle of
-        # either kind.
-        if self.reconcile is not None and self.cycles_to_reconcile <= 0:
+    def _one_cycle(self):
+        # A reconcile that is due (at start, after a failure, every
+        # reconcile_interval) runs at the first cycle of either kind.
+        if self.reconcile is not None and self.reconcile_schedule.due():
             self._reconcile()
-        elif periodic:
-            self.cycles_to_reconcile -= 1
         if self.scans is None:
             return self.reporter.report()
         why = self.scans.why_scan()
@@ -118,7 +117,7 @@ class ReportLoop:
         if batch is not None:
             LOG.info('host changed (%s): reporting now', batch.describe())
         try:
-            result = self._one_cycle(periodic=batch is None)
+            result = self._one_cycle()
         except exceptions.PlacementUnavailable as e:
             if self.outage_delay is None:
                 LOG.warning('%s; retrying', e)
