@@ -1,3 +1,4 @@
+"""[agent]: the agent's report and reconcile periods, uevents, scans."""
 from oslo_config import cfg
 
 from vgpu_placement.conf import groups

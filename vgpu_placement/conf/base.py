@@ -1,3 +1,5 @@
+"""[DEFAULT]: the host's name, the driver, the state directory, the root
+provider and retired providers."""
 import socket
 
 from oslo_config import cfg

@@ -1,3 +1,4 @@
+"""Registering an option group on one ConfigOpts without sharing state."""
 from oslo_config import cfg
 
 

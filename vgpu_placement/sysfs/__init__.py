@@ -1,0 +1,2 @@
+"""sysfs, read safely (``read``) and written only at checked paths
+(``paths``)."""

@@ -1,0 +1,2 @@
+"""A simulated host: its profile (``profile``), the kernel drivers' rules
+(``rules``) and the driver (``driver``)."""
