@@ -311,7 +311,7 @@ def _no_credentials(credentials, _opaque):
 
 # -- the driver ---------------------------------------------------------------
 
-class LibvirtDriver(base.Driver):
+class LibvirtDriver(nvidia_models.NvidiaGpus, base.Driver):
     """Mediated devices through libvirt at ``[libvirt] connection_uri``."""
 
     def __init__(self, conf, get_connection=None, libvirt_module=None):
@@ -623,14 +623,6 @@ class LibvirtDriver(base.Driver):
 
     def boot_id(self):
         return self._sysfs.boot_id()
-
-    def model_detectors(self):
-        """NVIDIA's GPUs on the mdev bus: their capacity is shared as
-        drivers/nvidia/models.py says."""
-        return nvidia_models.DETECTORS
-
-    def vendor_param_keys(self, type_id):
-        return self._sysfs.vendor_param_keys(type_id)
 
     def set_vendor_params(self, mdev_uuid, type_id, params):
         """Written through sysfs as the sysfs driver does (see the module

@@ -17,7 +17,6 @@ import os
 
 from vgpu_placement.drivers import base
 from vgpu_placement.drivers.nvidia import models as nvidia_models
-from vgpu_placement.drivers.nvidia import names as nvidia
 from vgpu_placement.drivers.nvidia import privileged as nvidia_privileged
 from vgpu_placement import exceptions
 from vgpu_placement.model import discovered
@@ -51,7 +50,7 @@ def _read_static(type_dir, type_id):
     return name or type_id, description, device_api, complete
 
 
-class SysfsDriver(base.Driver):
+class SysfsDriver(nvidia_models.NvidiaGpus, base.Driver):
     """Mediated devices under ``[sysfs] root``/class/mdev_bus."""
 
     # mdev create/remove send add/bind and unbind/remove, parents
@@ -286,15 +285,6 @@ class SysfsDriver(base.Driver):
             raise exceptions.HostStateError(
                 'cannot read the boot id from %s: %s'
                 % (self.conf.sysfs.boot_id_file, e.strerror))
-
-    def model_detectors(self):
-        """NVIDIA's GPUs on the mdev bus: their capacity is shared as
-        drivers/nvidia/models.py says."""
-        return nvidia_models.DETECTORS
-
-    def vendor_param_keys(self, type_id):
-        return nvidia.VGPU_PARAMS if nvidia.is_nvidia_type(type_id) \
-            else frozenset()
 
     def set_vendor_params(self, mdev_uuid, type_id, params):
         """NVIDIA: <mdev>/nvidia/vgpu_params takes "key=value key=value";

@@ -100,3 +100,15 @@ def _unknown(facts):
 
 
 DETECTORS = (_mig, _mixed, _equal_size, _unknown)
+
+
+class NvidiaGpus:
+    """Mixed into a driver whose hosts may hold NVIDIA GPUs (every
+    shipped driver): their capacity rules and their vendor parameters."""
+
+    def model_detectors(self):
+        return DETECTORS
+
+    def vendor_param_keys(self, type_id):
+        return names.VGPU_PARAMS if names.is_nvidia_type(type_id) \
+            else frozenset()

@@ -136,7 +136,7 @@ def _made_up_uuid(boot, vf, type_id):
     return str(uuid.uuid5(VGPU_NAMESPACE, '%s/%s/%s' % (boot, vf, type_id)))
 
 
-class NvidiaVfioDriver(base.Driver):
+class NvidiaVfioDriver(nvidia_models.NvidiaGpus, base.Driver):
     """mdev parents (via the sysfs driver) plus vendor-VFIO GPUs."""
 
     # A current_vgpu_type write is not known to send any uevent
@@ -452,14 +452,6 @@ class NvidiaVfioDriver(base.Driver):
 
     def boot_id(self):
         return self.mdev.boot_id()
-
-    def model_detectors(self):
-        """NVIDIA's GPUs: their capacity is shared as
-        drivers/nvidia/models.py says."""
-        return nvidia_models.DETECTORS
-
-    def vendor_param_keys(self, type_id):
-        return self.mdev.vendor_param_keys(type_id)
 
     def set_vendor_params(self, mdev_uuid, type_id, params):
         vf = next((m.parent for m in self.discover().mdevs()

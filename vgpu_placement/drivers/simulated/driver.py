@@ -27,7 +27,6 @@ import uuid
 
 from vgpu_placement.drivers import base
 from vgpu_placement.drivers.nvidia import models as nvidia_models
-from vgpu_placement.drivers.nvidia import names as nvidia
 from vgpu_placement.drivers.simulated import profile
 from vgpu_placement.drivers.simulated import rules
 from vgpu_placement import exceptions
@@ -35,7 +34,7 @@ from vgpu_placement.model import discovered
 from vgpu_placement import state_file
 
 
-class SimulatedDriver(base.Driver):
+class SimulatedDriver(nvidia_models.NvidiaGpus, base.Driver):
     """A host described by ``[simulated] profile``, state in ``state_file``."""
 
     # Its host is a state file other processes (the CLI, tests) change
@@ -214,15 +213,6 @@ class SimulatedDriver(base.Driver):
     def boot_id(self):
         with state_file.locked(self.state_path):
             return self._load_state()['boot_id']
-
-    def model_detectors(self):
-        """NVIDIA's GPUs (the simulated ones too): their capacity is shared as
-        drivers/nvidia/models.py says."""
-        return nvidia_models.DETECTORS
-
-    def vendor_param_keys(self, type_id):
-        return nvidia.VGPU_PARAMS if nvidia.is_nvidia_type(type_id) \
-            else frozenset()
 
     def set_vendor_params(self, mdev_uuid, type_id, params):
         if set(params) - self.vendor_param_keys(type_id):
