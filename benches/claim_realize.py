@@ -8,12 +8,14 @@ resources, and a raw GET /allocation_candidates + PUT (what any scheduler
 does). Prints ratios; machines here are noisy, so read ratios, not times.
 
 Then, per realize and per release of one vGPU (mean over the runs): host
-reads (the driver's ``discover``), policy loads (``type_config.
-load_policies``, which registers the dynamic ``[mdev_*]`` options) and
-Placement requests (reads, writes), counted around the calls.
+reads (the driver's ``discover``), those made while a GPU's lock is held
+(the target: one per lock), policy loads (``type_config.load_policies``,
+which registers the dynamic ``[mdev_*]`` options) and Placement requests
+(reads, writes), counted around the calls.
 
     python3 benches/claim_realize.py [--runs 40]
 """
+import contextlib
 import os
 import shutil
 import statistics
@@ -31,16 +33,30 @@ from vgpu_placement.placement import scheduler  # noqa: E402
 
 
 class Counts:
-    """Host reads and policy loads, counted by wrapping the two calls."""
+    """Host reads (all, and under a GPU's lock) and policy loads, counted
+    by wrapping the calls."""
 
-    def __init__(self, driver):
-        self.host_reads = self.policy_loads = 0
+    def __init__(self, driver, host):
+        self.host_reads = self.locked_reads = self.policy_loads = 0
+        self.locks_held = 0
         discover = driver.discover
 
         def counted_discover():
             self.host_reads += 1
+            self.locked_reads += bool(self.locks_held)
             return discover()
         driver.discover = counted_discover
+        lock = host.lock
+
+        @contextlib.contextmanager
+        def counted_lock(provider):
+            with lock(provider):
+                self.locks_held += 1
+                try:
+                    yield
+                finally:
+                    self.locks_held -= 1
+        host.lock = counted_lock
         load = type_config.load_policies
 
         def counted_load(*args, **kwargs):
@@ -49,12 +65,14 @@ class Counts:
         type_config.load_policies = counted_load
 
     def around(self, client, call):
-        """{host reads, policy loads, Placement reads, writes} of call()."""
-        before = (self.host_reads, self.policy_loads, client.count.reads,
-                  client.count.writes)
+        """{host reads, under a lock, policy loads, Placement reads,
+        writes} of call()."""
+        def now():
+            return (self.host_reads, self.locked_reads, self.policy_loads,
+                    client.count.reads, client.count.writes)
+        before = now()
         call()
-        after = (self.host_reads, self.policy_loads, client.count.reads,
-                 client.count.writes)
+        after = now()
         return [b - a for a, b in zip(before, after)]
 
 
@@ -75,7 +93,7 @@ def main():
     samples = {k: [] for k in ('raw PUT /allocations', 'raw candidates+PUT',
                                'claim (project)', 'realize (project)',
                                'release (project)')}
-    counts = Counts(reporter.driver)
+    counts = Counts(reporter.driver, host)
     work = {'realize': [], 'release': []}
     for _ in range(args.runs):
         # Baselines: what Placement itself costs for the same claim.
@@ -113,12 +131,13 @@ def main():
     print('runs: %d, host: kernel-samples profile, embedded Placement '
           '(SQLite, in-process)' % args.runs)
     print()
-    print('%-24s %10s %12s %12s %12s' % (
-        'per vGPU (mean)', 'host reads', 'policy loads', 'Placement GET',
-        'writes'))
+    print('%-24s %10s %12s %12s %12s %12s' % (
+        'per vGPU (mean)', 'host reads', 'under a lock', 'policy loads',
+        'Placement GET', 'writes'))
     for name, rows in work.items():
         means = [sum(column) / len(rows) for column in zip(*rows)]
-        print('%-24s %10.1f %12.1f %12.1f %12.1f' % ((name,) + tuple(means)))
+        print('%-24s %10.1f %12.1f %12.1f %12.1f %12.1f'
+              % ((name,) + tuple(means)))
     shutil.rmtree(state, ignore_errors=True)
 
 

@@ -115,9 +115,15 @@ def cmd_claim(args):
     print('claimed for %s in %d attempt(s)' % (got.consumer, got.attempts))
 
 
-def _host(args):
+def _host(args, accept_lost_ledger=False):
+    """The host's MdevManager; with ``accept_lost_ledger``, on a ledger
+    that may start empty where one was lost (the operator said so)."""
     conf = common.load_conf(args)
-    return standalone.manager_for(standalone.reporter_for(conf))
+    ledger = ledger_mod.Ledger(ledger_mod.path_in(conf.state_path),
+                               accept_loss=True) \
+        if accept_lost_ledger else None
+    return standalone.manager_for(standalone.reporter_for(conf),
+                                  ledger=ledger)
 
 
 def cmd_realize(args):
@@ -151,12 +157,7 @@ def cmd_release(args):
 
 
 def cmd_reconcile(args):
-    host = _host(args)
-    if args.accept_lost_ledger:
-        host = standalone.manager_for(
-            host.tree.reporter, ledger=ledger_mod.Ledger(
-                ledger_mod.path_in(host.state_path), accept_loss=True))
-    summary = host.reconcile()
+    summary = _host(args, args.accept_lost_ledger).reconcile()
     if args.format == 'json':
         common.print_json(summary)
     else:
