@@ -58,12 +58,14 @@ def manager_for(reporter, ledger=None):
 
 
 class ReportedTree:
-    """The tree as the MdevManager needs it, where a Reporter writes it.
+    """The tree as the MdevManager needs it (host.context.HostContext's
+    ``tree``), where a Reporter writes it.
 
     Reads come from the Reporter's cache when it knows every provider
-    asked about (a claim made on the tree we reported: the usual realize);
-    otherwise the host is reported first, or, when claims keep racing the
-    report, Placement is read without writing.
+    asked about (a claim made on the tree we reported: the usual
+    realize), else Placement's tree is read (``placed``); a reading with
+    no host read given (reconcile, adopt) reports the host first, or,
+    when claims keep racing the report, reads Placement without writing.
     """
 
     def __init__(self, reporter):
