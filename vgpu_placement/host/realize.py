@@ -43,50 +43,88 @@ def realize(ctx, consumer, allocations=None):
             if managed and any(allocations.get(rp_uuid, {}).values()))
         if not providers:
             raise _nothing_here(ctx, consumer)
-        boot_id = ctx.driver.boot_id()
-        reading = wants = None
-        done, to_check, moved = {}, [], False
-        while providers:
-            provider = providers.pop(0)
-            try:
-                with ctx.lock(provider):
-                    raw = ctx.driver.discover()
-                    if reading is None:
-                        reading = ctx.tree.reading(held=allocations,
-                                                   host=raw)
-                        wants = _wanted_now(ctx, consumer, allocations,
-                                            reading)
-                        providers = [p for p in dict.fromkeys(
-                            w.provider for w in wants) if p != provider]
-                    taken = set()
-                    for want in wants:
-                        if want.provider != provider:
-                            continue
-                        raw, realized, made = create(
-                            ctx, consumer, want, raw, taken, boot_id)
-                        done[want.uuid] = realized
-                        if made:
-                            to_check.append(realized)
-            except exceptions.NoCapacity as refused:
-                if len(wants or ()) != 1:
-                    raise
-                realized, made = _realize_elsewhere(
-                    ctx, consumer, wants[0], reading.ours(), refused,
-                    boot_id)
-                done[realized.uuid] = realized
-                moved = True
-                if made:
-                    to_check.append(realized)
-        if to_check:
-            raw = finish(ctx, to_check, reading.vendor_params, boot_id)
-    if moved:
+        run = _Run(ctx, consumer, allocations)
+        try:
+            while providers:
+                providers = run.on_provider(providers[0], providers[1:])
+        except exceptions.VgpuPlacementError:
+            # What was made before the failure is finished, not left
+            # half done; the failure is what the caller hears.
+            run.finish(quietly=True)
+            raise
+        run.finish()
+    if run.moved:
         # A claim moved between providers: the whole tree is reported.
         ctx.tree.changed()
     else:
         # That last host read came after the last change: the report
         # needs no other, and only these providers changed.
-        ctx.tree.changed(raw, {w.provider for w in wants})
-    return [done[w.uuid] for w in wants]
+        ctx.tree.changed(run.raw, {w.provider for w in run.wants})
+    return [run.done[w.uuid] for w in run.wants]
+
+
+class _Run:
+    """One realize's state, its consumer's lock held: the reading made
+    under the first provider lock, the vGPUs wanted, those realized, those
+    made and not checked yet, and the last host read."""
+
+    def __init__(self, ctx, consumer, allocations):
+        self.ctx, self.consumer, self.allocations = ctx, consumer, \
+            allocations
+        self.boot_id = ctx.driver.boot_id()
+        self.reading = self.wants = self.raw = None
+        self.done, self.made = {}, []
+        self.moved = False
+
+    def on_provider(self, provider, rest):
+        """Realize the wanted vGPUs of one provider under its lock, on one
+        host read (the first also maps the allocations); returns the
+        providers left to do."""
+        try:
+            with self.ctx.lock(provider):
+                self.raw = self.ctx.driver.discover()
+                if self.reading is None:
+                    self.reading = self.ctx.tree.reading(
+                        held=self.allocations, host=self.raw)
+                    self.wants = _wanted_now(self.ctx, self.consumer,
+                                             self.allocations, self.reading)
+                    rest = [p for p in dict.fromkeys(
+                        w.provider for w in self.wants) if p != provider]
+                taken = set()
+                for want in self.wants:
+                    if want.provider == provider:
+                        self.raw, realized, made = create(
+                            self.ctx, self.consumer, want, self.raw, taken,
+                            self.boot_id)
+                        self._note(realized, made)
+        except exceptions.NoCapacity as refused:
+            if len(self.wants or ()) != 1:
+                raise
+            self._note(*_realize_elsewhere(
+                self.ctx, self.consumer, self.wants[0], self.reading.ours(),
+                refused, self.boot_id))
+            self.moved = True
+        return rest
+
+    def _note(self, realized, made):
+        self.done[realized.uuid] = realized
+        if made:
+            self.made.append(realized)
+
+    def finish(self, quietly=False):
+        """Check what was made (finish()); ``quietly``: a failure is
+        logged, not raised (another is on its way)."""
+        if not self.made:
+            return
+        try:
+            self.raw = finish(self.ctx, self.consumer, self.made,
+                              self.reading.vendor_params, self.boot_id)
+        except exceptions.VgpuPlacementError as e:
+            if not quietly:
+                raise
+            LOG.warning('mdevs of %s made before a failure: %s',
+                        self.consumer, e)
+        self.made = []
 
 
 def _nothing_here(ctx, consumer):
@@ -162,8 +200,9 @@ def create(ctx, consumer, want, raw, taken, boot_id):
                                parent), True
 
 
-def finish(ctx, made, vendor_params, boot_id, lock_held=False):
-    """Check the mdevs ``made`` ([facts.Realized]) on one host read, set
+def finish(ctx, consumer, made, vendor_params, boot_id, lock_held=False):
+    """Check the consumer's mdevs ``made`` ([facts.Realized]) on one
+    host read, set
     each one's ``vendor_params(type)``, and make its record active; one
     that is not there as made, or refuses its parameters, is removed
     and forgotten (it must not be used half set up), and the first such
@@ -191,7 +230,7 @@ def finish(ctx, made, vendor_params, boot_id, lock_held=False):
         ctx.ledger.set_state(r.uuid, ledger_mod.ACTIVE, boot_id)
         context.crash_point('realize:active')
         LOG.info('mdev %s (%s) on %s for %s', r.uuid, r.type_id, r.parent,
-                 ctx.ledger.get(r.uuid).consumer)
+                 consumer)
     if failed is not None:
         raise failed
     return raw
@@ -213,7 +252,8 @@ def realize_locked(ctx, consumer, want, vendor_params, boot_id):
     _raw, realized, made = create(ctx, consumer, want,
                                   ctx.driver.discover(), set(), boot_id)
     if made:
-        finish(ctx, [realized], vendor_params, boot_id, lock_held=True)
+        finish(ctx, consumer, [realized], vendor_params, boot_id,
+               lock_held=True)
     return realized
 
 
