@@ -301,8 +301,32 @@ class MdevConnection(fakelibvirt.Connection):
         if not mdev.active and not mdev.defined:
             self.mdevs.pop(mdev.name(), None)
 
+    # ``vgpu_on(address)``: what the vendor-specific VFIO host's VF holds
+    # (its current_vgpu_type, 0 for none), set by a test with such a host;
+    # None: no such VFs here.
+    vgpu_on = None
+
+    @staticmethod
+    def guest_vfs(dom):
+        """PCI addresses of the unmanaged PCI hostdevs of a guest (the
+        VFs a vendor-specific VFIO host gives it)."""
+        return ['%04x:%02x:%02x.%x' % tuple(int(h[k], 16) for k in (
+            'domain', 'bus', 'slot', 'function'))
+            for h in dom._def['devices']['hostdevs']
+            if h['type'] == 'pci' and h['managed'] == 'no']
+
     def _check_guest_mdevs(self, xml_or_dom):
         dom = xml_or_dom
+        if self.vgpu_on is not None:
+            # The project's check, not a measured libvirt message: a guest
+            # must never be given a VF that holds no vGPU (its type is
+            # written first; reference: nvidia-vgpu.rst, creating).
+            empty = [vf for vf in self.guest_vfs(dom) if not
+                     self.vgpu_on(vf)]
+            if empty:
+                raise _error('internal error: virtual function %s holds no '
+                             'vGPU' % empty[0],
+                             fakelibvirt.VIR_ERR_INTERNAL_ERROR)
         uuids = self.guest_mdev_uuids(dom)
         active = {m.uuid for m in self.active_mdevs()}
         missing = [u for u in uuids if u not in active]

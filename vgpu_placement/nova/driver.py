@@ -45,6 +45,7 @@ from nova import context as nova_context
 from nova import exception
 from nova import objects
 from nova.scheduler.client import report
+from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import host as libvirt_host
 
@@ -404,6 +405,58 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         finally:
             self._local.keeping = None
 
+    # -- the guest's devices ------------------------------------------------
+    def _vf_vgpus(self, consumer=None):
+        """{VF address: vGPU uuid} of the ledger's vGPUs (of ``consumer``,
+        or all) that are their virtual function (NVIDIA's vendor-specific
+        VFIO: Driver.guest_gets_parent): the guest gets the VF itself."""
+        driver = self.vgpu_host.driver
+        return {r.parent: r.uuid
+                for r in self.vgpu_host.ledger.records(consumer)
+                if driver.guest_gets_parent(r.parent)}
+
+    def _guest_add_mdevs(self, guest, chosen_mdevs):
+        """Nova's mdev hostdevs, except for a vGPU that is its VF: that
+        VF as a PCI hostdev, managed='no' (it stays bound to the vendor's
+        driver), as the project's driver writes it (Driver.hostdev_xml).
+        Every path that builds a guest comes here: spawn, hard reboot,
+        resize and cold migration, evacuate, unshelve, a host's start."""
+        vf_of = {u: vf for vf, u in self._vf_vgpus().items()}
+        mdevs = []
+        for mdev_uuid in chosen_mdevs:
+            vf = vf_of.get(mdev_uuid)
+            if vf is None:
+                mdevs.append(mdev_uuid)
+                continue
+            dev = vconfig.LibvirtConfigGuestHostdevPCI()
+            dev.parse_str(self.vgpu_host.driver.hostdev_xml(mdev_uuid, vf))
+            guest.add_device(dev)
+        super()._guest_add_mdevs(guest, mdevs)
+
+    def _get_all_assigned_mediated_devices(self, instance=None):
+        """Nova's {mdev uuid: instance uuid}, and the vGPUs that are their
+        VF, found as PCI hostdevs of the guests: Nova reads this to keep a
+        guest's vGPUs when it defines the guest again (hard reboot, a
+        host's start, rescue)."""
+        found = super()._get_all_assigned_mediated_devices(instance)
+        vfs = self._vf_vgpus(instance.uuid if instance else None)
+        if not vfs:
+            return found
+        try:
+            guests = [self._host.get_guest(instance)] if instance else \
+                self._host.list_guests(only_running=False)
+        except exception.InstanceNotFound:
+            return found
+        for guest in guests:
+            for dev in guest.get_config().devices:
+                if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
+                    vf = '%04x:%02x:%02x.%x' % tuple(
+                        int(part, 16) for part in (
+                            dev.domain, dev.bus, dev.slot, dev.function))
+                    if vf in vfs:
+                        found[vfs[vf]] = guest.uuid
+        return found
+
     # -- free -----------------------------------------------------------------
     def _free(self, instance):
         try:
@@ -443,6 +496,17 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             self._free(instance)
 
     # -- live migration ---------------------------------------------------
+    def check_can_live_migrate_source(self, context, instance, *args,
+                                      **kwargs):
+        if self._vf_vgpus(instance.uuid):
+            raise exception.MigrationPreCheckError(reason=(
+                'vgpu-placement: the vGPUs of %s are virtual functions '
+                '(NVIDIA vendor-specific VFIO), which this project does not '
+                'live-migrate yet; cold-migrate or resize it instead'
+                % instance.uuid))
+        return super().check_can_live_migrate_source(context, instance,
+                                                     *args, **kwargs)
+
     def live_migration(self, context, instance, *args, **kwargs):
         self._adopt(instance)       # freed on this host at its cleanup
         return super().live_migration(context, instance, *args, **kwargs)
