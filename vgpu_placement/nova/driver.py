@@ -16,6 +16,11 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
   vendor parameters): on spawn (boot, rebuild, evacuate, unshelve), on the
   destination of a resize or cold migration (finish_migration) and of a
   live migration (before it starts, check_source_migrate_data_at_dest);
+* a vGPU that is its virtual function (NVIDIA's vendor-specific VFIO:
+  the driver's ``guest_gets_parent``) reaches the guest as that VF, an
+  unmanaged PCI hostdev (``_guest_add_mdevs``), and is found there again
+  when Nova defines the guest anew (``_get_all_assigned_mediated_devices``);
+  live migration of such a server is refused at the source's pre-check;
 * ``MdevManager.free`` when the guest leaves this host for good: destroy
   (delete, shelve offload, evacuated instance cleaned up, revert on the
   destination, failed live migration on the destination), confirm of a
