@@ -5,11 +5,16 @@ Each host here has no mdev bus: one L40S-like GPU (the project's
 ``nvidia-l40s-vfio`` profile, equal-size mode) whose virtual functions
 are a directory tree of NVIDIA's layout (tests/nvidia_vfio_tree.py; only
 the kernel module's reaction to a ``current_vgpu_type`` write is faked),
-read and written by the project's ``nvidia_vfio`` driver. After each
+read and written by the project's ``nvidia_vfio`` driver; or, in
+mixed-size mode (which needs NVML's placements), the simulated driver's
+``nvidia-l40s-vfio-mixed`` host. After each
 operation a test checks the guest XML (an unmanaged PCI hostdev of a VF),
 what that VF's ``current_vgpu_type`` holds, the ledger and Placement. The
 fake host refuses to start a guest given a VF that holds no vGPU.
 """
+import json
+import os
+
 import fixtures
 from nova.tests.functional.api import client
 from oslo_utils import uuidutils
@@ -129,9 +134,14 @@ class VendorVfioTestBase(test_driver.DriverTestBase):
         return vf
 
     def assert_nothing_left(self, hostname, server):
-        self.assertEqual({}, self.vf_types(hostname))
+        """The server holds no vGPU on the host, and every VF holding a
+        type there is one the ledger records (none left behind)."""
         ledger = self.computes[hostname].driver.vgpu_host.ledger
         self.assertEqual([], ledger.records(server['id']))
+        self.assertEqual({r.parent for r in ledger.records()},
+                         set(self.vf_types(hostname)))
+        self.assertNotIn(self.rp(hostname, PF),
+                         self.vgpu_allocations(server['id']))
 
 
 class BootTest(VendorVfioTestBase):
@@ -266,3 +276,60 @@ class MoveTest(VendorVfioTestBase):
         # Its cleanup of the evacuated server frees the VF.
         self.assert_nothing_left('host1', server)
         self.assert_server_vf('host2', server, Q4)
+
+
+MIXED_CONFIG = """[DEFAULT]
+driver = simulated
+state_path = %(state)s
+
+[simulated]
+profile = nvidia-l40s-vfio-mixed
+"""
+
+
+class MixedSizeTest(VendorVfioTestBase):
+    """Mixed-size mode: vGPUs of different sizes on one GPU, each a VF."""
+
+    def start_host(self, hostname, gpus=(), compute_driver=None):
+        paths = self._paths(hostname)
+        os.makedirs(paths['state'])
+        with open(paths['conf'], 'w') as f:
+            f.write(MIXED_CONFIG % paths)
+        self._use_config(hostname)
+        compute = self.start_vgpu_compute(hostname, (), compute_driver)
+        self._watch_vfs(hostname)
+        return compute
+
+    def vf_types(self, hostname):
+        """{VF: type number} as the simulated host's state holds them."""
+        path = os.path.join(self._paths(hostname)['state'],
+                            'simulated-host.json')
+        with open(path) as f:
+            return {m['parent']: int(m['type'].split('-')[1])
+                    for m in json.load(f)['mdevs']}
+
+    def _watch_vfs(self, hostname):
+        self.connection(hostname).vgpu_on = lambda vf: self.vf_types(
+            hostname).get(vf, 0)
+
+    def reboot_host(self, hostname, **kwargs):
+        self.computes[hostname].driver.vgpu_host.driver.reboot()
+        return test_driver.DriverTestBase.reboot_host(
+            self, hostname, **kwargs)
+
+    def test_two_sizes_share_the_gpu_then_a_host_reboot(self):
+        self.start_host('host1')
+        small = self.boot('host1', Q4)
+        large = self.boot('host1', Q8)
+        vfs = {self.assert_server_vf('host1', small, Q4),
+               self.assert_server_vf('host1', large, Q8)}
+        self.assertEqual(2, len(vfs))
+        self._reboot_server(large, hard=True)
+        self.assert_server_vf('host1', large, Q8)
+        self.reboot_host('host1')
+        for server, type_id in ((small, Q4), (large, Q8)):
+            server = self._wait_for_state_change(server, 'ACTIVE')
+            self.assert_server_vf('host1', server, type_id)
+        self._delete_server(small)
+        self.assert_nothing_left('host1', small)
+        self.assert_server_vf('host1', large, Q8)

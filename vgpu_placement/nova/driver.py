@@ -440,19 +440,21 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _get_all_assigned_mediated_devices(self, instance=None):
         """Nova's {mdev uuid: instance uuid}, and the vGPUs that are their
-        VF, found as PCI hostdevs of the guests: Nova reads this to keep a
-        guest's vGPUs when it defines the guest again (hard reboot, a
-        host's start, rescue)."""
+        VF: Nova reads this to keep a guest's vGPUs when it defines the
+        guest again (hard reboot, a host's start, rescue, a resize's
+        revert). For one instance, its vGPUs as the ledger has them now
+        (after a host reboot, reconcile may have made one on another VF
+        than the guest's old definition names); for all, the VFs the
+        guests are defined with."""
         found = super()._get_all_assigned_mediated_devices(instance)
-        vfs = self._vf_vgpus(instance.uuid if instance else None)
+        if instance is not None:
+            found.update({u: instance.uuid for u in
+                          self._vf_vgpus(instance.uuid).values()})
+            return found
+        vfs = self._vf_vgpus()
         if not vfs:
             return found
-        try:
-            guests = [self._host.get_guest(instance)] if instance else \
-                self._host.list_guests(only_running=False)
-        except exception.InstanceNotFound:
-            return found
-        for guest in guests:
+        for guest in self._host.list_guests(only_running=False):
             for dev in guest.get_config().devices:
                 if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
                     vf = '%04x:%02x:%02x.%x' % tuple(
