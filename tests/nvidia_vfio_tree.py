@@ -32,9 +32,14 @@ class VfioTree:
     def device_dir(self, address):
         return os.path.join(self.root, 'devices', 'pci0000:00', address)
 
-    def add_device(self, address):
+    def add_device(self, address, ids=('0x10de', '0x26b9')):
+        """A PCI device; ``ids``: its vendor and device files (the fake's
+        own: NVIDIA and an L40S-like product)."""
         d = self.device_dir(address)
         os.makedirs(d, exist_ok=True)
+        for name, value in zip(('vendor', 'device'), ids):
+            with open(os.path.join(d, name), 'w') as f:
+                f.write(value + '\n')
         link = os.path.join(self.root, 'bus', 'pci', 'devices', address)
         if not os.path.islink(link):
             os.symlink(os.path.relpath(d, os.path.dirname(link)), link)

@@ -16,6 +16,7 @@ import json
 import os
 
 import fixtures
+from nova import exception
 from nova.tests.functional.api import client
 from oslo_utils import uuidutils
 
@@ -333,3 +334,45 @@ class MixedSizeTest(VendorVfioTestBase):
         self._delete_server(small)
         self.assert_nothing_left('host1', small)
         self.assert_server_vf('host1', large, Q8)
+
+
+class OneOwnerTest(VendorVfioTestBase):
+    """nova-compute does not start while Nova's own PCI passthrough would
+    hand out a VF whose vGPUs the project makes."""
+
+    def setUp(self):
+        super().setUp()
+        # Nova asks the real sysfs whether an address in device_spec is a
+        # physical function: the fake GPU's is.
+        self.useFixture(fixtures.MockPatch(
+            'nova.pci.utils.is_physical_function',
+            side_effect=lambda domain, bus, slot, function: (
+                '%s:%s:%s.%s' % (domain, bus, slot, function) == PF)))
+
+    def assert_refused(self, spec, vf):
+        self.flags(device_spec=[spec], group='pci')
+        error = self.assertRaises(exception.InvalidConfiguration,
+                                  self.start_host, 'host1')
+        message = str(error)
+        self.assertIn('[pci] device_spec', message)
+        self.assertIn('virtual function %s' % vf, message)
+        self.assertIn('GPU %s' % PF, message)
+        self.assertNotIn('\n', message)
+
+    def test_a_vf_by_address(self):
+        self.assert_refused('{"address": "%s"}' % VFS[1], VFS[1])
+
+    def test_the_gpu_by_address_covers_its_vfs(self):
+        self.assert_refused('{"address": "%s"}' % PF, VFS[0])
+
+    def test_by_vendor_and_product(self):
+        self.assert_refused('{"vendor_id": "10de", "product_id": "26b9"}',
+                            VFS[0])
+
+    def test_other_devices_are_nova_s(self):
+        self.flags(device_spec=['{"vendor_id": "8086", "product_id": '
+                                '"1520"}', '{"address": "0000:81:00.1"}'],
+                   group='pci')
+        self.start_host('host1')
+        server = self.boot('host1', Q4)
+        self.assert_server_vf('host1', server, Q4)

@@ -20,7 +20,9 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
   the driver's ``guest_gets_parent``) reaches the guest as that VF, an
   unmanaged PCI hostdev (``_guest_add_mdevs``), and is found there again
   when Nova defines the guest anew (``_get_all_assigned_mediated_devices``);
-  live migration of such a server is refused at the source's pre-check;
+  live migration of such a server is refused at the source's pre-check,
+  and nova-compute does not start while ``[pci] device_spec`` hands such
+  a VF to Nova's own PCI passthrough;
 * ``MdevManager.free`` when the guest leaves this host for good: destroy
   (delete, shelve offload, evacuated instance cleaned up, revert on the
   destination, failed live migration on the destination), confirm of a
@@ -40,6 +42,8 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
   deleted or moved away), never recreated.
 """
 import contextlib
+import json
+import os
 import threading
 import time
 
@@ -49,6 +53,7 @@ import nova.conf
 from nova import context as nova_context
 from nova import exception
 from nova import objects
+from nova.pci import whitelist
 from nova.scheduler.client import report
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
@@ -67,6 +72,7 @@ from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import provider_tree as ptree
 from vgpu_placement.placement import traits as traits_mod
+from vgpu_placement.sysfs import read as sysfs_read
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
@@ -148,8 +154,46 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                                             conf.state_path)
         self._reconcile_schedule = schedule.ReconcileSchedule(
             conf.agent.reconcile_interval, lambda: self._clock())
+        self._one_owner_per_vf(conf)
         LOG.info('vgpu-placement: driver %s, state in %s, host %s',
                  conf.driver, conf.state_path, node)
+
+    def _one_owner_per_vf(self, conf):
+        """Refuse to start while Nova's ``[pci] device_spec`` gives Nova's
+        PCI passthrough a virtual function whose vGPUs the project makes
+        (vendor-specific VFIO): both would hand it to guests. A VF's
+        vendor and product ids are read from sysfs; where they cannot be
+        (a simulated host), only specs naming its address (or its GPU's)
+        can match it."""
+        specs = whitelist.Whitelist(CONF.pci.device_spec).specs
+        if not specs:
+            return
+        driver = self._vp.driver
+        for vf in self._vp.driver.discover().parents:
+            if not (vf.physfn and driver.guest_gets_parent(vf.name)):
+                continue
+            device = {'address': vf.name, 'parent_addr': vf.physfn,
+                      'vendor_id': self._pci_id(conf, vf.name, 'vendor'),
+                      'product_id': self._pci_id(conf, vf.name, 'device')}
+            for spec in specs:
+                if spec.match(device):
+                    raise exception.InvalidConfiguration(
+                        '[pci] device_spec %s gives Nova\'s PCI passthrough '
+                        'the virtual function %s, whose vGPUs vgpu-placement '
+                        'makes (GPU %s): a VF has one owner; take it out of '
+                        '[pci] device_spec' % (
+                            json.dumps(spec.dev_spec_conf, sort_keys=True),
+                            vf.name, vf.physfn))
+
+    @staticmethod
+    def _pci_id(conf, address, name):
+        """'10de' from <sysfs>/bus/pci/devices/<address>/<name>, or ''."""
+        try:
+            value = sysfs_read.read_text(os.path.join(
+                conf.sysfs.root, 'bus', 'pci', 'devices', address, name))
+        except sysfs_read.Unreadable:
+            return ''
+        return value.strip().lower().removeprefix('0x')
 
     def _migrations_in_progress(self):
         """{migration uuid: instance uuid} of the moves in progress on
