@@ -51,9 +51,10 @@ def release(ctx, consumer):
         ctx.ledger.released(consumer)
     # Its allocations may have been on providers without mdevs of ours
     # (none made yet): those changed too.
-    changed |= {name for name, (rp_uuid, _managed)
-                in ctx.tree.placed(held=dropped).items()
-                if rp_uuid in dropped}
+    if dropped:
+        changed |= {name for name, (rp_uuid, _managed)
+                    in ctx.tree.placed(held=dropped).items()
+                    if rp_uuid in dropped}
     ctx.tree.changed(providers=changed)
     return freed, True
 
