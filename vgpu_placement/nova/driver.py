@@ -260,6 +260,9 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                 LOG.info('vgpu-placement: no provider tree for %s in '
                          'Placement yet: nothing to reconcile',
                          tree.root_name)
+                # Done, with nothing to do (a new host): not retried at
+                # the next report as a failure would be.
+                self._reconcile_schedule.finished()
                 return
             # Adopted first: reconcile would otherwise make new mdevs for
             # servers that use stock Nova's.
