@@ -14,10 +14,13 @@ shows 2), so creating one type shrinks the other.
 """
 import functools
 import os
+import sys
+import types
 from unittest import mock
 
 import fixtures
 from nova import context as nova_context
+from nova import exception
 from nova import objects
 from nova.scheduler.client import report
 from nova.virt.libvirt import driver as libvirt_driver
@@ -870,3 +873,43 @@ class TakeoverKeepingVGPUTest(TakeoverTest):
         self._delete_server(gone)
         self.assertNotIn(self.nova_mdevs[gone['id']][0],
                          self.mdevs_of('host1'))
+
+
+class ReleaseTest(DriverTestBase):
+    """A Nova release the Nova tier has not run is refused at start, in
+    one line naming it and the releases supported."""
+
+    def test_the_driver_refuses_another_release(self):
+        self.useFixture(fixtures.MockPatch('nova.version.version_string',
+                                           return_value='33.1.0'))
+        error = self.assertRaises(
+            exception.InvalidConfiguration, self.start_host, 'host1',
+            [acme_gpu(GPU1)])
+        self.assertIn('Nova 33.1.0 is not supported', str(error))
+        self.assertIn('34.x', str(error))
+        self.assertNotIn('\n', str(error))
+
+    def test_the_command_refuses_it_before_nova_starts(self):
+        from vgpu_placement.nova import compute
+        self.useFixture(fixtures.MockPatch('nova.version.version_string',
+                                           return_value='35.0.0'))
+        # nova.cmd sets up Nova's concurrency mode when imported, which a
+        # test process cannot do again: its nova-compute is a stand-in.
+        cmd = types.ModuleType('nova.cmd')
+        cmd.compute = types.ModuleType('nova.cmd.compute')
+        started = cmd.compute.main = mock.Mock(return_value=0)
+        modules = mock.patch.dict(sys.modules, {
+            'nova.cmd': cmd, 'nova.cmd.compute': cmd.compute})
+        modules.start()
+        self.addCleanup(modules.stop)
+        stderr = self.useFixture(fixtures.StringStream('stderr')).stream
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', stderr))
+        self.assertEqual(2, compute.main())
+        stderr.seek(0)
+        self.assertIn('Nova 35.0.0 is not supported', stderr.read())
+        started.assert_not_called()
+
+    def test_the_running_release_is_supported(self):
+        self.start_host('host1', [acme_gpu(GPU1)])
+        server = self.boot('host1', 'acme-1')
+        self.assert_server_vgpus('host1', server, 'acme-1', [GPU1])

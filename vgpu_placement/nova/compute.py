@@ -11,11 +11,17 @@ installed package.
 import sys
 
 import vgpu_placement.nova
+from vgpu_placement.nova import release
 
 
 def main():
     # nova.cmd first: it sets up Nova's concurrency mode on import.
     from nova.cmd import compute
+    from nova import version
+    refused = release.refusal(version.version_string())
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
     vgpu_placement.nova.register()
     return compute.main()
 

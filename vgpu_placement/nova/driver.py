@@ -55,6 +55,7 @@ from nova import exception
 from nova import objects
 from nova.pci import whitelist
 from nova.scheduler.client import report
+from nova import version
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import host as libvirt_host
@@ -67,6 +68,7 @@ from vgpu_placement.host import mdev_manager
 from vgpu_placement.host import schedule
 from vgpu_placement.host import tree_builder
 from vgpu_placement.nova import config
+from vgpu_placement.nova import release
 from vgpu_placement.nova import takeover
 from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.placement import client as client_mod
@@ -111,6 +113,9 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
     """Nova's libvirt driver; vGPUs by vgpu-placement (module docstring)."""
 
     def __init__(self, virtapi, read_only=False):
+        refused = release.refusal(version.version_string())
+        if refused:
+            raise exception.InvalidConfiguration(refused)
         if CONF.devices.enabled_mdev_types:
             raise exception.InvalidConfiguration(
                 '[devices] enabled_mdev_types is %s: with compute_driver %s '
