@@ -145,7 +145,7 @@ class RootProviderMissing(VgpuPlacementError):
 
 # -- NVIDIA vendor-specific VFIO: nvidia/current_vgpu_type of a VF -------
 # The same errno means different things on create and on remove there,
-# hence classes of their own (see drivers/nvidia_vfio.py).
+# hence classes of their own (see drivers/nvidia/vfio.py).
 
 class VfOccupied(NoCapacity):
     msg_fmt = 'the virtual function already holds a vGPU'

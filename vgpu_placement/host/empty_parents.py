@@ -1,7 +1,7 @@
 """What each parent offered when it last had no mdevs.
 
 A capacity model for a driver we do not know is inferred from how a
-parent's counts fall as mdevs are made (capacity.choose_model): that needs
+parent's counts fall as mdevs are made (model.detect): that needs
 the counts of the empty parent, which are gone once it is in use. They are
 kept in ``empty-parents.json`` under the state path, written only when
 they change; a malformed file is discarded and rebuilt.
