@@ -42,7 +42,7 @@ def acme_gpu(address):
 
 
 CONFIG = """[DEFAULT]
-driver = libvirt
+driver = %(driver)s
 state_path = %(state)s
 
 [sysfs]
@@ -82,14 +82,20 @@ class DriverTestBase(base.NovaVGPUTestCase):
         self.flags(config_file=self._paths(hostname)['conf'],
                    group='vgpu_placement')
 
-    def start_host(self, hostname, gpus, compute_driver=None):
+    def write_host(self, hostname, driver='libvirt', more=''):
+        """The host's boot id and project config (``driver``, then the
+        text ``more``), used by the next nova-compute started."""
         paths = self._paths(hostname)
-        os.makedirs(paths['sysfs'])
+        os.makedirs(paths['sysfs'], exist_ok=True)
         with open(paths['boot_id'], 'w') as f:
             f.write(uuidutils.generate_uuid() + '\n')
         with open(paths['conf'], 'w') as f:
-            f.write(CONFIG % paths)
+            f.write(CONFIG % dict(paths, driver=driver) + more)
         self._use_config(hostname)
+        return paths
+
+    def start_host(self, hostname, gpus, compute_driver=None):
+        self.write_host(hostname)
         return self.start_vgpu_compute(hostname, gpus, compute_driver)
 
     def restart_compute(self, hostname):

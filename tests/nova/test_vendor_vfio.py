@@ -18,7 +18,6 @@ import os
 import fixtures
 from nova import exception
 from nova.tests.functional.api import client
-from oslo_utils import uuidutils
 
 from tests.nova import test_driver
 from tests import nvidia_vfio_tree
@@ -28,15 +27,6 @@ from vgpu_placement import privsep
 PF = '0000:41:00.0'
 VFS = ['0000:41:00.%d' % f for f in range(4, 8)]
 Q4, Q8 = 'nvidia-1150', 'nvidia-1152'      # L40S-4Q, L40S-8Q
-
-CONFIG = """[DEFAULT]
-driver = nvidia_vfio
-state_path = %(state)s
-
-[sysfs]
-root = %(sysfs)s
-boot_id_file = %(boot_id)s
-"""
 
 
 class _Patcher:
@@ -63,20 +53,19 @@ class VendorVfioTestBase(test_driver.DriverTestBase):
         self.trees, self.modules = {}, {}
 
     def start_host(self, hostname, gpus=(), compute_driver=None):
-        paths = self._paths(hostname)
+        self.make_host(hostname)
+        compute = self.start_vgpu_compute(hostname, (), compute_driver)
+        self._watch_vfs(hostname)
+        return compute
+
+    def make_host(self, hostname):
+        """The GPU's VFs as a sysfs tree, read by the nvidia_vfio driver."""
+        paths = self.write_host(hostname, 'nvidia_vfio')
         tree = nvidia_vfio_tree.VfioTree(paths['sysfs'])
         tree.add_gpu(PF, VFS, nvidia_vfio_tree.HEADER)
         module = nvidia_vfio_tree.FakeModule(tree, self.spec, VFS)
         module.install(_Patcher(self))
         self.trees[hostname], self.modules[hostname] = tree, module
-        with open(paths['boot_id'], 'w') as f:
-            f.write(uuidutils.generate_uuid() + '\n')
-        with open(paths['conf'], 'w') as f:
-            f.write(CONFIG % paths)
-        self._use_config(hostname)
-        compute = self.start_vgpu_compute(hostname, (), compute_driver)
-        self._watch_vfs(hostname)
-        return compute
 
     def _watch_vfs(self, hostname):
         self.connection(hostname).vgpu_on = lambda vf: int(
@@ -279,27 +268,13 @@ class MoveTest(VendorVfioTestBase):
         self.assert_server_vf('host2', server, Q4)
 
 
-MIXED_CONFIG = """[DEFAULT]
-driver = simulated
-state_path = %(state)s
-
-[simulated]
-profile = nvidia-l40s-vfio-mixed
-"""
-
-
 class MixedSizeTest(VendorVfioTestBase):
     """Mixed-size mode: vGPUs of different sizes on one GPU, each a VF."""
 
-    def start_host(self, hostname, gpus=(), compute_driver=None):
-        paths = self._paths(hostname)
-        os.makedirs(paths['state'])
-        with open(paths['conf'], 'w') as f:
-            f.write(MIXED_CONFIG % paths)
-        self._use_config(hostname)
-        compute = self.start_vgpu_compute(hostname, (), compute_driver)
-        self._watch_vfs(hostname)
-        return compute
+    def make_host(self, hostname):
+        """The simulated driver's mixed-size L40S-like host."""
+        self.write_host(hostname, 'simulated', '\n[simulated]\n'
+                        'profile = nvidia-l40s-vfio-mixed\n')
 
     def vf_types(self, hostname):
         """{VF: type number} as the simulated host's state holds them."""
