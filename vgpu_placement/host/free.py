@@ -17,12 +17,11 @@ def free(ctx, consumer, report=True):
     consumer no longer needs them here.
     """
     with ctx.consumer_lock(consumer):
-        records = ctx.ledger.records(consumer)
-        freed = free_records(ctx, consumer)
-    if report and freed:
+        records = free_records(ctx, consumer)
+    if report and records:
         ctx.tree.changed(providers={ctx.provider_name(r.device)
                                     for r in records})
-    return freed
+    return [r.uuid for r in records]
 
 
 def release(ctx, consumer):
@@ -37,9 +36,9 @@ def release(ctx, consumer):
     with ctx.consumer_lock(consumer):
         # Owed first: a crash from here on is finished by reconcile.
         ctx.ledger.owe_release(consumer)
-        changed = {ctx.provider_name(r.device)
-                   for r in ctx.ledger.records(consumer)}
-        freed = free_records(ctx, consumer)
+        records = free_records(ctx, consumer)
+        changed = {ctx.provider_name(r.device) for r in records}
+        freed = [r.uuid for r in records]
         context.crash_point('release:freed')
         try:
             dropped = consumers.release(ctx.client, consumer,
@@ -60,13 +59,13 @@ def release(ctx, consumer):
 
 
 def free_records(ctx, consumer):
-    """Remove every ledger mdev of the consumer; its lock is held."""
-    freed = []
-    for record in ctx.ledger.records(consumer):
+    """Remove every ledger mdev of the consumer, its lock held; returns
+    their (former) records."""
+    records = ctx.ledger.records(consumer)
+    for record in records:
         with ctx.device_lock(record.device):
             free_one(ctx, record)
-        freed.append(record.uuid)
-    return freed
+    return records
 
 
 def free_one(ctx, record):
