@@ -18,6 +18,8 @@ import os
 import fixtures
 from nova import exception
 from nova.tests.functional.api import client
+from nova.virt.libvirt import driver as libvirt_driver
+from oslo_utils import versionutils
 
 from tests.nova import test_driver
 from tests import nvidia_vfio_tree
@@ -51,6 +53,8 @@ class VendorVfioTestBase(test_driver.DriverTestBase):
         [self.spec], _ = sim_profile.load_profile(
             sim_profile.find('nvidia-l40s-vfio'))
         self.trees, self.modules = {}, {}
+        # {hostname: text added to its project config}
+        self.host_conf = {}
 
     def start_host(self, hostname, gpus=(), compute_driver=None):
         self.make_host(hostname)
@@ -60,7 +64,8 @@ class VendorVfioTestBase(test_driver.DriverTestBase):
 
     def make_host(self, hostname):
         """The GPU's VFs as a sysfs tree, read by the nvidia_vfio driver."""
-        paths = self.write_host(hostname, 'nvidia_vfio')
+        paths = self.write_host(hostname, 'nvidia_vfio',
+                                self.host_conf.get(hostname, ''))
         tree = nvidia_vfio_tree.VfioTree(paths['sysfs'])
         tree.add_gpu(PF, VFS, nvidia_vfio_tree.HEADER)
         module = nvidia_vfio_tree.FakeModule(tree, self.spec, VFS)
@@ -132,6 +137,23 @@ class VendorVfioTestBase(test_driver.DriverTestBase):
                          set(self.vf_types(hostname)))
         self.assertNotIn(self.rp(hostname, PF),
                          self.vgpu_allocations(server['id']))
+
+    def assert_live_migration_refused(self, server, reason):
+        """As Nova answers a failed pre-check of mdevs (its test_vgpu): 500
+        NoValidHost, ``reason`` in the log; nothing moved."""
+        vf = self.assert_server_vf('host1', server, Q4)
+        error = self.assertRaises(
+            client.OpenStackApiException, self.live_migrate, server,
+            'host1', 'host2')
+        self.assertEqual(500, error.response.status_code)
+        self.assertIn('NoValidHost', str(error))
+        self.assertIn(reason, self.stdlog.logger.output)
+        server = self.api.get_server(server['id'])
+        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(vf, self.assert_server_vf('host1', server, Q4))
+        self.assertEqual({}, self.vf_types('host2'))
+        self.assertEqual([], self.computes['host2'].driver.vgpu_host.ledger
+                         .records(server['id']))
 
 
 class BootTest(VendorVfioTestBase):
@@ -222,22 +244,13 @@ class MoveTest(VendorVfioTestBase):
         self.assert_nothing_left('host2', server)
         self.assertEqual(src_vf, self.assert_server_vf('host1', server, Q4))
 
-    def test_live_migration_is_refused_before_anything_moves(self):
+    def test_live_migration_is_refused_where_the_type_is_not_migratable(
+            self):
         server = self.boot('host1', Q4, host='host1')
-        vf = self.assert_server_vf('host1', server, Q4)
-        # As Nova answers a failed pre-check of mdevs (its test_vgpu): 500
-        # NoValidHost, the reason in the log.
-        error = self.assertRaises(
-            client.OpenStackApiException, self.live_migrate, server,
-            'host1', 'host2')
-        self.assertEqual(500, error.response.status_code)
-        self.assertIn('NoValidHost', str(error))
-        self.assertIn('the vGPUs of %s are virtual functions' % server['id'],
-                      self.stdlog.logger.output)
-        server = self.api.get_server(server['id'])
-        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
-        self.assertEqual(vf, self.assert_server_vf('host1', server, Q4))
-        self.assertEqual({}, self.vf_types('host2'))
+        self.assert_live_migration_refused(server, (
+            'the vGPUs of %s are virtual functions (NVIDIA vendor-specific '
+            'VFIO) of type %s, not marked live_migratable in the source '
+            'host' % (server['id'], Q4)))
 
     def test_shelve_offload_then_unshelve(self):
         server = self.boot('host1', Q4, host='host1')
@@ -266,6 +279,86 @@ class MoveTest(VendorVfioTestBase):
         # Its cleanup of the evacuated server frees the VF.
         self.assert_nothing_left('host1', server)
         self.assert_server_vf('host2', server, Q4)
+
+
+LIVE_MIGRATABLE = '\n[mdev_%s]\nlive_migratable = true\n' % Q4
+
+
+class LiveMigrationTest(VendorVfioTestBase):
+    """Both hosts mark the type live_migratable and run libvirt and QEMU
+    new enough for VFIO variant drivers' migration (Nova's
+    MIN_VFIO_PCI_VARIANT_*)."""
+
+    FAKE_LIBVIRT_VERSION = versionutils.convert_version_to_int(
+        libvirt_driver.MIN_VFIO_PCI_VARIANT_LIBVIRT_VERSION)
+    FAKE_QEMU_VERSION = versionutils.convert_version_to_int(
+        libvirt_driver.MIN_VFIO_PCI_VARIANT_QEMU_VERSION)
+
+    def setUp(self):
+        super().setUp()
+        self.host_conf = {'host1': LIVE_MIGRATABLE,
+                          'host2': LIVE_MIGRATABLE}
+
+    def start_both(self):
+        self.start_host('host1')
+        self.start_host('host2')
+        return self.boot('host1', Q4, host='host1')
+
+    def test_live_migrate_onto_a_vf_of_the_destination(self):
+        server = self.start_both()
+        self.assert_server_vf('host1', server, Q4)
+        other = self.boot('host2', Q4, host='host2')
+        taken = self.assert_server_vf('host2', other, Q4)
+        server = self.live_migrate(server, 'host1', 'host2')
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        # The guest on host2 runs on host2's own VF (one the other server
+        # does not hold), which holds the type: Nova's XML update gave it
+        # the VF host2 made before the migration started.
+        vf = self.assert_server_vf('host2', server, Q4)
+        self.assertNotEqual(taken, vf)
+        self.assert_nothing_left('host1', server)
+        self.assertEqual({}, self.vf_types('host1'))
+        self.assertEqual(taken, self.assert_server_vf('host2', other, Q4))
+
+    def test_failed_live_migration_leaves_both_hosts_as_they_were(self):
+        server = self.start_both()
+        src_vf = self.assert_server_vf('host1', server, Q4)
+        allocations = self.server_allocations(server['id'])
+        seen = {}
+
+        def fail(domain, destination, params, flags):
+            # The destination's VF holds the type before the migration.
+            seen['dest'] = self.vf_types('host2')
+            conn = self.src.driver._host.get_connection()
+            conn.lookupByUUIDString(self.server['id']).fail_job()
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.migrateToURI3', fail))
+        server = self.live_migrate(server, 'host1', 'host2',
+                                   expected='failed')
+        self.assertEqual([int(Q4.split('-')[1])],
+                         list(seen['dest'].values()))
+        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(src_vf, self.assert_server_vf('host1', server, Q4))
+        self.assertEqual(allocations, self.server_allocations(server['id']))
+        self.assertEqual({}, self.vf_types('host2'))
+        self.assertEqual([], self.computes['host2'].driver.vgpu_host.ledger
+                         .records(server['id']))
+
+    def test_refused_where_the_destination_does_not_mark_the_type(self):
+        self.host_conf['host2'] = ''
+        server = self.start_both()
+        self.assert_live_migration_refused(server, (
+            'of type %s, not marked live_migratable in the destination '
+            'host' % Q4))
+
+    def test_refused_where_qemu_is_too_old(self):
+        self.FAKE_QEMU_VERSION -= 1
+        server = self.start_both()
+        self.assert_live_migration_refused(server, (
+            'the vGPUs of %s are virtual functions, which the source host '
+            'can live-migrate only with libvirt 10.0.0 and QEMU 8.2.2 or '
+            'newer' % server['id']))
 
 
 class MixedSizeTest(VendorVfioTestBase):

@@ -255,3 +255,11 @@ def test_types_whose_default_classes_clash_are_left_out_not_the_host(
     assert warned == ['types MTTY-1, mtty-1 are all reported as '
                       'CUSTOM_MDEV_MTTY_1 by default: none of them is '
                       'reported; give each its own [mdev_<type>] mdev_class']
+
+
+def test_live_migratable_is_read_per_type(snapshot):
+    """nova-compute's mark for VF vGPUs (nova.vf_migration); off unless
+    the type's group says it."""
+    found = policies(snapshot, '[mdev_nvidia-35]\nlive_migratable = true\n')
+    assert found['nvidia-35'].live_migratable
+    assert not found['nvidia-36'].live_migratable

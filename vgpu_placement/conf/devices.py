@@ -73,6 +73,18 @@ def mdev_type_opts(type_id):
                          'digits). Example: frame_rate_limiter=0, '
                          'disable_vnc=1. Only operators set these; flavors '
                          'cannot.'),
+        cfg.BoolOpt('live_migratable', default=False,
+                    help='Read by nova-compute only, for a type whose '
+                         'vGPUs are virtual functions (NVIDIA '
+                         'vendor-specific VFIO): the vendor\'s VFIO variant '
+                         'driver can migrate them, so a server holding one '
+                         'may be live-migrated, as Nova\'s [pci] '
+                         'device_spec tag live_migratable says of a VF it '
+                         'hands out. Both hosts must say it for the type, '
+                         'and run libvirt 10.0.0 and QEMU 8.2.2 or newer. '
+                         'False: the pre-check refuses, before anything '
+                         'moves. mdev vGPUs follow Nova\'s own mdev live '
+                         'migration and ignore this.'),
     ]
 
 

@@ -40,6 +40,7 @@ class TypePolicy:
     # Without device_addresses: parents other listed types claim (Nova's
     # default type goes to "the GPUs that aren't used by other types").
     excluded: frozenset = frozenset()
+    live_migratable: bool = False    # nova-compute: VF vGPUs (see opt)
 
     def applies_to(self, parent):
         """True if reported on this discovered.ParentDevice (a physical GPU
@@ -167,7 +168,8 @@ def load_policies(conf, snapshot, param_keys=None):
             _addresses(group, snapshot), group.max_instances,
             parse_vendor_params(type_id, group.vendor_params,
                                 param_keys(type_id)),
-            frozenset(address_owner) if default_type else frozenset())
+            frozenset(address_owner) if default_type else frozenset(),
+            group.live_migratable)
     return check_collisions(policies, snapshot)
 
 

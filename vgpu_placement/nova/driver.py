@@ -20,9 +20,10 @@ What it changes in Nova 34's LibvirtDriver, and nothing else:
   the driver's ``guest_gets_parent``) reaches the guest as that VF, an
   unmanaged PCI hostdev (``_guest_add_mdevs``), and is found there again
   when Nova defines the guest anew (``_get_all_assigned_mediated_devices``);
-  live migration of such a server is refused at the source's pre-check,
-  and nova-compute does not start while ``[pci] device_spec`` hands such
-  a VF to Nova's own PCI passthrough;
+  such a server live-migrates where both hosts mark its type
+  ``live_migratable`` (vgpu_placement.nova.vf_migration), else the
+  pre-check refuses; nova-compute does not start while ``[pci]
+  device_spec`` hands such a VF to Nova's own PCI passthrough;
 * ``MdevManager.free`` when the guest leaves this host for good: destroy
   (delete, shelve offload, evacuated instance cleaned up, revert on the
   destination, failed live migration on the destination), confirm of a
@@ -71,6 +72,7 @@ from vgpu_placement.nova import config
 from vgpu_placement.nova import release
 from vgpu_placement.nova import takeover
 from vgpu_placement.nova import tree as tree_mod
+from vgpu_placement.nova import vf_migration
 from vgpu_placement.placement import client as client_mod
 from vgpu_placement.placement import provider_tree as ptree
 from vgpu_placement.placement import traits as traits_mod
@@ -463,14 +465,17 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             self._local.keeping = None
 
     # -- the guest's devices ------------------------------------------------
-    def _vf_vgpus(self, consumer=None):
-        """{VF address: vGPU uuid} of the ledger's vGPUs (of ``consumer``,
-        or all) that are their virtual function (NVIDIA's vendor-specific
-        VFIO: Driver.guest_gets_parent): the guest gets the VF itself."""
+    def _vf_records(self, consumer=None):
+        """The ledger's records (of ``consumer``, or all) of vGPUs that are
+        their virtual function (NVIDIA's vendor-specific VFIO: Driver.
+        guest_gets_parent): the guest gets the VF itself."""
         driver = self.vgpu_host.driver
-        return {r.parent: r.uuid
-                for r in self.vgpu_host.ledger.records(consumer)
-                if driver.guest_gets_parent(r.parent)}
+        return [r for r in self.vgpu_host.ledger.records(consumer)
+                if driver.guest_gets_parent(r.parent)]
+
+    def _vf_vgpus(self, consumer=None):
+        """{VF address: vGPU uuid} of _vf_records."""
+        return {r.parent: r.uuid for r in self._vf_records(consumer)}
 
     def _guest_add_mdevs(self, guest, chosen_mdevs):
         """Nova's mdev hostdevs, except for a vGPU that is its VF: that
@@ -555,16 +560,33 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             self._free(instance)
 
     # -- live migration ---------------------------------------------------
-    def check_can_live_migrate_source(self, context, instance, *args,
-                                      **kwargs):
-        if self._vf_vgpus(instance.uuid):
-            raise exception.MigrationPreCheckError(reason=(
-                'vgpu-placement: the vGPUs of %s are virtual functions '
-                '(NVIDIA vendor-specific VFIO), which this project does not '
-                'live-migrate yet; cold-migrate or resize it instead'
-                % instance.uuid))
-        return super().check_can_live_migrate_source(context, instance,
-                                                     *args, **kwargs)
+    def _vf_refusal(self, consumer, type_ids, policies, side):
+        """nova.vf_migration.refusal for this host."""
+        return vf_migration.refusal(
+            consumer, type_ids, policies, self._host.has_min_version(
+                lv_ver=vf_migration.MIN_LIBVIRT,
+                hv_ver=vf_migration.MIN_QEMU,
+                hv_type=libvirt_host.HV_DRIVER_QEMU), side)
+
+    def check_can_live_migrate_source(self, context, instance,
+                                      dest_check_data, *args, **kwargs):
+        vfs = self._vf_records(instance.uuid)
+        if vfs:
+            reason = self._vf_refusal(
+                instance.uuid, [r.type for r in vfs],
+                self.vgpu_host.tree.reading().policies, 'source')
+            if reason:
+                raise exception.MigrationPreCheckError(reason=reason)
+        data = super().check_can_live_migrate_source(
+            context, instance, dest_check_data, *args, **kwargs)
+        if vfs:
+            # Nova's own look-up finds no mdev of these UUIDs: the
+            # destination is told each VF and its type (vf_migration).
+            types = dict(data.source_mdev_types) if (
+                'source_mdev_types' in data) else {}
+            types.update({r.parent: r.type for r in vfs})
+            data.source_mdev_types = types
+        return data
 
     def live_migration(self, context, instance, *args, **kwargs):
         self._adopt(instance)       # freed on this host at its cleanup
@@ -588,25 +610,32 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                 'reported by this compute: %s' % (
                     instance.uuid, sorted(set(src_types.values())),
                     sorted(here))))
+        reason = self._vf_refusal(
+            instance.uuid, [t for key, t in src_types.items()
+                            if vf_migration.is_vf_key(key)],
+            reading.policies, 'destination')
+        if reason:
+            raise exception.MigrationPreCheckError(reason=reason)
         try:
             done = self.vgpu_host.realize(instance.uuid, _resources(allocs))
         except exceptions.VgpuPlacementError as e:
             raise exception.MigrationPreCheckError(
                 reason='vGPU of %s: %s' % (instance.uuid, e))
-        free = list(done)
-        target = {}
-        for src_uuid, src_type in sorted(src_types.items()):
-            match = next((r for r in free if r.type_id == src_type), None)
-            if match is None:
-                self._free(instance)
-                raise exception.MigrationPreCheckError(reason=(
-                    'Unable to migrate %s: source mdevs %s cannot all be '
-                    'matched by type here: %s' % (
-                        instance.uuid, sorted(src_types),
-                        [(r.uuid, r.type_id) for r in done])))
-            free.remove(match)
-            target[src_uuid] = match.uuid
-        migrate_data.target_mdevs = target
+        paired = vf_migration.pair(src_types, done,
+                                   self.vgpu_host.driver.guest_gets_parent)
+        if paired is None:
+            self._free(instance)
+            raise exception.MigrationPreCheckError(reason=(
+                'Unable to migrate %s: source vGPUs %s cannot all be '
+                'matched by type here: %s' % (
+                    instance.uuid, sorted(src_types.items()),
+                    [(r.uuid, r.parent, r.type_id) for r in done])))
+        migrate_data.target_mdevs, vfs = paired
+        if vfs:
+            # The manager set it (Nova's own PCI claims) before this call.
+            vfs.update(migrate_data.pci_dev_map_src_dst if (
+                'pci_dev_map_src_dst' in migrate_data) else {})
+            migrate_data.pci_dev_map_src_dst = vfs
         return migrate_data
 
     def post_live_migration_at_source(self, context, instance,
