@@ -60,11 +60,11 @@ sys.path.insert(0, ROOT)
 
 import os_resource_classes as orc  # noqa: E402
 
-from tests.conftest import make_conf  # noqa: E402
 from vgpu_placement.drivers.nvidia import mixed as nv_mixed  # noqa: E402
 from vgpu_placement.drivers.simulated import profile as sim_profile  # noqa
 from vgpu_placement.drivers.simulated import rules as sim_rules  # noqa: E402
 from vgpu_placement import exceptions  # noqa: E402
+from vgpu_placement.fixtures import make_conf  # noqa: E402
 from vgpu_placement.host import ledger as ledger_mod  # noqa: E402
 from vgpu_placement.model import exclusive  # noqa: E402
 from vgpu_placement.placement import client as client_mod  # noqa: E402

@@ -1,9 +1,8 @@
 """Scheduler side: candidates -> choice -> claim; and release.
 
-The choice packs: a candidate whose providers already hold the requested
-classes comes first (a GPU already running that type), then the fullest
-(least free capacity left), so mixed demand fills GPUs instead of
-fragmenting them. A claim that loses a race (409) tries the next
+The choice packs (placement.packing, the rule nova-scheduler's filter and
+weigher apply too): a GPU already running the requested type first, then
+the fullest. A claim that loses a race (409) tries the next
 candidate, then asks Placement again.
 
 Two things keep a claim close to the cost of its PUT:
@@ -24,10 +23,10 @@ import dataclasses
 import logging
 import time
 
-from vgpu_placement.conf import type_config
 from vgpu_placement import exceptions
 from vgpu_placement.placement import consumers
 from vgpu_placement.placement import flavor
+from vgpu_placement.placement import packing
 from vgpu_placement.placement import shapes
 
 LOG = logging.getLogger(__name__)
@@ -45,30 +44,16 @@ class Claim:
 
 
 @dataclasses.dataclass
-class _Provider:
-    root: str
-    traits: frozenset
-    capacity: dict               # class -> capacity
-    used: dict                   # class -> used (ours added since the GET)
-
-    def free(self, rc):
-        return self.capacity.get(rc, 0) - self.used.get(rc, 0)
-
-
-@dataclasses.dataclass
 class _Candidates:
     """One GET /allocation_candidates answer, kept for later claims."""
     fetched: float
     requests: list               # of {provider: {class: amount}}
-    providers: dict              # provider uuid -> _Provider
+    providers: dict              # provider uuid -> packing.Provider
 
     @classmethod
     def from_answer(cls, found, fetched):
-        providers = {rp: _Provider(
-            s['root_provider_uuid'], frozenset(s.get('traits', ())),
-            {rc: r['capacity'] for rc, r in s['resources'].items()},
-            {rc: r['used'] for rc, r in s['resources'].items()})
-            for rp, s in found['provider_summaries'].items()}
+        providers = packing.providers_from_summaries(
+            found['provider_summaries'])
         return cls(fetched, [{rp: dict(a['resources']) for rp, a in
                               req['allocations'].items()}
                              for req in found['allocation_requests']],
@@ -80,20 +65,8 @@ class _Candidates:
                    for rc, n in alloc.items() if rp in self.providers)
 
     def score(self, allocations):
-        """Sort key, best first: same type already there, then fullest.
-
-        By the type classes only: a shared counter is a bound, not a
-        fullness (a mixed-size GPU's counters cap what one report window
-        may grant, so an empty one would look full)."""
-        same, free = 0, 0
-        for rp, alloc in allocations.items():
-            p = self.providers.get(rp)
-            for rc, n in alloc.items():
-                if rc.startswith(type_config.COUNTER_CLASS_PREFIX):
-                    continue
-                same += 1 if p and p.used.get(rc) else 0
-                free += (p.free(rc) if p else 0) - n
-        return (-same, free)
+        """Sort key, best first (placement.packing.score)."""
+        return packing.score(allocations, self.providers)
 
     def took(self, allocations):
         for rp, alloc in allocations.items():
