@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import make_conf
 from tests.functional.conftest import EXTERNAL
 from tests.functional.conftest import tree_in_placement
+from tests.functional.nova import compute_side
 from vgpu_placement import exceptions
 from vgpu_placement.placement import embedded
 from vgpu_placement.placement import traits as traits_mod
@@ -131,6 +132,10 @@ def root_is_novas(nova, placement, host):
     inventories = placement.get('/resource_providers/%s/inventories'
                                 % root['uuid'])['inventories']
     assert sorted(inventories) == ['MEMORY_MB', 'VCPU']     # untouched
+    # Nova's traits on its root (OWNER_NOVA among them) stay Nova's.
+    traits = placement.get('/resource_providers/%s/traits'
+                           % root['uuid'])['traits']
+    assert sorted(traits) == sorted(compute_side.ROOT_TRAITS)
 
 
 def test_nova_first_then_the_agent(shared, placement, host):

@@ -213,6 +213,13 @@ class BootDeleteTest(DriverTestBase):
         self.assertEqual({}, self.server_allocations(two['id']))
         for usages in self.provider_usages('host1').values():
             self.assertEqual({}, {rc: n for rc, n in usages.items() if n})
+        # The root's traits are what Nova's resource tracker sets there
+        # (OWNER_NOVA, which Nova 34's scheduler requires, among them).
+        root = self.compute_rp_uuids['host1']
+        traits = set(self._get_provider_traits(root))
+        self.assertLessEqual({'OWNER_NOVA', 'COMPUTE_NODE'}, traits)
+        self.assertEqual(set(), {t for t in traits if 'VGPU' in t or
+                                 t.startswith('CUSTOM_')})
 
     def test_reboots_keep_the_mdevs(self):
         self.start_host('host1', [acme_gpu(GPU1)])

@@ -27,6 +27,9 @@ ROOT_INVENTORY = {
                   'max_unit': 16384, 'step_size': 1,
                   'allocation_ratio': 1.0},
 }
+# What ResourceTracker._get_traits always sets on the compute node (Nova
+# 34: COMPUTE_NODE, OWNER_NOVA), plus one driver capability.
+ROOT_TRAITS = ['COMPUTE_NODE', 'OWNER_NOVA', 'COMPUTE_IMAGE_TYPE_QCOW2']
 
 
 def counted(client, counts):
@@ -69,6 +72,7 @@ def main(url, host, root_uuid):
                     ctx, root_uuid, name=host)
                 client.get_allocations_for_provider_tree(ctx, host)
                 tree.update_inventory(host, ROOT_INVENTORY)
+                tree.update_traits(host, ROOT_TRAITS)
                 client.update_from_provider_tree(ctx, tree)
                 return
             except exception.ResourceProviderUpdateConflict:
