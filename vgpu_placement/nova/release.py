@@ -11,7 +11,7 @@ import re
 
 # Nova's major versions the Nova tier runs (tools/nova-tier: the pins of
 # benches/nova-requirements.txt), with their release names.
-SUPPORTED = {34: '2026.2 Hibiscus'}
+SUPPORTED = {33: '2026.1 Gazpacho', 34: '2026.2 Hibiscus'}
 
 _VERSION_RE = re.compile(r'([0-9]{1,4})\.[0-9]{1,4}(?:\.[0-9]{1,4})?')
 
