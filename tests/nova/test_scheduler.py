@@ -27,7 +27,6 @@ class PackingTestBase(test_driver.DriverTestBase):
 
     FLAVOR = test_driver.InStepWithNovaTest.FLAVOR
     PACKING = False
-    first_candidate_gpu = test_driver.EqualSizeTest.first_candidate_gpu
 
     def _setup_scheduler_service(self):
         if self.PACKING:
@@ -57,16 +56,17 @@ class PackingTestBase(test_driver.DriverTestBase):
         return large, [self.host_of(s) for s in small]
 
     def refill_then_large(self):
-        """One host, two GPUs. Placement lists them in a fixed order,
-        ``first`` then ``second``: fill ``first`` with 2Q servers, the
-        next goes to ``second``, delete those on ``first``, then one more
-        2Q and a 4Q. Returns the 4Q server (ERROR when no GPU took it),
-        first and second."""
+        """One host, two GPUs, which Placement lists in a fixed order,
+        ``first`` (where the first server goes) then ``second``: fill
+        ``first`` with 2Q servers, the next goes to ``second``, delete
+        those on ``first``, then one more 2Q and a 4Q. Returns the 4Q
+        server (ERROR when no GPU took it), first and second."""
         self.start_host('host1', [test_driver.t4_gpu(GPU1),
                                   test_driver.t4_gpu(GPU2)])
-        first = self.first_candidate_gpu('host1', Q2)
-        second = GPU2 if first == GPU1 else GPU1
         filling = [self.boot('host1', Q2) for _ in range(8)]
+        [first] = [a for a in (GPU1, GPU2) if self.rp('host1', a) in
+                   self.vgpu_allocations(filling[0]['id'])]
+        second = GPU2 if first == GPU1 else GPU1
         for server in filling:
             self.assert_server_vgpus('host1', server, Q2, [first])
         kept = self.boot('host1', Q2)

@@ -9,9 +9,10 @@ line. Pure: no Nova import here.
 """
 import re
 
-# Nova's major versions the Nova tier runs (tools/nova-tier: the pins of
-# benches/nova-requirements.txt), with their release names.
-SUPPORTED = {33: '2026.1 Gazpacho', 34: '2026.2 Hibiscus'}
+# Nova's major versions the Nova tier runs (tools/nova-tier/run-tests
+# --release N), with their release names.
+SUPPORTED = {31: '2025.1 Epoxy', 32: '2025.2 Flamingo', 33: '2026.1 Gazpacho',
+             34: '2026.2 Hibiscus'}
 
 _VERSION_RE = re.compile(r'([0-9]{1,4})\.[0-9]{1,4}(?:\.[0-9]{1,4})?')
 
