@@ -1,9 +1,12 @@
-"""The agent and a stock nova-compute (Nova 34.0.0's own report client) on
-one Placement and one root provider (issue 10 §2, §3).
+"""The agent and a stock nova-compute (Nova's own report client) on one
+Placement and one root provider (issue 10 §2, §3), on every Nova release
+the project supports.
 
-Nova runs in its own virtualenv, ``.cache/nova-venv``
-(``python3 benches/report_traffic.py --install-nova`` makes it; CI does);
-without it these tests are skipped, saying so.
+Each Nova runs in its own virtualenv: ``.cache/nova-venv`` for 34
+(``python3 benches/report_traffic.py --install-nova`` makes it),
+``.cache/nova-venv-<N>`` for 31 to 33 (``tools/nova-tier/run-tests
+--release N`` makes it; CI runs those first); a release without its
+virtualenv is skipped, saying so.
 """
 import json
 import os
@@ -24,32 +27,47 @@ from vgpu_placement.service import standalone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-NOVA_PYTHON = os.path.join(ROOT, '.cache', 'nova-venv', 'bin', 'python')
 COMPUTE_SIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                             'nova', 'compute_side.py')
+# Nova major -> its virtualenv (tools/nova-tier/run-tests' names).
+RELEASES = {34: 'nova-venv', 33: 'nova-venv-33', 32: 'nova-venv-32',
+            31: 'nova-venv-31'}
 
 
-def _nova_importable():
-    if not os.path.exists(NOVA_PYTHON):
+def nova_python(major):
+    return os.path.join(ROOT, '.cache', RELEASES[major], 'bin', 'python')
+
+
+def _nova_importable(major):
+    python = nova_python(major)
+    if not os.path.exists(python):
         return False
     return subprocess.run(
-        [NOVA_PYTHON, '-c', 'import nova.scheduler.client.report'],
+        [python, '-c', 'import nova.scheduler.client.report'],
         capture_output=True, timeout=120).returncode == 0
 
 
-pytestmark = pytest.mark.skipif(
-    not _nova_importable(),
-    reason='nova 34.0.0 is not installed in .cache/nova-venv (python3 '
-           'benches/report_traffic.py --install-nova installs it)')
+@pytest.fixture(params=sorted(RELEASES, reverse=True),
+                ids=lambda major: 'nova%d' % major)
+def nova_release(request):
+    """Each supported Nova release whose virtualenv is here."""
+    major = request.param
+    if not _nova_importable(major):
+        pytest.skip('Nova %d is not installed in .cache/%s (%s)' % (
+            major, RELEASES[major],
+            'python3 benches/report_traffic.py --install-nova installs it'
+            if major == 34 else
+            'tools/nova-tier/run-tests --release %d installs it' % major))
+    return major
 
 
 class NovaCompute:
     """A nova-compute's report client in a process of its own."""
 
-    def __init__(self, url, host):
+    def __init__(self, url, host, major=34):
         self.root_uuid = str(uuid.uuid4())      # its compute node's
         self.proc = subprocess.Popen(
-            [NOVA_PYTHON, COMPUTE_SIDE, url, host, self.root_uuid],
+            [nova_python(major), COMPUTE_SIDE, url, host, self.root_uuid],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True)
 
@@ -77,7 +95,7 @@ class NovaCompute:
 
 
 @pytest.fixture
-def shared(placement_db, host, tmp_path):
+def shared(placement_db, host, tmp_path, nova_release):
     """(nova-compute, our Reporter) on one Placement over loopback HTTP."""
     if EXTERNAL:
         url = EXTERNAL
@@ -85,7 +103,7 @@ def shared(placement_db, host, tmp_path):
     else:
         server = embedded.LoopbackServer(placement_db).__enter__()
         url = server.url
-    nova = NovaCompute(url, host)
+    nova = NovaCompute(url, host, nova_release)
     # Nova's [placement] lines, as an operator would copy them; no
     # create_root_provider: the root is nova-compute's.
     ours = standalone.reporter_for(make_conf(

@@ -10,5 +10,7 @@ it does the same, or eventlet would patch modules already in use (nova
 import importlib.util
 
 if importlib.util.find_spec('nova') is not None:
+    # Nova 31 patches when the module is imported; 32 on, when asked.
     from nova import monkey_patch
-    monkey_patch.patch()
+    if hasattr(monkey_patch, 'patch'):
+        monkey_patch.patch()

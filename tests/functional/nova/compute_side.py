@@ -1,7 +1,7 @@
 """nova-compute's side of a shared Placement, one step per command.
 
-Runs in Nova's own virtualenv (``.cache/nova-venv``), never in the
-project's: Nova 34's SchedulerReportClient driven as
+Runs in a Nova's own virtualenv (``.cache/nova-venv*``), never in the
+project's: that release's SchedulerReportClient driven as its
 ``ResourceTracker._update_to_placement`` drives it, for a compute node
 whose virt driver reports the node's own resources and no vGPU (the
 project reports those).
@@ -46,6 +46,10 @@ def counted(client, counts):
 
 def main(url, host, root_uuid):
     warnings.simplefilter('ignore')
+    # Eventlet or native threads, as nova-compute chooses them before the
+    # rest of Nova is imported (nova/cmd/compute.py, or nova/cmd/__init__
+    # in Nova 31), each release its own way.
+    import nova.cmd.compute  # noqa: F401
     logging.basicConfig(level=logging.CRITICAL)
     fd, conf_file = tempfile.mkstemp(suffix='.conf')
     with os.fdopen(fd, 'w') as f:
@@ -68,8 +72,12 @@ def main(url, host, root_uuid):
         # generation conflict (4 attempts).
         for attempt in range(4):
             try:
-                tree = client.get_provider_subtree_and_ensure_root(
-                    ctx, root_uuid, name=host)
+                # Nova 34's resource tracker reads the subtree; 31 to
+                # 33's, the tree.
+                ensure_root = getattr(
+                    client, 'get_provider_subtree_and_ensure_root',
+                    client.get_provider_tree_and_ensure_root)
+                tree = ensure_root(ctx, root_uuid, name=host)
                 client.get_allocations_for_provider_tree(ctx, host)
                 tree.update_inventory(host, ROOT_INVENTORY)
                 tree.update_traits(host, ROOT_TRAITS)
