@@ -1,7 +1,21 @@
-"""Where the project reaches into Nova beyond a public hook (scheduler side).
+"""Where the project reaches into Nova beyond a public hook.
 
-Each entry names the Nova function it wraps and the releases it was read
-against; a new Nova release is checked here first (and by the Nova tier).
+Each entry names the Nova function it relies on and the releases it was
+read against (nova 31.3.1, 32.2.1, 33.0.2 and 34.0.0 unless it says
+otherwise); a new Nova release is read against this module first, and
+the Nova tier run on it (tools/nova-tier/run-tests --release N).
+
+Compute side (vgpu_placement.nova.driver), checked when the driver starts
+(``missing``: nova-compute refuses to start, naming what is gone):
+
+* PRIVATE_METHODS: the libvirt driver's private methods the driver
+  overrides, with the parameters it passes on;
+* HOST_METHODS: what it calls on the driver's ``_host``
+  (nova/virt/libvirt/host.py ``Host``);
+* MIGRATE_DATA_FIELDS: the ``LibvirtLiveMigrateData`` fields
+  (nova/objects/migrate_data.py) a live migration's two sides exchange.
+
+Scheduler side (vgpu_placement.nova.scheduler):
 
 * ``nova/scheduler/client/report.py``
   ``SchedulerReportClient.get_allocation_candidates(context, resources)``
@@ -21,6 +35,7 @@ Both wrappers only observe: the call, its arguments and its answer are
 Nova's own, and nothing raised while observing reaches Nova.
 """
 import functools
+import inspect
 import logging
 import threading
 
@@ -29,6 +44,48 @@ from vgpu_placement.placement import packing
 LOG = logging.getLogger(__name__)
 _MARK = '_vgpu_placement_wrapped'
 _local = threading.local()
+
+# nova/virt/libvirt/driver.py LibvirtDriver: method -> the parameters the
+# override relies on, in order after self.
+PRIVATE_METHODS = {
+    # Makes a guest's mdevs from its allocations (spawn,
+    # finish_migration, a live migration's destination).
+    '_allocate_mdevs': ('allocations',),
+    # Adds a guest's mdev hostdevs to its config (every path that
+    # defines a guest, through _get_guest_config).
+    '_guest_add_mdevs': ('guest', 'chosen_mdevs'),
+    # {mdev uuid: instance uuid} from the guests' XML, read when a guest
+    # is defined again and by the source of a live migration.
+    '_get_all_assigned_mediated_devices': ('instance',),
+    # Destroys the guest keeping its disks, and defines it again.
+    '_hard_reboot': ('context', 'instance'),
+}
+# nova/virt/libvirt/host.py Host.
+HOST_METHODS = ('get_hostname', 'get_connection', 'list_guests',
+                'has_min_version')
+MIGRATE_DATA_FIELDS = ('source_mdev_types', 'target_mdevs',
+                       'pci_dev_map_src_dst')
+
+
+def missing(driver_cls, host_cls, migrate_data_cls):
+    """What this Nova lacks of the entries above, as 'Class.name' strings
+    (empty: the driver can run)."""
+    gone = []
+    for name, params in PRIVATE_METHODS.items():
+        method = getattr(driver_cls, name, None)
+        try:
+            found = list(inspect.signature(method).parameters)[1:]
+        except (TypeError, ValueError):
+            found = None
+        if found is None or found[:len(params)] != list(params):
+            gone.append('%s.%s(%s)' % (driver_cls.__name__, name,
+                                       ', '.join(params)))
+    gone += ['%s.%s' % (host_cls.__name__, name) for name in HOST_METHODS
+             if not callable(getattr(host_cls, name, None))]
+    fields = getattr(migrate_data_cls, 'fields', {})
+    gone += ['%s.%s' % (migrate_data_cls.__name__, name)
+             for name in MIGRATE_DATA_FIELDS if name not in fields]
+    return gone
 
 
 class Scheduling:

@@ -54,6 +54,7 @@ import nova.conf
 from nova import context as nova_context
 from nova import exception
 from nova import objects
+from nova.objects import migrate_data as migrate_data_obj
 from nova.pci import whitelist
 from nova.scheduler.client import report
 from nova import version
@@ -68,6 +69,7 @@ from vgpu_placement.host import ledger as ledger_mod
 from vgpu_placement.host import mdev_manager
 from vgpu_placement.host import schedule
 from vgpu_placement.host import tree_builder
+from vgpu_placement.nova import compat
 from vgpu_placement.nova import config
 from vgpu_placement.nova import release
 from vgpu_placement.nova import takeover
@@ -118,6 +120,13 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         refused = release.refusal(version.version_string())
         if refused:
             raise exception.InvalidConfiguration(refused)
+        gone = compat.missing(libvirt_driver.LibvirtDriver, libvirt_host.Host,
+                              migrate_data_obj.LibvirtLiveMigrateData)
+        if gone:
+            raise exception.InvalidConfiguration(
+                'vgpu-placement: Nova %s lacks %s, which the compute driver '
+                'relies on (vgpu_placement/nova/compat.py)' % (
+                    version.version_string(), ', '.join(gone)))
         if CONF.devices.enabled_mdev_types:
             raise exception.InvalidConfiguration(
                 '[devices] enabled_mdev_types is %s: with compute_driver %s '
