@@ -41,6 +41,9 @@ For every profile, seed and configuration, on the same arrivals:
                  --departure probability, else one arrives (a refusal
                  does not stop the trace); the cloud starts full, so
                  what fragmentation strands shows here
+  running        servers running, on average over those steps: a
+                 policy that packs starts the churn fuller, so its
+                 acceptance reads against more servers kept
   ms/request     median time of one scheduling (query, filters, weighers,
                  claim)
 
@@ -352,8 +355,9 @@ class Bench:
                     break
                 if cloud.made(consumer, root, type_id):
                     placed += 1
-            accepted = arrivals = 0
+            accepted = arrivals = running = 0
             for step in range(self.args.steps):
+                running += len(cloud.servers)
                 if cloud.servers and rng.random() < self.args.departure:
                     cloud.leave(rng.choice(sorted(cloud.servers)))
                     continue
@@ -365,7 +369,8 @@ class Bench:
                 times.append(time.perf_counter() - start)
                 if root is not None and cloud.made(consumer, root, type_id):
                     accepted += 1
-            return placed, stranded, accepted, arrivals, times
+            return (placed, stranded, accepted, arrivals, times,
+                    running / max(1, self.args.steps))
         finally:
             cloud.close()
 
@@ -421,16 +426,17 @@ def main(argv):
                     statistics.mean(r[1] for r in runs),
                     sum(r[2] for r in runs) / max(1, sum(
                         r[3] for r in runs)),
+                    statistics.mean(r[5] for r in runs),
                     statistics.median(times) * 1000 if times else 0.0)
             print('\n%s (%d hosts)' % (profile.name, args.hosts))
-            print('%-20s %8s %9s %9s %8s %11s' % (
+            print('%-20s %8s %9s %9s %8s %8s %11s' % (
                 'config', 'placed', 'x stock', 'stranded', 'accepted',
-                'ms/request'))
+                'running', 'ms/request'))
             base = rows['stock'][0] or 1
-            for config, (placed, stranded, rate, ms) in rows.items():
-                print('%-20s %8.1f %9.2f %9.1f %7.1f%% %11.1f' % (
+            for config, (placed, stranded, rate, live, ms) in rows.items():
+                print('%-20s %8.1f %9.2f %9.1f %7.1f%% %8.1f %11.1f' % (
                     config, placed, placed / base, stranded, 100 * rate,
-                    ms))
+                    live, ms))
             ours, own = rows['filter+weigher'][0], rows['own claim'][0]
             if ours < 0.98 * own:
                 missed.append('%s: filter+weigher placed %.1f, own claim '
