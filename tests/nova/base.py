@@ -214,6 +214,21 @@ class NovaVGPUTestCase(libvirt_base.LibvirtMigrationMixin,
         self._wait_for_migration_status(server, [expected])
         return self._wait_for_state_change(server, 'ACTIVE')
 
+    def failed_live_migration(self, server, src, dest, look):
+        """A live migration whose libvirt job fails once begun: (server
+        after it, what ``look()`` read when the job began)."""
+        seen = []
+
+        def fail(domain, destination, params, flags):
+            seen.append(look())
+            conn = self.src.driver._host.get_connection()
+            conn.lookupByUUIDString(self.server['id']).fail_job()
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.migrateToURI3', fail))
+        server = self.live_migrate(server, src, dest, expected='failed')
+        return server, seen[0]
+
     # -- what a test reads --------------------------------------------------
 
     def host_mdevs(self, hostname):

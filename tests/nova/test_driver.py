@@ -584,21 +584,12 @@ class MoveTest(DriverTestBase):
         server = self.boot('host1', 'acme-2', host='host1')
         before = {h: self.mdevs_of(h) for h in ('host1', 'host2')}
         allocations = self.server_allocations(server['id'])
-        seen = {}
-
-        def fail(domain, destination, params, flags):
-            # The destination's mdev was made before the migration began.
-            seen['dest'] = self.mdevs_of('host2')
-            conn = self.src.driver._host.get_connection()
-            conn.lookupByUUIDString(self.server['id']).fail_job()
-
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.tests.fixtures.libvirt.Domain.migrateToURI3', fail))
-        server = self.live_migrate(server, 'host1', 'host2',
-                                   expected='failed')
+        server, dest_mdevs = self.failed_live_migration(
+            server, 'host1', 'host2', lambda: self.mdevs_of('host2'))
+        # The destination's mdev was made before the migration began.
         self.assertEqual(
             {host_facts.mdev_uuid_for(server['id'], 0): (GPU1, 'acme-2')},
-            seen['dest'])
+            dest_mdevs)
         self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual(before, {h: self.mdevs_of(h)
                                   for h in ('host1', 'host2')})

@@ -324,20 +324,10 @@ class LiveMigrationTest(VendorVfioTestBase):
         server = self.start_both()
         src_vf = self.assert_server_vf('host1', server, Q4)
         allocations = self.server_allocations(server['id'])
-        seen = {}
-
-        def fail(domain, destination, params, flags):
-            # The destination's VF holds the type before the migration.
-            seen['dest'] = self.vf_types('host2')
-            conn = self.src.driver._host.get_connection()
-            conn.lookupByUUIDString(self.server['id']).fail_job()
-
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.tests.fixtures.libvirt.Domain.migrateToURI3', fail))
-        server = self.live_migrate(server, 'host1', 'host2',
-                                   expected='failed')
-        self.assertEqual([int(Q4.split('-')[1])],
-                         list(seen['dest'].values()))
+        server, dest_vfs = self.failed_live_migration(
+            server, 'host1', 'host2', lambda: self.vf_types('host2'))
+        # The destination's VF held the type when the migration began.
+        self.assertEqual([int(Q4.split('-')[1])], list(dest_vfs.values()))
         self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual(src_vf, self.assert_server_vf('host1', server, Q4))
         self.assertEqual(allocations, self.server_allocations(server['id']))
