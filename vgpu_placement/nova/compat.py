@@ -23,13 +23,12 @@ Scheduler side (vgpu_placement.nova.scheduler):
   (``@safe_connect``). Nova keeps the summaries local to
   ``SchedulerManager.select_destinations`` and gives filters and weighers
   only each host's candidates; the wrapper keeps them for the request
-  being scheduled in this thread. Read against nova 34.0.0.
+  being scheduled in this thread.
 * ``nova/scheduler/utils.py`` ``claim_resources(ctx, client, spec_obj,
   instance_uuid, alloc_req, allocation_request_version=None)`` returns
   True when Placement took the claim; in a multi-create request the
   manager claims one instance after another from the same summaries, so
-  the wrapper adds each claim taken to the usage kept. Read against nova
-  34.0.0.
+  the wrapper adds each claim taken to the usage kept.
 
 Both wrappers only observe: the call, its arguments and its answer are
 Nova's own, and nothing raised while observing reaches Nova.
@@ -138,8 +137,8 @@ def _took_claim(context, alloc_req, claimed):
 
 
 def _observe(owner, name, observer):
-    """Wrap ``owner.name`` so that ``observer(args, answer)`` sees each
-    call's arguments and answer; done once per process."""
+    """Wrap ``owner.name`` so that ``observer(args, kwargs, answer)``
+    sees each call's arguments and answer; done once per process."""
     original = getattr(owner, name)
     if getattr(original, _MARK, False):
         return

@@ -6,7 +6,7 @@
 (``[devices] enabled_mdev_types``) must be off: the project reports and
 creates every vGPU of the host.
 
-What it changes in Nova 34's LibvirtDriver, and nothing else:
+What it changes in Nova's LibvirtDriver (31 to 34), and nothing else:
 
 * ``update_provider_tree``: Nova's tree, then the project's children
   (inventories with the capacity model's ``reserved``, traits, counter
