@@ -64,4 +64,3 @@ def test_a_source_vgpu_without_a_match_pairs_nothing():
     done = [realized('u', 'nvidia-1150', '0000:41:00.0')]
     assert vf_migration.pair({VF_A: 'nvidia-1150'}, done,
                              lambda parent: False) is None
-
