@@ -191,6 +191,11 @@ class RobustnessTest(testtools.TestCase):
         self.assertTrue(self.filter.host_passes(host, None))
         self.assertEqual(candidates, host.allocation_candidates)
         self.assertEqual(0.0, self.weigher._weigh_object(host, None))
+        self.assertTrue(self.filter.host_passes(Host(list(candidates)),
+                                                None))
+        self.assertEqual(1, self.log.output.count(
+            'VgpuPackingFilter found candidates naming providers the '
+            'summaries lack (gpu9)'))
 
     def test_malformed_candidates_pass_and_no_summaries_is_said_once(self):
         for bad in ([{'allocations': None}], [{'nothing': 1}], [42],

@@ -80,18 +80,28 @@ def register_nova_opts(nova_conf):
 register_nova_opts(CONF)
 
 
-def _readable(candidates, providers):
-    """The candidates as {provider: {class: n}}, or None when one names
-    a provider the summaries lack, or none asks for a vGPU."""
+def _readable(candidates, providers, who):
+    """The candidates as {provider: {class: n}}, or None when none asks
+    for a vGPU, or when one is malformed or names a provider the
+    summaries lack (said once)."""
     try:
         plain = [{rp: dict(a['resources'])
                   for rp, a in c['allocations'].items()}
                  for c in candidates]
     except (KeyError, TypeError, AttributeError):
+        _say_once(std_logging.WARNING, ('malformed', who),
+                  'vgpu-placement: %s cannot read an allocation candidate '
+                  '(%.200r): candidates left in Placement\'s order', who,
+                  candidates)
         return None
     if not any(packing.weighs(c, providers) for c in plain):
         return None
-    if any(rp not in providers for c in plain for rp in c):
+    unknown = sorted({rp for c in plain for rp in c} - set(providers))
+    if unknown:
+        _say_once(std_logging.WARNING, ('unknown-provider', who),
+                  'vgpu-placement: %s found candidates naming providers '
+                  'the summaries lack (%s): candidates left in '
+                  'Placement\'s order', who, ', '.join(unknown))
         return None
     return plain
 
@@ -111,7 +121,7 @@ def _host_view(host_state, who):
             '[filter_scheduler]?): candidates left in Placement\'s order',
             who)
         return None
-    plain = _readable(candidates, scheduling.providers)
+    plain = _readable(candidates, scheduling.providers, who)
     if plain is None:
         return None
     return candidates, plain, scheduling.providers
@@ -166,9 +176,10 @@ class VgpuPackingWeigher(weights.BaseHostWeigher):
             if view is None:
                 return 0.0
             _, plain, providers = view
-            same, free = min(packing.score(c, providers) for c in plain)
+            minus_same, free = min(packing.score(c, providers)
+                                   for c in plain)
             room = _SPAN - 1 - min(max(free, 0), _SPAN - 1)
-            return float(-same * _SPAN + room)
+            return float(-minus_same * _SPAN + room)
         except Exception as e:
             _say_once(std_logging.ERROR, ('weigher-error', type(e)),
                       'vgpu-placement: VgpuPackingWeigher gave %s no '
