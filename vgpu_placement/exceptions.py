@@ -129,6 +129,17 @@ class PlacementUnavailable(VgpuPlacementError):
     """Placement could not be reached at all."""
 
 
+class PlacementTooOld(VgpuPlacementError):
+    """406 to the project's microversion: the service predates it."""
+
+    def __init__(self, needed, offered, oldest_release):
+        self.needed, self.offered = needed, offered
+        super().__init__(
+            'Placement does not speak microversion %s (it offers up to %s): '
+            'vgpu-placement needs openstack-placement %s or later'
+            % (needed, offered or 'an unknown version', oldest_release))
+
+
 class RootProviderMissing(VgpuPlacementError):
     """Placement has no root provider for this host, and we may not create
     it (nova-compute does, for its compute node)."""

@@ -200,3 +200,19 @@ def test_a_consumer_written_without_a_type_reads_unknown_and_keeps_it(
                                        % other)['allocations']:
             placement.delete('/allocations/%s' % consumer_)
         placement.delete('/resource_providers/%s' % other)
+
+
+def test_a_microversion_the_service_lacks_is_one_line_naming_both(
+        placement):
+    # What a service older than the project's MICROVERSION answers: the
+    # same 406 a newer microversion than this service's gets here.
+    offered = placement.get('/')['versions'][0]['max_version']
+    major, minor = offered.split('.')
+    beyond = '%s.%d' % (major, int(minor) + 1)
+    with pytest.raises(exceptions.PlacementTooOld) as caught:
+        placement.get('/resource_providers', microversion=beyond)
+    message = str(caught.value)
+    assert '\n' not in message
+    assert ('does not speak microversion %s (it offers up to %s)'
+            % (beyond, offered)) in message
+    assert 'openstack-placement 7.0.0' in message

@@ -32,6 +32,8 @@ import time
 import urllib.error
 import urllib.request
 
+import releases
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_DIR = os.path.join(CHECKOUT, '.cache', 'placement-server')
@@ -739,7 +741,8 @@ def requested_settings(args, state):
              'threads': args.threads,
              'wide_tree_tuning': args.wide_tree_tuning,
              'max_allocation_candidates': args.max_allocation_candidates,
-             'conflict_retries': args.conflict_retries}
+             'conflict_retries': args.conflict_retries,
+             'release': args.release}
     return {k: v for k, v in asked.items() if v is not None}
 
 
@@ -755,7 +758,8 @@ def resolve_settings(args):
             'max_allocation_candidates': max_cand,
             'conflict_retries': (DEFAULT_CONFLICT_RETRIES
                                  if args.conflict_retries is None
-                                 else args.conflict_retries)}
+                                 else args.conflict_retries),
+            'release': releases.installed_major()}
 
 
 def cmd_start(args, layout):
@@ -933,9 +937,15 @@ def main(argv=None):
     sub = parser.add_subparsers(dest='command', required=True)
 
     def add_dir(p):
-        p.add_argument('--dir', default=DEFAULT_DIR,
+        p.add_argument('--dir',
                        help='where the cluster, config, logs and pids live '
-                            '(default: %(default)s)')
+                            '(default: %s; .cache/placement-server-<N> with '
+                            '--release N)' % DEFAULT_DIR)
+        p.add_argument('--release', type=int,
+                       help='the openstack-placement major release to run: '
+                            '%s (default: the one this interpreter has, '
+                            'from the checkout\'s extra embedded)' % ', '.join(
+                                map(str, sorted(releases.RELEASES))))
 
     start = sub.add_parser('start', help='start (or confirm) the servers and '
                                          'print the endpoint URL')
@@ -981,9 +991,24 @@ def main(argv=None):
     dbsync = sub.add_parser('db-sync', help=argparse.SUPPRESS)
     dbsync.add_argument('--config-file', required=True)
 
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.command == 'db-sync':
         return cmd_db_sync(args)
+    if args.dir is None:
+        args.dir = (DEFAULT_DIR if args.release is None
+                    else releases.release_dir(args.release))
+    if args.command == 'start' and args.release is not None:
+        try:
+            python = releases.venv_python(args.release)
+        except releases.ReleaseError as e:
+            log(str(e))
+            return 1
+        if python != sys.executable:
+            # The release's own interpreter runs the rest (db-sync and
+            # gunicorn use sys.executable).
+            os.execv(python, [python, os.path.abspath(__file__)] + argv +
+                     ['--dir', args.dir])
     layout = Layout(args.dir)
     try:
         return {'start': cmd_start, 'stop': cmd_stop,

@@ -30,9 +30,11 @@ from vgpu_placement.placement import shapes
 RETRY_DELAY = 0.5       # seconds before a write's first retry (doubles)
 MAX_RETRY_DELAY = 60.0  # keystoneauth's own cap
 
-# 1.39 is the newest microversion of openstack-placement 16.0.0; from 1.38
-# on, allocation writes must carry consumer_type.
+# 1.39 is the newest microversion of openstack-placement 13.0.0 to 16.0.0
+# (2025.1 to 2026.2); from 1.38 on, allocation writes must carry
+# consumer_type. A service older than Yoga answers 406 to it.
 MICROVERSION = '1.39'
+OLDEST_PLACEMENT = '7.0.0 (Yoga)'
 
 
 @dataclasses.dataclass
@@ -163,12 +165,26 @@ class PlacementClient:
             detail = resp.text[:200]
         if resp.status_code == 409:
             raise exceptions.PlacementConflict(method, path, 409, code, detail)
+        if resp.status_code == 406 and 'version' in (detail or '').lower():
+            raise exceptions.PlacementTooOld(microversion,
+                                             self._max_microversion(),
+                                             OLDEST_PLACEMENT)
         if resp.status_code >= 500:
             raise exceptions.PlacementUnavailable(
                 'Placement %s %s answered %s: %s' % (
                     method, path, resp.status_code, (detail or '').strip()))
         raise exceptions.PlacementError(method, path, resp.status_code, code,
                                         detail)
+
+    def _max_microversion(self):
+        """The newest microversion the service's root document offers,
+        or None where it cannot be read."""
+        try:
+            resp = self.adapter.request('/', 'GET', raise_exc=False)
+            return resp.json()['versions'][0]['max_version']
+        except (ks_exc.ClientException, ValueError, KeyError, IndexError,
+                TypeError):
+            return None
 
     def get(self, path, **kw):
         return self.request('GET', path, **kw)
