@@ -663,8 +663,9 @@ class PeriodicReconcileTest(DriverTestBase):
             self.rp('host1', GPU1): acme1})
         self._run_periodics()
         self.assertIn(made.uuid, self.mdevs_of('host1'))   # not due yet
-        now = driver._clock()
-        driver._clock = lambda: now + driver._reconcile_schedule.interval
+        node = driver.vgpu_node
+        now = node.clock()
+        node.clock = lambda: now + node.reconcile_schedule.interval
         self._run_periodics()
         self.assertNotIn(made.uuid, self.mdevs_of('host1'))
         self.assertEqual([], driver.vgpu_host.ledger.records(stray))

@@ -51,3 +51,10 @@ def test_a_renamed_method_a_moved_parameter_and_a_field_are_named():
         'Older._guest_add_mdevs(guest, chosen_mdevs)',
         'OlderHost.has_min_version',
         'OlderData.pci_dev_map_src_dst']
+
+
+def test_names_that_do_not_resolve_are_named_by_their_path():
+    assert compat.missing_names(('os.path.join', 'os.path.nope',
+                                 'json.JSONDecoder.decode',
+                                 'no_such_module.thing')) == [
+        'os.path.nope', 'no_such_module.thing']

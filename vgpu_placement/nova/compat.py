@@ -13,7 +13,13 @@ Compute side (vgpu_placement.nova.driver), checked when the driver starts
 * HOST_METHODS: what it calls on the driver's ``_host``
   (nova/virt/libvirt/host.py ``Host``);
 * MIGRATE_DATA_FIELDS: the ``LibvirtLiveMigrateData`` fields
-  (nova/objects/migrate_data.py) a live migration's two sides exchange.
+  (nova/objects/migrate_data.py) a live migration's two sides exchange;
+* NOVA_NAMES (``missing_names``): Nova's other functions and classes it
+  calls.
+
+The decisions themselves (reconcile, report, reshape, adoption) are
+vgpu_placement.nova.node's, which reaches Nova only through callables
+the driver hands it.
 
 Scheduler side (vgpu_placement.nova.scheduler):
 
@@ -34,6 +40,7 @@ Both wrappers only observe: the call, its arguments and its answer are
 Nova's own, and nothing raised while observing reaches Nova.
 """
 import functools
+import importlib
 import inspect
 import logging
 import threading
@@ -48,7 +55,10 @@ _local = threading.local()
 # override relies on, in order after self.
 PRIVATE_METHODS = {
     # Makes a guest's mdevs from its allocations (spawn,
-    # finish_migration, a live migration's destination).
+    # finish_migration, a live migration's destination). Nova calls it in
+    # the thread of spawn, finish_migration or _hard_reboot, with the
+    # allocations only: the driver names the instance through a
+    # thread-local set around those three.
     '_allocate_mdevs': ('allocations',),
     # Adds a guest's mdev hostdevs to its config (every path that
     # defines a guest, through _get_guest_config).
@@ -56,7 +66,8 @@ PRIVATE_METHODS = {
     # {mdev uuid: instance uuid} from the guests' XML, read when a guest
     # is defined again and by the source of a live migration.
     '_get_all_assigned_mediated_devices': ('instance',),
-    # Destroys the guest keeping its disks, and defines it again.
+    # Destroys the guest keeping its disks (through destroy(), in the
+    # same thread: the driver keeps the mdevs then), and defines it again.
     '_hard_reboot': ('context', 'instance'),
 }
 # nova/virt/libvirt/host.py Host.
@@ -64,6 +75,18 @@ HOST_METHODS = ('get_hostname', 'get_connection', 'list_guests',
                 'has_min_version')
 MIGRATE_DATA_FIELDS = ('source_mdev_types', 'target_mdevs',
                        'pci_dev_map_src_dst')
+# Nova's other names the driver calls, by module path: the servers and
+# moves of this host (nova/objects/instance.py, migration.py), Nova's
+# report client (nova/scheduler/client/report.py), the PCI device_spec
+# parser (nova/pci/whitelist.py) and the guest's PCI hostdev config
+# (nova/virt/libvirt/config.py).
+NOVA_NAMES = (
+    'nova.objects.InstanceList.get_by_host',
+    'nova.objects.MigrationList.get_in_progress_by_host_and_node',
+    'nova.scheduler.client.report.report_client_singleton',
+    'nova.pci.whitelist.Whitelist',
+    'nova.virt.libvirt.config.LibvirtConfigGuestHostdevPCI',
+)
 
 
 def missing(driver_cls, host_cls, migrate_data_cls):
@@ -84,6 +107,25 @@ def missing(driver_cls, host_cls, migrate_data_cls):
     fields = getattr(migrate_data_cls, 'fields', {})
     gone += ['%s.%s' % (migrate_data_cls.__name__, name)
              for name in MIGRATE_DATA_FIELDS if name not in fields]
+    return gone
+
+
+def missing_names(names=NOVA_NAMES):
+    """The dotted names (module, then attributes) that do not resolve."""
+    gone = []
+    for name in names:
+        parts = name.split('.')
+        found = None
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                found = importlib.import_module('.'.join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                found = getattr(found, attr, None)
+            break
+        if found is None:
+            gone.append(name)
     return gone
 
 

@@ -41,12 +41,17 @@ What it changes in Nova's LibvirtDriver (31 to 34), and nothing else:
   reshape at the first start, and the mdevs its servers use are adopted
   into the ledger (at start, on each report, and before a server is
   deleted or moved away), never recreated.
+
+The hooks only translate: what they decide (the reconcile schedule, the
+tree reported, the reshape, adoption, which guests that left are freed)
+is vgpu_placement.nova.node.ComputeNode's, which holds no Nova; what the
+driver touches of Nova beyond public hooks is listed in
+vgpu_placement.nova.compat.
 """
 import contextlib
 import json
 import os
 import threading
-import time
 
 from oslo_log import log as logging
 
@@ -65,30 +70,20 @@ from nova.virt.libvirt import host as libvirt_host
 from vgpu_placement import drivers
 from vgpu_placement.drivers.mdev import libvirt as lv_driver
 from vgpu_placement import exceptions
-from vgpu_placement.host import ledger as ledger_mod
 from vgpu_placement.host import mdev_manager
-from vgpu_placement.host import schedule
 from vgpu_placement.host import tree_builder
 from vgpu_placement.nova import compat
 from vgpu_placement.nova import config
+from vgpu_placement.nova import node as node_mod
 from vgpu_placement.nova import release
-from vgpu_placement.nova import takeover
 from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.nova import vf_migration
 from vgpu_placement.placement import client as client_mod
-from vgpu_placement.placement import provider_tree as ptree
-from vgpu_placement.placement import traits as traits_mod
 from vgpu_placement.sysfs import read as sysfs_read
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
 config.register_nova_opts(CONF)
-
-
-def _resources(allocations):
-    """Nova's {rp: {'resources': {class: n}, ...}} -> {rp: {class: n}}."""
-    return {rp: dict(a.get('resources', {}))
-            for rp, a in (allocations or {}).items()}
 
 
 class _ReportClientAdapter:
@@ -121,7 +116,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         if refused:
             raise exception.InvalidConfiguration(refused)
         gone = compat.missing(libvirt_driver.LibvirtDriver, libvirt_host.Host,
-                              migrate_data_obj.LibvirtLiveMigrateData)
+                              migrate_data_obj.LibvirtLiveMigrateData) + \
+            compat.missing_names()
         if gone:
             raise exception.InvalidConfiguration(
                 'vgpu-placement: Nova %s lacks %s, which the compute driver '
@@ -136,15 +132,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                     CONF.compute_driver))
         super().__init__(virtapi, read_only)
         self._local = threading.local()
-        self._vp = None                 # set up by init_host
-        # Whether the resource tracker has asked for the tree yet: a
-        # reshape can only be asked for at its first (start-up) call.
-        self._reported = False
-        self._clock = time.monotonic
-        # (foreign mdevs, managed providers) of the last adoption pass
-        # over every guest that found nothing to adopt.
-        self._nothing_to_adopt = None
-        self._reconcile_schedule = None     # set up by init_host
+        self._node = None               # set up by init_host
 
     # -- setting up -----------------------------------------------------
     def _vp_setup(self):
@@ -166,10 +154,14 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         client = client_mod.PlacementClient(_ReportClientAdapter())
         tree = tree_mod.NovaTree(builder, client, node,
                                  migrations=self._migrations_in_progress)
-        self._vp = mdev_manager.MdevManager(node, driver, tree, client,
-                                            conf.state_path)
-        self._reconcile_schedule = schedule.ReconcileSchedule(
-            conf.agent.reconcile_interval, lambda: self._clock())
+        manager = mdev_manager.MdevManager(node, driver, tree, client,
+                                           conf.state_path)
+        self._node = node_mod.ComputeNode(
+            manager, conf.agent.reconcile_interval,
+            servers_here=self._servers_here,
+            migrations=self._migrations_in_progress,
+            assigned_mdevs=lambda instance: (
+                self._get_all_assigned_mediated_devices(instance)))
         self._one_owner_per_vf(conf)
         LOG.info('vgpu-placement: driver %s, state in %s, host %s',
                  conf.driver, conf.state_path, node)
@@ -184,8 +176,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         specs = whitelist.Whitelist(CONF.pci.device_spec).specs
         if not specs:
             return
-        driver = self._vp.driver
-        for vf in self._vp.driver.discover().parents:
+        driver = self._node.manager.driver
+        for vf in driver.discover().parents:
             if not (vf.physfn and driver.guest_gets_parent(vf.name)):
                 continue
             device = {'address': vf.name, 'parent_addr': vf.physfn,
@@ -233,181 +225,31 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
                 self._migrations_in_progress().values())
 
     @property
+    def vgpu_node(self):
+        """The project's node.ComputeNode: what this driver decides."""
+        if self._node is None:
+            self._vp_setup()
+        return self._node
+
+    @property
     def vgpu_host(self):
         """The project's mdev_manager.MdevManager of this compute node."""
-        if self._vp is None:
-            self._vp_setup()
-        return self._vp
+        return self.vgpu_node.manager
 
     def init_host(self, host):
         super().init_host(host)
         self._vp_setup()
-        # Guests that left by live migration before a cleanup that never
-        # came (nova-compute stopped between the two): their migration
-        # may still read as running, which would keep their mdevs here.
-        for consumer in self._departed():
-            self._free_departed(consumer)
-        self._reconcile()
-
-    def _departed(self):
-        """Consumers whose guest left this host (the ledger's notes); none
-        while the ledger cannot be used (said; nothing is freed then)."""
-        try:
-            return self.vgpu_host.ledger.departed()
-        except exceptions.VgpuPlacementError as e:
-            LOG.error('vgpu-placement: guests that left this host not '
-                      'looked up: %s', e)
-            return []
-
-    def _free_departed(self, consumer):
-        """Free the mdevs of a consumer whose guest left this host. The
-        note stays (MdevManager.reconcile makes none for it) until the
-        consumer holds nothing here or comes back."""
-        try:
-            self.vgpu_host.free(consumer)
-        except exceptions.VgpuPlacementError as e:
-            LOG.error('vgpu-placement: mdevs of %s, which left this host, '
-                      'not freed: %s', consumer, e)
-
-    def _reconcile(self):
-        tree = self.vgpu_host.tree
-        try:
-            if tree.refresh() is None:
-                LOG.info('vgpu-placement: no provider tree for %s in '
-                         'Placement yet: nothing to reconcile',
-                         tree.root_name)
-                # Done, with nothing to do (a new host): not retried at
-                # the next report as a failure would be.
-                self._reconcile_schedule.finished()
-                return
-            # Adopted first: reconcile would otherwise make new mdevs for
-            # servers that use stock Nova's.
-            self._adopt()
-            summary = self.vgpu_host.reconcile(
-                realize_for=self._servers_here().__contains__)
-        except exceptions.VgpuPlacementError as e:
-            # Nova starts anyway; a guest whose mdev is missing fails to
-            # start with libvirt's "mediated device ... not found".
-            LOG.error('vgpu-placement: reconcile failed (tried again at '
-                      'the next report): %s', e)
-            return
-        self._reconcile_schedule.finished()
-        done = {k: v for k, v in summary.items() if v}
-        if done:
-            LOG.info('vgpu-placement: reconciled: %s', done)
+        self._node.start()
 
     # -- reporting --------------------------------------------------------
     def update_provider_tree(self, provider_tree, nodename,
                              allocations=None):
         super().update_provider_tree(provider_tree, nodename,
                                      allocations=allocations)
-        vp = self.vgpu_host
-        if allocations is None and self._reconcile_schedule is not None \
-                and self._reconcile_schedule.due():
-            # Before the host is read: what it changes is in this report.
-            self._reconcile()
-        builder = vp.tree.builder
-        snapshot = builder.discover()
-        desired = builder.desired_tree(
-            snapshot, self._freed_claims(provider_tree, nodename))
-        if allocations is None:
-            vp.tree.refresh()
-        cached = vp.tree.children()
-        # Children of ours by name that we do not report yet: stock
-        # Nova's, on a host it is taking over from Nova.
-        taken = {provider_tree.data(c.name).uuid: c for c in desired.children
-                 if provider_tree.exists(c.name) and traits_mod.MANAGED
-                 not in provider_tree.data(c.name).traits}
-        first, self._reported = not self._reported, True
-        if allocations is None and first and any(
-                takeover.foreign_in_use(c, cached[c.name][1].usages)
-                for c in taken.values() if c.name in cached):
-            LOG.info('vgpu-placement: stock Nova\'s vGPU allocations on %s: '
-                     'asking for a reshape into the project\'s classes',
-                     ', '.join(sorted(c.name for c in taken.values())))
-            raise exception.ReshapeNeeded()
-        if allocations is not None and taken:
-            self._reshape(allocations, taken, snapshot)
-
-        def usages_of(name, rp_uuid):
-            if allocations is not None:
-                return tree_mod.usages_from_allocations(
-                    allocations, [rp_uuid])[rp_uuid]
-            child = desired.child(name)
-            if child is not None:
-                return vp.tree.usages(child)
-            return vp.tree.retired_usages(rp_uuid)
-
-        tree_mod.put_tree(provider_tree, nodename, desired, usages_of)
-        if allocations is None:
-            self._adopt(snapshot=snapshot)
-
-    def _freed_claims(self, provider_tree, nodename):
-        """{device: {type: n}}: claims Placement still holds whose mdev
-        was freed for good (this report runs before Nova deletes a
-        server's allocations): on an equal-size GPU they keep no size
-        open. Reads only while the ledger has such notes."""
-        def provider_of(device):
-            name = ptree.provider_name(nodename, device)
-            return provider_tree.data(name).uuid if provider_tree.exists(
-                name) else None
-        vp = self.vgpu_host
-        return vp.tree.builder.freed_claims(
-            vp.client, provider_of, self._migrations_in_progress)
-
-    def _reshape(self, allocations, taken, snapshot):
-        """Stock Nova's vGPU allocations on ``taken`` ({rp uuid:
-        DesiredProvider}) moved to the project's classes, in place."""
-        mdevs = {m.uuid: (p.name, m.type_id) for p in snapshot.parents
-                 for m in p.mdevs}
-        moved, left = takeover.reshape(
-            allocations, taken, self._get_all_assigned_mediated_devices(),
-            mdevs, self._migrations_in_progress())
-        LOG.info('vgpu-placement: reshape moves %d vGPU allocations of '
-                 'stock Nova into the project\'s classes', len(moved))
-        for consumer, rp_uuid, rc, n in left:
-            LOG.warning('vgpu-placement: %d %s of %s on %s not moved: no mdev '
-                        'of its guest there accounts for it; kept, closed, '
-                        'until it is released', n, rc, consumer,
-                        taken[rp_uuid].name)
-
-    def _adopt(self, instance=None, snapshot=None):
-        """Adopt into the ledger the mdevs stock Nova made that servers of
-        this host use (their guest XML names them), as the vGPUs their
-        allocations ask for (MdevManager.adopt); ``instance``: that
-        server's only. A host with no mdev outside the ledger costs one
-        host read; the guests are read only when that set of mdevs, or
-        the providers we manage, changed since a pass that adopted
-        nothing (stock Nova leaves unused mdevs behind: they would make
-        every report read every guest)."""
-        vp = self.vgpu_host
         try:
-            snapshot = snapshot or vp.tree.builder.discover()
-            foreign = {m.uuid for m in snapshot.mdevs()} - \
-                ledger_mod.owned_mdevs(vp.ledger)
-        except exceptions.VgpuPlacementError as e:
-            LOG.warning('vgpu-placement: no adoption of stock Nova\'s mdevs '
-                        'now: %s', e)
-            return
-        looked_at = (frozenset(foreign), frozenset(vp.tree.managed()))
-        if not foreign or (instance is None and
-                           looked_at == self._nothing_to_adopt):
-            return
-        by_server = {}
-        for mdev_uuid, server in self._get_all_assigned_mediated_devices(
-                instance).items():
-            if mdev_uuid in foreign:
-                by_server.setdefault(server, []).append(mdev_uuid)
-        adopted = failed = False
-        for server, uuids in sorted(by_server.items()):
-            try:
-                adopted = bool(vp.adopt(server, uuids)) or adopted
-            except exceptions.VgpuPlacementError as e:
-                failed = True
-                LOG.warning('vgpu-placement: mdevs %s of %s not adopted: %s',
-                            ', '.join(sorted(uuids)), server, e)
-        if instance is None and not (adopted or failed):
-            self._nothing_to_adopt = looked_at
+            self.vgpu_node.report(provider_tree, nodename, allocations)
+        except node_mod.ReshapeNeeded:
+            raise exception.ReshapeNeeded()
 
     # -- realize ------------------------------------------------------------
     @contextlib.contextmanager
@@ -420,21 +262,6 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         finally:
             self._local.consumer = None
 
-    def _realize(self, consumer, allocations):
-        """The consumer's mdev UUIDs on this host ([] when its
-        allocations hold no vGPU of ours)."""
-        resources = _resources(allocations)
-        is_ours = self.vgpu_host.tree.is_ours()
-        if not any(is_ours(rp) and any(r.values())
-                   for rp, r in resources.items()):
-            return []
-        try:
-            done = self.vgpu_host.realize(consumer, resources)
-        except exceptions.VgpuPlacementError as e:
-            raise exception.ComputeResourcesUnavailable(
-                reason='vGPU of %s: %s' % (consumer, e))
-        return [r.uuid for r in done]
-
     def _allocate_mdevs(self, allocations):
         if not allocations:
             return []
@@ -442,7 +269,11 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         if consumer is None:
             raise exception.NovaException(
                 'vgpu-placement: mdevs asked for without an instance')
-        return self._realize(consumer, allocations)
+        try:
+            return self.vgpu_node.realize(consumer, allocations)
+        except exceptions.VgpuPlacementError as e:
+            raise exception.ComputeResourcesUnavailable(
+                reason='vGPU of %s: %s' % (consumer, e))
 
     def spawn(self, context, instance, *args, **kwargs):
         with self._consumer(instance):
@@ -474,25 +305,13 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             self._local.keeping = None
 
     # -- the guest's devices ------------------------------------------------
-    def _vf_records(self, consumer=None):
-        """The ledger's records (of ``consumer``, or all) of vGPUs that are
-        their virtual function (NVIDIA's vendor-specific VFIO: Driver.
-        guest_gets_parent): the guest gets the VF itself."""
-        driver = self.vgpu_host.driver
-        return [r for r in self.vgpu_host.ledger.records(consumer)
-                if driver.guest_gets_parent(r.parent)]
-
-    def _vf_vgpus(self, consumer=None):
-        """{VF address: vGPU uuid} of _vf_records."""
-        return {r.parent: r.uuid for r in self._vf_records(consumer)}
-
     def _guest_add_mdevs(self, guest, chosen_mdevs):
         """Nova's mdev hostdevs, except for a vGPU that is its VF: that
         VF as a PCI hostdev, managed='no' (it stays bound to the vendor's
         driver), as the project's driver writes it (Driver.hostdev_xml).
         Every path that builds a guest comes here: spawn, hard reboot,
         resize and cold migration, evacuate, unshelve, a host's start."""
-        vf_of = {u: vf for vf, u in self._vf_vgpus().items()}
+        vf_of = {u: vf for vf, u in self.vgpu_node.vf_vgpus().items()}
         mdevs = []
         for mdev_uuid in chosen_mdevs:
             vf = vf_of.get(mdev_uuid)
@@ -515,9 +334,9 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         found = super()._get_all_assigned_mediated_devices(instance)
         if instance is not None:
             found.update({u: instance.uuid for u in
-                          self._vf_vgpus(instance.uuid).values()})
+                          self.vgpu_node.vf_vgpus(instance.uuid).values()})
             return found
-        vfs = self._vf_vgpus()
+        vfs = self.vgpu_node.vf_vgpus()
         if not vfs:
             return found
         for guest in self._host.list_guests(only_running=False):
@@ -532,23 +351,13 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     # -- free -----------------------------------------------------------------
     def _free(self, instance):
-        try:
-            freed = self.vgpu_host.free(instance.uuid)
-        except exceptions.VgpuPlacementError as e:
-            # Kept in the ledger: reconcile removes it once the consumer
-            # holds no allocation here.
-            LOG.error('vgpu-placement: mdevs of %s not freed: %s',
-                      instance.uuid, e)
-            return
-        if freed:
-            LOG.info('vgpu-placement: freed mdevs %s of %s',
-                     ', '.join(freed), instance.uuid)
+        self.vgpu_node.free(instance.uuid)
 
     def destroy(self, context, instance, network_info, *args, **kwargs):
         keeping = getattr(self._local, 'keeping', None) == instance.uuid
         if not keeping:
             # Its guest XML is gone once Nova has destroyed it.
-            self._adopt(instance)
+            self.vgpu_node.adopt(instance)
         try:
             return super().destroy(context, instance, network_info, *args,
                                    **kwargs)
@@ -558,7 +367,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def migrate_disk_and_power_off(self, context, instance, *args,
                                    **kwargs):
-        self._adopt(instance)       # freed on this host at confirm
+        self.vgpu_node.adopt(instance)       # freed on this host at confirm
         return super().migrate_disk_and_power_off(context, instance, *args,
                                                   **kwargs)
 
@@ -579,7 +388,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def check_can_live_migrate_source(self, context, instance,
                                       dest_check_data, *args, **kwargs):
-        vfs = self._vf_records(instance.uuid)
+        vfs = self.vgpu_node.vf_records(instance.uuid)
         if vfs:
             reason = self._vf_refusal(
                 instance.uuid, [r.type for r in vfs],
@@ -598,7 +407,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         return data
 
     def live_migration(self, context, instance, *args, **kwargs):
-        self._adopt(instance)       # freed on this host at its cleanup
+        self.vgpu_node.adopt(instance)      # freed here at its cleanup
         return super().live_migration(context, instance, *args, **kwargs)
 
     def check_source_migrate_data_at_dest(self, ctxt, instance,
@@ -626,7 +435,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
         if reason:
             raise exception.MigrationPreCheckError(reason=reason)
         try:
-            done = self.vgpu_host.realize(instance.uuid, _resources(allocs))
+            done = self.vgpu_host.realize(instance.uuid,
+                                          node_mod.resources(allocs))
         except exceptions.VgpuPlacementError as e:
             raise exception.MigrationPreCheckError(
                 reason='vGPU of %s: %s' % (instance.uuid, e))
@@ -662,8 +472,8 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             return super().cleanup(context, instance, network_info, *args,
                                    **kwargs)
         finally:
-            if instance.uuid in self._departed():
-                self._free_departed(instance.uuid)
+            if instance.uuid in self.vgpu_node.departed():
+                self.vgpu_node.free_departed(instance.uuid)
 
     def rollback_live_migration_at_destination(self, context, instance,
                                                *args, **kwargs):
