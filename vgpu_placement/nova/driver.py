@@ -79,6 +79,7 @@ from vgpu_placement.nova import release
 from vgpu_placement.nova import tree as tree_mod
 from vgpu_placement.nova import vf_migration
 from vgpu_placement.placement import client as client_mod
+from vgpu_placement.placement import consumers
 from vgpu_placement.sysfs import read as sysfs_read
 
 LOG = logging.getLogger(__name__)
@@ -436,7 +437,7 @@ class VgpuPlacementLibvirtDriver(libvirt_driver.LibvirtDriver):
             raise exception.MigrationPreCheckError(reason=reason)
         try:
             done = self.vgpu_host.realize(instance.uuid,
-                                          node_mod.resources(allocs))
+                                          consumers.resources_of(allocs or {}))
         except exceptions.VgpuPlacementError as e:
             raise exception.MigrationPreCheckError(
                 reason='vGPU of %s: %s' % (instance.uuid, e))

@@ -16,16 +16,11 @@ from vgpu_placement.host import ledger as ledger_mod
 from vgpu_placement.host import schedule
 from vgpu_placement.nova import takeover
 from vgpu_placement.nova import tree as tree_mod
+from vgpu_placement.placement import consumers
 from vgpu_placement.placement import provider_tree as ptree
 from vgpu_placement.placement import traits as traits_mod
 
 LOG = logging.getLogger(__name__)
-
-
-def resources(allocations):
-    """Nova's {rp: {'resources': {class: n}, ...}} -> {rp: {class: n}}."""
-    return {rp: dict(a.get('resources', {}))
-            for rp, a in (allocations or {}).items()}
 
 
 class ReshapeNeeded(Exception):
@@ -240,7 +235,7 @@ class ComputeNode:
         """The consumer's mdev UUIDs on this host ([] when its allocations
         (Nova's form) hold no vGPU of ours); VgpuPlacementError when they
         cannot be made."""
-        held = resources(allocations)
+        held = consumers.resources_of(allocations or {})
         is_ours = self.manager.tree.is_ours()
         if not any(is_ours(rp) and any(r.values())
                    for rp, r in held.items()):

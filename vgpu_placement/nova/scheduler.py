@@ -48,6 +48,7 @@ from nova.scheduler import weights
 
 from vgpu_placement.nova import compat
 from vgpu_placement import once
+from vgpu_placement.placement import consumers
 from vgpu_placement.placement import packing
 
 LOG = logging.getLogger(__name__)
@@ -85,8 +86,7 @@ def _readable(candidates, providers, who):
     for a vGPU, or when one is malformed or names a provider the
     summaries lack (said once)."""
     try:
-        plain = [{rp: dict(a['resources'])
-                  for rp, a in c['allocations'].items()}
+        plain = [consumers.resources_of(c['allocations'])
                  for c in candidates]
     except (KeyError, TypeError, AttributeError):
         _say_once(std_logging.WARNING, ('malformed', who),

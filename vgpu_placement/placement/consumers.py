@@ -40,6 +40,14 @@ _REFUSED_PROVIDER = re.compile(r"resource provider '([0-9a-f-]{36})'")
 _REFUSED_CLASS = re.compile(r"allocation for '([A-Z0-9_]+)'")
 
 
+def resources_of(allocations):
+    """{rp: {'resources': {class: n}, ...}} (an allocation request, a
+    consumer's allocations, what Nova hands a driver) as {rp: {class:
+    n}}; KeyError, TypeError or AttributeError where it has another
+    shape."""
+    return {rp: dict(a['resources']) for rp, a in allocations.items()}
+
+
 def is_generation_race(error):
     """A 409 that a re-read and retry can get past."""
     return isinstance(error, exceptions.PlacementConflict) and \

@@ -54,8 +54,7 @@ class _Candidates:
     def from_answer(cls, found, fetched):
         providers = packing.providers_from_summaries(
             found['provider_summaries'])
-        return cls(fetched, [{rp: dict(a['resources']) for rp, a in
-                              req['allocations'].items()}
+        return cls(fetched, [consumers.resources_of(req['allocations'])
                              for req in found['allocation_requests']],
                    providers)
 
