@@ -396,3 +396,32 @@ def test_the_log_file_is_made_private(sysfs_host, tmp_path):
         f.write('[DEFAULT]\nlog_file = %s\n' % log)
     run(['report'], sysfs_host)
     assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+
+
+def test_capacity_counts_what_claims_then_get(sysfs_host):
+    """The command's figure for a type is how many claims of the type's
+    flavor Placement then grants on the host (no realize between: the
+    figure is Placement's, one flavor at a time)."""
+    run(['report'], sysfs_host)
+    host = host_of(sysfs_host)
+    answer = json.loads(run(['capacity', '--format', 'json'],
+                            sysfs_host).stdout)
+    mtty2 = next(f for f in answer['flavors'] if f['flavor'] == 'mtty-2')
+    fits = mtty2['per_host'][host]
+    assert mtty2['next_gpu'] == '%s_mtty_mtty' % host
+    specs = ['%s=%s' % kv for kv in mtty2['extra_specs'].items()]
+    for _ in range(fits):
+        run(['claim', '--instance', str(uuid.uuid4())] + specs, sysfs_host)
+    refused = run(['claim', '--instance', str(uuid.uuid4())] + specs,
+                  sysfs_host, check=False)
+    one_line_error(refused, 'vgpu-placement: error: no host can give')
+    table = run(['capacity', '--extra-spec', specs[0], '--extra-spec',
+                 specs[1]], sysfs_host).stdout
+    assert re.search(r'^given\s+cloud\s+0\s+-$', table, re.M), table
+
+
+def test_capacity_of_a_flavor_without_a_vgpu_is_one_line(sysfs_host):
+    run(['report'], sysfs_host)
+    one_line_error(run(['capacity', '--extra-spec', 'resources:VCPU=2'],
+                       sysfs_host, check=False),
+                   'vgpu-placement: error: the flavor asks for no vGPU')

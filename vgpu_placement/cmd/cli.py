@@ -1,8 +1,10 @@
-"""vgpu-placement: discover, report, status and the demo."""
+"""vgpu-placement: discover, report, status, capacity and the demo."""
 import argparse
+import functools
 import re
 import sys
 
+from vgpu_placement.cmd import capacity
 from vgpu_placement.cmd import common
 from vgpu_placement.cmd import demo
 from vgpu_placement.cmd import views
@@ -236,6 +238,11 @@ def build_parser():
                         'numbered groups from --group on, group_policy='
                         'isolate; at most %d (default: %%(default)s)'
                         % MAX_COUNT)
+    p = command('capacity', functools.partial(capacity.run,
+                                              parse_specs=_extra_specs),
+                'How many more servers of each flavor fit, per GPU, per '
+                'host and in the cloud, from Placement.')
+    capacity.add_arguments(p, _whole_number(1, MAX_COUNT))
     p = command('claim', cmd_claim,
                 'Scheduler side: claim vGPUs in Placement for an instance '
                 'from flavor extra specs.')

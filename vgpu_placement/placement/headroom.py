@@ -1,0 +1,122 @@
+"""How many more servers of one flavor fit, from Placement's figures; pure.
+
+Contract: ``headroom(request, gpus)`` answers, for one flavor at a time
+and no other claim meanwhile, how many more of its servers Placement can
+grant now on each GPU provider, each host and the whole cloud, and which
+GPU the next one would take (the project's packing rule, the order its
+own claim path and nova-scheduler's packing filter follow). ``gpus``:
+Gpu records, each what Placement holds for one provider the project
+manages (inventories, usages, traits) and its host (the root's name).
+
+What it counts: the flavor's request groups that ask for a vGPU; the
+host's own classes (VCPU, MEMORY_MB, ...) are not counted. A flavor of
+one group: the sum over a host's GPUs of what each can grant
+(provider_tree.grantable, Placement's capacity rule). K alike groups
+with ``group_policy=isolate`` (K vGPUs on K different GPUs): the most
+servers s such that the host's GPUs, each giving at most s, give K * s.
+
+The figures are Placement's, not the host's: what the project published
+at its last report, less what was granted since. They are the model's
+exact answer wherever claims pay their counters (the default), except on
+NVIDIA's mixed-size GPUs, whose counters cap what one report window may
+grant: there a figure is that window's, and can grow after the next
+report.
+"""
+import dataclasses
+
+from vgpu_placement import exceptions
+from vgpu_placement.placement import packing
+from vgpu_placement.placement import provider_tree
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpu:
+    """One provider the project manages, as Placement holds it."""
+    uuid: str
+    name: str
+    host: str
+    root: str
+    inventories: dict            # class -> Placement's inventory record
+    usages: dict                 # class -> used
+    traits: frozenset
+
+
+@dataclasses.dataclass
+class Headroom:
+    per_gpu: dict                # GPU name -> servers (0 left out)
+    per_host: dict               # host -> servers (every host)
+    cloud: int
+    # Where the next one goes (one-vGPU flavors; None if none fits).
+    next_gpu: str
+
+
+def _vgpu_groups(request):
+    """The request's groups that ask for anything but the host's own
+    standard classes, all alike; UnsupportedFlavor otherwise."""
+    groups = [g for g in request.groups
+              if any(rc.startswith('CUSTOM_') or rc == 'VGPU'
+                     for rc in g.resources)]
+    if not groups:
+        raise exceptions.VgpuPlacementError(
+            'the flavor asks for no vGPU (no CUSTOM_ or VGPU class)')
+    first = groups[0]
+    if any((g.resources, g.required, g.forbidden) !=
+           (first.resources, first.required, first.forbidden)
+           for g in groups[1:]):
+        raise exceptions.VgpuPlacementError(
+            'the flavor\'s vGPU groups differ: headroom is counted for '
+            'one group, or K alike (what flavor-spec --count K prints)')
+    if len(groups) > 1 and request.group_policy != 'isolate':
+        raise exceptions.VgpuPlacementError(
+            '%d vGPU groups without group_policy=isolate: headroom is '
+            'counted for K vGPUs on K different GPUs' % len(groups))
+    return first, len(groups)
+
+
+def per_gpu(group, gpu):
+    """How many more times ``gpu`` can grant ``group``."""
+    if not group.required <= gpu.traits or group.forbidden & gpu.traits:
+        return 0
+    return provider_tree.grantable(gpu.inventories, gpu.usages,
+                                   group.resources)
+
+
+def isolated(counts, k):
+    """The most servers of K vGPUs on K different GPUs that GPUs able to
+    give ``counts`` vGPUs each can hold."""
+    low, high = 0, sum(counts) // k if k else 0
+    while low < high:
+        s = (low + high + 1) // 2
+        if sum(min(c, s) for c in counts) >= k * s:
+            low = s
+        else:
+            high = s - 1
+    return low
+
+
+def _providers(gpus):
+    return {g.uuid: packing.Provider(
+        g.root, g.traits,
+        {rc: int((inv['total'] - inv['reserved']) *
+                 inv.get('allocation_ratio', 1.0))
+         for rc, inv in g.inventories.items()}, dict(g.usages))
+        for g in gpus}
+
+
+def headroom(request, gpus):
+    """Headroom of ``request`` (flavor.Request) on ``gpus``."""
+    group, k = _vgpu_groups(request)
+    counts = {g.uuid: per_gpu(group, g) for g in gpus}
+    per_host = {}
+    for host in sorted({g.host for g in gpus}):
+        mine = [counts[g.uuid] for g in gpus if g.host == host]
+        per_host[host] = isolated(mine, k) if k > 1 else sum(mine)
+    providers = _providers(gpus)
+    able = [g for g in gpus if counts[g.uuid] and per_host[g.host]
+            and k == 1]
+    best = min(able, key=lambda g: (packing.score(
+        {g.uuid: group.resources}, providers), g.name), default=None)
+    return Headroom(
+        per_gpu={g.name: counts[g.uuid] for g in gpus if counts[g.uuid]},
+        per_host=per_host, cloud=sum(per_host.values()),
+        next_gpu=best.name if best else None)
