@@ -19,8 +19,8 @@ NOTES = (
     'one flavor at a time, no other claim meanwhile; vGPU providers only '
     '(the hosts\' CPU and memory are not counted)',
     'from Placement\'s figures (the last report, less what was granted '
-    'since); on NVIDIA mixed-size GPUs a figure is one report window\'s '
-    'and may grow after the next report',
+    'since); (N now): what Placement grants before the next report, on a '
+    'GPU whose counters cap each report window (NVIDIA mixed-size)',
 )
 
 
@@ -60,7 +60,8 @@ def run(args, parse_specs):
         got = headroom.headroom(flavor.parse_extra_specs(specs), gpus)
         out.append({'flavor': name, 'extra_specs': specs,
                     'cloud': got.cloud, 'per_host': got.per_host,
-                    'per_gpu': got.per_gpu, 'next_gpu': got.next_gpu})
+                    'per_gpu': got.per_gpu, 'this_window': got.this_window,
+                    'next_gpu': got.next_gpu})
     if args.format == 'json':
         common.print_json({'flavors': out, 'notes': list(NOTES)})
         return
@@ -73,7 +74,9 @@ def run(args, parse_specs):
             rows.append(['', 'host %s' % host, n, ''])
             for gpu, m in sorted(f['per_gpu'].items()):
                 if host_of[gpu] == host:
-                    rows.append(['', '  %s' % gpu, m, ''])
+                    now = f['this_window'].get(gpu)
+                    rows.append(['', '  %s' % gpu, m if now is None else
+                                 '%d (%d now)' % (m, now), ''])
     print(common.table(['FLAVOR', 'WHERE', 'FITS', 'NEXT ON'], rows)
           if rows else 'no flavor')
     for note in NOTES:

@@ -42,6 +42,9 @@ class Model(abc.ABC):
     """
     kind = None
     counters_carry_all = False
+    # True where window_limits may bound the counters (published as the
+    # WINDOW_CAPPED trait).
+    window_capped = False
 
     @abc.abstractmethod
     def free_after(self, consumed, types):

@@ -17,16 +17,19 @@ servers s such that the host's GPUs, each giving at most s, give K * s.
 
 The figures are Placement's, not the host's: what the project published
 at its last report, less what was granted since. They are the model's
-exact answer wherever claims pay their counters (the default), except on
-NVIDIA's mixed-size GPUs, whose counters cap what one report window may
-grant: there a figure is that window's, and can grow after the next
-report.
+exact answer wherever claims pay their counters (the default). On a
+GPU whose counters cap what one report window may grant (NVIDIA's
+mixed-size mode; the provider bears traits.WINDOW_CAPPED) the type
+classes carry the model's capacity and the counters only that window's:
+there a GPU's figure leaves the counters out, and ``this_window`` says
+what Placement grants before the next report.
 """
 import dataclasses
 
 from vgpu_placement import exceptions
 from vgpu_placement.placement import packing
 from vgpu_placement.placement import provider_tree
+from vgpu_placement.placement import traits as traits_mod
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +48,9 @@ class Gpu:
 class Headroom:
     per_gpu: dict                # GPU name -> servers (0 left out)
     per_host: dict               # host -> servers (every host)
+    # GPU name -> what it grants before the next report, where that is
+    # less (WINDOW_CAPPED GPUs).
+    this_window: dict
     cloud: int
     # Where the next one goes (one-vGPU flavors; None if none fits).
     next_gpu: str
@@ -73,12 +79,16 @@ def _vgpu_groups(request):
     return first, len(groups)
 
 
-def per_gpu(group, gpu):
-    """How many more times ``gpu`` can grant ``group``."""
+def per_gpu(group, gpu, window=False):
+    """How many more times ``gpu`` can grant ``group``: the model's
+    figure, or (``window``) Placement's before the next report."""
     if not group.required <= gpu.traits or group.forbidden & gpu.traits:
         return 0
-    return provider_tree.grantable(gpu.inventories, gpu.usages,
-                                   group.resources)
+    wanted = group.resources
+    if not window and traits_mod.WINDOW_CAPPED in gpu.traits:
+        wanted = {rc: n for rc, n in wanted.items()
+                  if not rc.startswith(provider_tree.COUNTER_PREFIX)}
+    return provider_tree.grantable(gpu.inventories, gpu.usages, wanted)
 
 
 def isolated(counts, k):
@@ -107,10 +117,12 @@ def headroom(request, gpus):
     """Headroom of ``request`` (flavor.Request) on ``gpus``."""
     group, k = _vgpu_groups(request)
     counts = {g.uuid: per_gpu(group, g) for g in gpus}
+    by_name = {g.name: g.uuid for g in gpus}
     per_host = {}
     for host in sorted({g.host for g in gpus}):
         mine = [counts[g.uuid] for g in gpus if g.host == host]
         per_host[host] = isolated(mine, k) if k > 1 else sum(mine)
+    windows = {g.name: per_gpu(group, g, window=True) for g in gpus}
     providers = _providers(gpus)
     able = [g for g in gpus if counts[g.uuid] and per_host[g.host]
             and k == 1]
@@ -119,4 +131,6 @@ def headroom(request, gpus):
     return Headroom(
         per_gpu={g.name: counts[g.uuid] for g in gpus if counts[g.uuid]},
         per_host=per_host, cloud=sum(per_host.values()),
+        this_window={name: n for name, n in windows.items()
+                     if n < counts[by_name[name]]},
         next_gpu=best.name if best else None)

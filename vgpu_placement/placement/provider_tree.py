@@ -328,6 +328,9 @@ def host_caps(snapshot, policies):
     return caps
 
 
+COUNTER_PREFIX = 'CUSTOM_VGPU_UNITS_'
+
+
 def counter_class(kind, pool, single):
     name = 'VGPU_UNITS_%s' % kind if single else 'VGPU_UNITS_%s_%s' % (
         kind, pool)
@@ -403,10 +406,12 @@ def build_tree(host, snapshot, policies, choose_model=None, counters=True,
             counters=counters_for(parent, model) if counters else (),
             grouped=bool(parent.members), claims_pay=claims_pay,
             freed=dict((freed or {}).get(parent.name, {})))
+        traits = traits_mod.parent_traits([parent.type(t) for t in ids])
+        if plan.counters and model.window_capped:
+            traits |= {traits_mod.WINDOW_CAPPED}
         children.append(DesiredProvider(
             name=provider_name(host, parent.name), device=parent.name,
-            plan=plan,
-            traits=traits_mod.parent_traits([parent.type(t) for t in ids])))
+            plan=plan, traits=traits))
     return DesiredTree(host, tuple(sorted(children, key=lambda c: c.name)),
                        frozenset(provider_name(host, name)
                                  for name in snapshot.unreadable))

@@ -19,6 +19,10 @@ MANAGED = 'CUSTOM_VGPU_PLACEMENT_MANAGED'
 # On a managed provider whose device is gone (kept for caches like
 # nova-compute's; see placement.sync).
 RETIRED = 'CUSTOM_VGPU_PLACEMENT_RETIRED'
+# On a managed provider whose shared counters bound what one report
+# window may grant (Model.window_limits: NVIDIA's mixed-size mode): there
+# the type classes carry the model's capacity, the counters a window's.
+WINDOW_CAPPED = 'CUSTOM_VGPU_PLACEMENT_WINDOW_CAPPED'
 
 
 def parse_description(description):

@@ -79,6 +79,7 @@ class Mixed(pool.Pool):
     # The order vGPUs are created in matters: the counters are bounded
     # for each report window instead (mixed_burst_limits).
     counters_carry_all = False
+    window_capped = True
 
     def free_after(self, consumed, types):
         existing = self.existing or {}
