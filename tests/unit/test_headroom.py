@@ -75,3 +75,23 @@ def test_flavors_it_cannot_count_are_one_line(specs, words):
     with pytest.raises(exceptions.VgpuPlacementError) as caught:
         headroom.headroom(flavor.parse_extra_specs(specs), [gpu('a', 'h')])
     assert words in str(caught.value)
+
+
+def test_a_window_capped_gpu_counts_its_type_class_and_says_the_window():
+    capped = gpu('h1_a', 'h1', units=8, traits=[
+        'CUSTOM_VGPU_PLACEMENT_WINDOW_CAPPED'])
+    # The counter lets 1 more through this window; the class says 4.
+    capped.inventories[UNITS]['reserved'] = 6
+    got = headroom.headroom(request(), [capped])
+    assert got.per_gpu == {'h1_a': 4}
+    assert got.this_window == {'h1_a': 1}
+    counters_only = flavor.parse_extra_specs({
+        'resources1:%s' % UNITS: '2'})
+    assert headroom.headroom(counters_only, [capped]).per_gpu == {
+        'h1_a': 1}
+
+
+def test_a_zero_amount_is_no_request():
+    with pytest.raises(exceptions.VgpuPlacementError):
+        headroom.headroom(flavor.parse_extra_specs(
+            {'resources1:%s' % RC: '0'}), [gpu('a', 'h')])

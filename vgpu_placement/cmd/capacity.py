@@ -46,9 +46,9 @@ def _flavors(args, conf, parse_specs):
         raise exceptions.VgpuPlacementError(
             'this host reports no mdev type: give the flavor with '
             '--extra-spec KEY=VALUE')
-    name = '%s' if args.count == 1 else '%%s x%d' % args.count
-    return [(name % t, flavor.extra_specs_for_type(
-        desired, t, count=args.count)['extra_specs']) for t in types]
+    return [(t if args.count == 1 else '%s x%d' % (t, args.count),
+             flavor.extra_specs_for_type(desired, t, count=args.count)[
+                 'extra_specs']) for t in types]
 
 
 def run(args, parse_specs):

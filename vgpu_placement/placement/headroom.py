@@ -57,11 +57,12 @@ class Headroom:
 
 
 def _vgpu_groups(request):
-    """The request's groups that ask for anything but the host's own
-    standard classes, all alike; UnsupportedFlavor otherwise."""
+    """(the group, K): the request's groups that ask for a vGPU class
+    (CUSTOM_ or VGPU, a non-zero amount), all alike; VgpuPlacementError
+    otherwise."""
     groups = [g for g in request.groups
-              if any(rc.startswith('CUSTOM_') or rc == 'VGPU'
-                     for rc in g.resources)]
+              if any(n and (rc.startswith('CUSTOM_') or rc == 'VGPU')
+                     for rc, n in g.resources.items())]
     if not groups:
         raise exceptions.VgpuPlacementError(
             'the flavor asks for no vGPU (no CUSTOM_ or VGPU class)')
@@ -84,10 +85,13 @@ def per_gpu(group, gpu, window=False):
     figure, or (``window``) Placement's before the next report."""
     if not group.required <= gpu.traits or group.forbidden & gpu.traits:
         return 0
-    wanted = group.resources
+    wanted = {rc: n for rc, n in group.resources.items() if n}
     if not window and traits_mod.WINDOW_CAPPED in gpu.traits:
+        # The type class carries the model's capacity there (a group of
+        # counters alone keeps them: nothing else bounds it).
         wanted = {rc: n for rc, n in wanted.items()
-                  if not rc.startswith(provider_tree.COUNTER_PREFIX)}
+                  if not rc.startswith(provider_tree.COUNTER_PREFIX)} or \
+            wanted
     return provider_tree.grantable(gpu.inventories, gpu.usages, wanted)
 
 
@@ -107,8 +111,7 @@ def isolated(counts, k):
 def _providers(gpus):
     return {g.uuid: packing.Provider(
         g.root, g.traits,
-        {rc: int((inv['total'] - inv['reserved']) *
-                 inv.get('allocation_ratio', 1.0))
+        {rc: provider_tree.capacity(inv)
          for rc, inv in g.inventories.items()}, dict(g.usages))
         for g in gpus}
 

@@ -281,6 +281,13 @@ class DesiredTree:
         return next((c for c in self.children if c.name == name), None)
 
 
+def capacity(inventory):
+    """What Placement may grant of one inventory record in all: (total -
+    reserved) x allocation_ratio."""
+    return int((inventory['total'] - inventory['reserved']) *
+               inventory.get('allocation_ratio', 1.0))
+
+
 def grantable(inventories, usages, wanted):
     """How many times Placement can still grant ``wanted`` ({class:
     amount}) on one provider holding ``inventories`` ({class: {'total',
@@ -292,9 +299,7 @@ def grantable(inventories, usages, wanted):
         inv = inventories.get(rc)
         if inv is None:
             return 0
-        room = int((inv['total'] - inv['reserved']) *
-                   inv.get('allocation_ratio', 1.0))
-        counts.append(max(0, room - usages.get(rc, 0)) // amount)
+        counts.append(max(0, capacity(inv) - usages.get(rc, 0)) // amount)
     return min(counts)
 
 
