@@ -191,8 +191,9 @@ def run(args):
             'extra_specs'].items()))
     print('\nExplore further with the same host and Placement:\n'
           '  vgpu-placement --config-file %s status\n'
+          '  vgpu-placement --config-file %s capacity\n'
           '  vgpu-placement --config-file %s flavor-spec %s\n'
           '  vgpu-placement --config-file %s claim --instance $(uuidgen) '
           '%s\n'
-          % (args.config_file[0], args.config_file[0], explore,
-             args.config_file[0], explore_specs))
+          % (args.config_file[0], args.config_file[0], args.config_file[0],
+             explore, args.config_file[0], explore_specs))
