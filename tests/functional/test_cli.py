@@ -425,3 +425,25 @@ def test_capacity_of_a_flavor_without_a_vgpu_is_one_line(sysfs_host):
     one_line_error(run(['capacity', '--extra-spec', 'resources:VCPU=2'],
                        sysfs_host, check=False),
                    'vgpu-placement: error: the flavor asks for no vGPU')
+
+
+def test_capacity_draws_every_gpu_and_class_it_reports(sysfs_host,
+                                                       tmp_path):
+    run(['report'], sysfs_host)
+    host = host_of(sysfs_host)
+    status = json.loads(run(['status', '--format', 'json'],
+                            sysfs_host).stdout)['providers']
+    picture = tmp_path / 'capacity.svg'
+    run(['capacity', '--output', str(picture)], sysfs_host)
+    text = picture.read_text()
+    assert text.lstrip().startswith('<?xml')
+    for rp in status:
+        short = rp['name'][len(host) + 1:]
+        for rc, inv in rp['inventories'].items():
+            # Each bar is labelled host, GPU and class, with its figures.
+            assert '%s  %s  %s' % (host, short, rc) in text
+            assert '%d/%d/%d' % (inv['used'], inv['reserved'],
+                                 inv['total']) in text
+    one_line_error(run(['capacity', '--output', str(tmp_path / 'c.txt')],
+                       sysfs_host, check=False),
+                   'vgpu-placement: error: --output')

@@ -8,6 +8,7 @@ says what the figures mean). Flavors: the extra specs given with
 ``--extra-spec``, else one per mdev type this host reports, as
 ``flavor-spec`` prints them (``--count`` vGPUs each).
 """
+from vgpu_placement.cmd import capacity_plot
 from vgpu_placement.cmd import common
 from vgpu_placement import exceptions
 from vgpu_placement.placement import cloud
@@ -29,6 +30,10 @@ def add_arguments(p, max_count):
                    default=[], metavar='KEY=VALUE',
                    help='a flavor\'s extra spec (repeat it); without it, '
                         'one flavor per type this host reports')
+    p.add_argument('--output', metavar='FILE',
+                   help='also draw every GPU\'s classes (used, reserved, '
+                        'free) into FILE, .svg or .png (needs the extra '
+                        'plot: matplotlib)')
     p.add_argument('--count', type=max_count, default=1,
                    help='vGPUs per server of the types\' flavors, each on '
                         'a different GPU (default: %(default)s)')
@@ -55,6 +60,8 @@ def run(args, parse_specs):
     conf = common.load_conf(args)
     flavors = _flavors(args, conf, parse_specs)
     gpus = cloud.read_gpus(standalone.placement_client(conf))
+    if args.output:
+        capacity_plot.write(args.output, gpus)
     out = []
     for name, specs in flavors:
         got = headroom.headroom(flavor.parse_extra_specs(specs), gpus)
