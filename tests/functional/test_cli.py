@@ -295,10 +295,11 @@ def test_demo_runs_on_a_mixed_size_vendor_vfio_profile(tmp_path):
     size = {t.id: t.size // 1024 for t in specs[0].types}
     assert len({size[t] for t, _vf in made}) > 1, made
     # The framebuffer counter offers at most what is left (less where a
-    # mix of claims before the next report could fail: README).
+    # mix of claims before the next report could fail: README), and says
+    # that its FREE is this report window's.
     used = sum(size[t] for t, _vf in made)
     fb = re.search(r'CUSTOM_VGPU_UNITS_NVIDIA_FRAMEBUFFER +48 +\d+ +%d '
-                   r'+(\d+)\n' % used, out)
+                   r'+(\d+) \(this window\)\n' % used, out)
     assert fb and int(fb.group(1)) <= 48 - used, out
     # Half released: the released types' flavors get more room back.
     released = out.split('Releasing every other instance')[1]

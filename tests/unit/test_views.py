@@ -11,3 +11,18 @@ def test_a_retired_class_in_use_shows_nothing_free():
     [header, _rule, row] = views.provider_table(data).splitlines()
     assert header.split()[-1] == 'FREE'
     assert row.split()[-4:] == ['2', '2', '2', '0']
+
+
+def test_a_window_capped_counter_says_its_free_is_the_window_s():
+    data = views.provider_data([('h_pci_0000_41_00_0', {
+        'uuid': 'u', 'generation': 3,
+        'traits': ['CUSTOM_VGPU_PLACEMENT_WINDOW_CAPPED'],
+        'inventories': {
+            'CUSTOM_MDEV_NVIDIA_1145': {'total': 32, 'reserved': 0},
+            'CUSTOM_VGPU_UNITS_NVIDIA_SLOTS': {'total': 32,
+                                               'reserved': 30}},
+        'usages': {}})])
+    [_header, _rule, type_row, counter_row] = views.provider_table(
+        data).splitlines()
+    assert type_row.split()[-1] == '32'
+    assert counter_row.split()[-3:] == ['2', '(this', 'window)']

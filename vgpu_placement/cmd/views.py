@@ -1,6 +1,7 @@
 """Turn snapshots and Placement views into JSON-able data and tables."""
 from vgpu_placement.cmd import common
 from vgpu_placement.placement import provider_tree
+from vgpu_placement.placement import traits as traits_mod
 
 
 def snapshot_data(snapshot):
@@ -62,18 +63,25 @@ def provider_data(view, snapshot=None, host=None):
 
 
 def provider_table(data):
-    """One row per inventory; the provider's mdev count on its first row."""
+    """One row per inventory; the provider's mdev count on its first row.
+    A counter of a WINDOW_CAPPED provider (NVIDIA mixed-size) shows its
+    FREE as what one report window may grant, not the GPU's capacity:
+    said so."""
     with_mdevs = bool(data) and 'mdevs' in data[0]
     rows = []
     for rp in data:
         first = [rp['name']] + ([len(rp['mdevs'])] if with_mdevs else [])
         blank = [''] * len(first)
+        capped = traits_mod.WINDOW_CAPPED in rp['traits']
         for rc, inv in rp['inventories'].items() or [('-', None)]:
             # A retired or shrunk class may hold more than it now offers
             # (Placement allows usage above capacity): nothing is free.
+            free = None if inv is None else max(
+                0, inv['total'] - inv['reserved'] - inv['used'])
+            if capped and rc.startswith(provider_tree.COUNTER_PREFIX):
+                free = '%d (this window)' % free
             numbers = [''] * 4 if inv is None else [
-                inv['total'], inv['reserved'], inv['used'],
-                max(0, inv['total'] - inv['reserved'] - inv['used'])]
+                inv['total'], inv['reserved'], inv['used'], free]
             rows.append(first + [rc] + numbers)
             first = blank
     headers = ['PROVIDER'] + (['MDEVS'] if with_mdevs else []) + [
