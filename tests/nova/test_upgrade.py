@@ -76,7 +76,11 @@ class UpgradeTestBase(test_driver.DriverTestBase):
             'ledger': [dataclasses.asdict(r) for r in ledger.records()],
             'usages': {name: self._get_provider_usages(rp)
                        for rp, name in self.provider_names(hostname).items()
-                       if rp != root}}
+                       if rp != root},
+            'inventories': {
+                name: self._get_provider_inventory(rp)
+                for rp, name in self.provider_names(hostname).items()
+                if rp != root}}
 
 
 class UpgradeExportTest(UpgradeTestBase):
@@ -155,6 +159,8 @@ class UpgradeImportTest(UpgradeTestBase):
         self.assertEqual(before['state']['mdevs'], after['mdevs'], what)
         self.assertEqual(before['state']['ledger'], after['ledger'], what)
         self.assertEqual(before['state']['usages'], after['usages'], what)
+        self.assertEqual(before['state']['inventories'],
+                         after['inventories'], what)
 
     def _restore_placement(self, before):
         """The exported tree and vGPU allocations, as Placement held them
